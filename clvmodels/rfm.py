@@ -1,0 +1,456 @@
+"""Transactions → one row per customer (recency / frequency / monetary value).
+
+The RFM contract (lifetimes' column names, Fader, Hardie & Lee 2005 notation in brackets):
+
+* ``frequency`` [x]: number of *repeat* transactions, i.e. distinct purchase days minus one;
+* ``recency`` [t_x]: time from the first to the last purchase (0 when frequency is 0);
+* ``T``: time from the first purchase to ``observation_end``;
+* ``monetary_value`` [m_x, "zbar"]: mean value of the repeat transactions (0 when frequency
+  is 0) — the first purchase is excluded, as in the Gamma-Gamma papers.
+
+Purchases on the same calendar day are one transaction (their amounts are summed). Times are
+in ``time_unit`` with fixed day counts (:data:`TIME_UNITS`), and the unit travels with the
+result in ``rfm.attrs["time_unit"]``.
+
+This module knows nothing of models. Engines (``clvmodels.engines``) compute the same contract
+in DuckDB or Spark; all of them return the *day-level* summary handled here by
+:func:`_finalise`, so the conversion to time units is written once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from clvmodels._validation import ValidationError, fail_rows, require_columns, validate_rfm
+
+__all__ = [
+    "TIME_UNITS",
+    "CompressedRFM",
+    "calibration_holdout_split",
+    "compress_rfm",
+    "rfm_summary",
+    "time_unit_days",
+]
+
+#: Length of each supported time unit in days. "M" is an average Gregorian month
+#: (365.25 / 12 days) and "Y" an average year, so a unit is always the same length.
+TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0, "Y": 365.25}
+
+Engine = Literal["pandas", "duckdb", "spark"]
+NegativeAmounts = Literal["raise", "drop"]
+
+# day-level summary columns every engine returns (index: customer id)
+DAY_COLUMNS = ["n_days", "first_day", "last_day", "total", "first_total"]
+HOLDOUT_DAY_COLUMNS = ["n_days_holdout", "total_holdout"]
+
+
+def time_unit_days(time_unit: str) -> float:
+    """Number of days in ``time_unit`` ("D", "W", "M" = 30.4375 days, "Y" = 365.25 days)."""
+    try:
+        return TIME_UNITS[time_unit]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown time_unit {time_unit!r}; use one of {sorted(TIME_UNITS)}"
+        ) from None
+
+
+def _as_day(value: object, name: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}={value!r} is not a date") from exc
+    if ts is pd.NaT:
+        raise ValueError(f"{name} is NaT")
+    if ts.tzinfo is not None:
+        ts = ts.tz_localize(None)
+    return ts.normalize()
+
+
+# --------------------------------------------------------------------------------------
+# pandas engine: validation + day-level summary
+# --------------------------------------------------------------------------------------
+
+
+def prepare_transactions(
+    transactions: pd.DataFrame,
+    *,
+    customer_id_col: str,
+    datetime_col: str,
+    monetary_value_col: str | None,
+    negative_amounts: NegativeAmounts = "raise",
+) -> pd.DataFrame:
+    """Validate raw transactions and return a new frame ``id, day, amount``.
+
+    The caller's frame is never modified. Raises :class:`ValidationError` naming the column
+    and showing offending rows for: missing columns, missing ids or dates, unparseable dates,
+    missing / non-numeric / negative amounts (negative ones may be dropped instead with
+    ``negative_amounts="drop"``), and empty input.
+    """
+    cols = [customer_id_col, datetime_col] + ([monetary_value_col] if monetary_value_col else [])
+    require_columns(transactions, cols, "transactions")
+    if len(transactions) == 0:
+        raise ValidationError("transactions are empty: there is nothing to summarise")
+    frame = transactions[cols]
+    fail_rows(frame, frame[customer_id_col].isna(), customer_id_col, "missing customer ids", cols)
+    raw_dates = frame[datetime_col]
+    fail_rows(frame, raw_dates.isna(), datetime_col, "missing dates", cols)
+    days = _parse_dates(raw_dates)
+    fail_rows(frame, days.isna(), datetime_col, "dates that cannot be parsed", cols)
+    out = pd.DataFrame({"id": frame[customer_id_col].to_numpy(), "day": days.to_numpy()})
+    if monetary_value_col:
+        amount = pd.to_numeric(frame[monetary_value_col], errors="coerce")
+        fail_rows(frame, amount.isna() & frame[monetary_value_col].notna(), monetary_value_col,
+                  "amounts that are not numbers", cols)
+        fail_rows(frame, amount.isna(), monetary_value_col, "missing amounts (NaN)", cols)
+        fail_rows(frame, ~np.isfinite(amount.to_numpy(dtype=float)), monetary_value_col,
+                  "amounts that are not finite", cols)
+        negative = amount.to_numpy(dtype=float) < 0
+        if negative_amounts == "raise":
+            fail_rows(frame, negative, monetary_value_col,
+                      "negative amounts (returns?); pass negative_amounts='drop' to ignore them",
+                      cols)
+        elif negative_amounts != "drop":
+            raise ValueError("negative_amounts must be 'raise' or 'drop'")
+        out["amount"] = amount.to_numpy(dtype=float)
+        if negative.any():
+            out = out.loc[~negative].reset_index(drop=True)
+            if out.empty:
+                raise ValidationError(
+                    f"column {monetary_value_col!r}: every transaction has a negative amount"
+                )
+    else:
+        out["amount"] = 0.0
+    return out
+
+
+def _parse_dates(raw: pd.Series) -> pd.Series:
+    """Parse to tz-naive datetime64 normalised to the calendar day (NaT where unparseable)."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        parsed = raw
+    elif pd.api.types.is_integer_dtype(raw):
+        # YYYYMMDD integers, as in the CDNOW files
+        parsed = pd.to_datetime(raw.astype("string"), format="%Y%m%d", errors="coerce")
+    else:
+        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return parsed.dt.normalize().astype("datetime64[ns]")
+
+
+def _check_observation_end(first_date: pd.Timestamp, observation_end: pd.Timestamp | None,
+                           name: str = "observation_end") -> None:
+    if observation_end is not None and observation_end < first_date:
+        raise ValidationError(
+            f"{name}={observation_end.date()} is before every transaction "
+            f"(the first is on {first_date.date()}): no customer would remain"
+        )
+
+
+def day_summary_pandas(
+    tx: pd.DataFrame,
+    *,
+    observation_end: pd.Timestamp,
+    calibration_end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Per-customer day-level summary from validated transactions (``id, day, amount``).
+
+    With ``calibration_end`` the RFM part covers days <= calibration_end and the holdout
+    columns count transaction days in (calibration_end, observation_end].
+    """
+    cut = calibration_end if calibration_end is not None else observation_end
+    tx = tx.loc[tx["day"] <= observation_end]
+    daily = tx.groupby(["id", "day"], sort=True, observed=True)["amount"].sum().reset_index()
+    cal = daily.loc[daily["day"] <= cut]
+    g = cal.groupby("id", sort=True)
+    first_rows = cal.drop_duplicates("id", keep="first").set_index("id")
+    out = pd.DataFrame(
+        {
+            "n_days": g.size(),
+            "first_day": g["day"].min(),
+            "last_day": g["day"].max(),
+            "total": g["amount"].sum(),
+            "first_total": first_rows["amount"],
+        }
+    )
+    if calibration_end is not None:
+        hold = daily.loc[daily["day"] > cut].groupby("id")
+        out["n_days_holdout"] = hold.size().reindex(out.index, fill_value=0)
+        out["total_holdout"] = hold["amount"].sum().reindex(out.index, fill_value=0.0)
+    return out
+
+
+def _finalise(
+    days: pd.DataFrame,
+    *,
+    observation_end: pd.Timestamp,
+    time_unit: str,
+    customer_id_col: str,
+    with_monetary: bool,
+    calibration_end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Day-level summary → RFM frame in ``time_unit`` (shared by every engine)."""
+    unit = time_unit_days(time_unit)
+    cut = calibration_end if calibration_end is not None else observation_end
+    n = days["n_days"].to_numpy(dtype=np.int64)
+    first = days["first_day"].to_numpy(dtype="datetime64[D]")
+    last = days["last_day"].to_numpy(dtype="datetime64[D]")
+    end = np.datetime64(cut.date(), "D")
+    out = pd.DataFrame(index=pd.Index(days.index, name=customer_id_col))
+    out["frequency"] = n - 1
+    out["recency"] = (last - first).astype(np.int64) / unit
+    out["T"] = (end - first).astype(np.int64) / unit
+    if with_monetary:
+        repeat_total = days["total"].to_numpy(dtype=float) - days["first_total"].to_numpy(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mv = np.where(n > 1, repeat_total / np.maximum(n - 1, 1), 0.0)
+        out["monetary_value"] = mv
+    if calibration_end is not None:
+        nh = days["n_days_holdout"].to_numpy(dtype=np.int64)
+        out["frequency_holdout"] = nh
+        if with_monetary:
+            th = days["total_holdout"].to_numpy(dtype=float)
+            out["monetary_value_holdout"] = np.where(nh > 0, th / np.maximum(nh, 1), 0.0)
+        out["duration_holdout"] = float((observation_end - calibration_end).days) / unit
+    out.attrs["time_unit"] = time_unit
+    out.attrs["observation_end"] = str(cut.date())
+    if calibration_end is not None:
+        out.attrs["calibration_end"] = str(calibration_end.date())
+        out.attrs["holdout_end"] = str(observation_end.date())
+    return out
+
+
+def _summarise(
+    transactions: pd.DataFrame | str | os.PathLike,
+    *,
+    customer_id_col: str,
+    datetime_col: str,
+    monetary_value_col: str | None,
+    observation_end: object,
+    calibration_end: object,
+    time_unit: str,
+    engine: Engine,
+    negative_amounts: NegativeAmounts,
+) -> pd.DataFrame:
+    time_unit_days(time_unit)  # fail fast on a bad unit
+    obs_end = _as_day(observation_end, "observation_end")
+    cal_end = _as_day(calibration_end, "calibration_end")
+    if cal_end is not None and obs_end is not None and obs_end < cal_end:
+        raise ValueError(
+            f"observation_end ({obs_end.date()}) is before calibration_end ({cal_end.date()})"
+        )
+    keywords = dict(
+        customer_id_col=customer_id_col,
+        datetime_col=datetime_col,
+        monetary_value_col=monetary_value_col,
+        negative_amounts=negative_amounts,
+    )
+    if engine == "pandas":
+        if not isinstance(transactions, pd.DataFrame):
+            transactions = read_transactions(transactions)
+        tx = prepare_transactions(transactions, **keywords)
+        first_date = tx["day"].min()
+        if obs_end is None:
+            obs_end = tx["day"].max()
+        _check_observation_end(first_date, obs_end)
+        _check_observation_end(first_date, cal_end, "calibration_end")
+        days = day_summary_pandas(tx, observation_end=obs_end, calibration_end=cal_end)
+    elif engine == "duckdb":
+        from clvmodels.engines.duckdb import day_summary_duckdb
+
+        days, obs_end = day_summary_duckdb(
+            transactions, observation_end=obs_end, calibration_end=cal_end, **keywords
+        )
+    elif engine == "spark":
+        from clvmodels.engines.spark import day_summary_spark
+
+        days, obs_end = day_summary_spark(
+            transactions, observation_end=obs_end, calibration_end=cal_end, **keywords
+        )
+    else:
+        raise ValueError(f"unknown engine {engine!r}; use 'pandas', 'duckdb' or 'spark'")
+    return _finalise(
+        days,
+        observation_end=obs_end,
+        time_unit=time_unit,
+        customer_id_col=customer_id_col,
+        with_monetary=monetary_value_col is not None,
+        calibration_end=cal_end,
+    )
+
+
+def rfm_summary(
+    transactions: pd.DataFrame | str | os.PathLike,
+    *,
+    customer_id_col: str = "customer_id",
+    datetime_col: str = "date",
+    monetary_value_col: str | None = "amount",
+    observation_end: object = None,
+    time_unit: str = "W",
+    engine: Engine = "pandas",
+    negative_amounts: NegativeAmounts = "raise",
+) -> pd.DataFrame:
+    """Summarise transactions into one RFM row per customer.
+
+    Parameters
+    ----------
+    transactions
+        A DataFrame with one row per transaction, or (``engine="duckdb"``) a path or glob of
+        CSV / Parquet files, which are never loaded into pandas whole.
+    customer_id_col, datetime_col, monetary_value_col
+        Column names. ``monetary_value_col=None`` skips spend.
+    observation_end
+        End of the observation period (inclusive, a calendar day). Later transactions are
+        ignored and customers first seen after it are dropped. Default: the last transaction.
+    time_unit
+        "D", "W" (7 days), "M" (30.4375 days) or "Y" (365.25 days); see :data:`TIME_UNITS`.
+    engine
+        "pandas" (default), "duckdb" (files larger than memory) or "spark".
+    negative_amounts
+        "raise" (default) refuses negative amounts such as returns; "drop" ignores them.
+
+    Returns
+    -------
+    DataFrame indexed by customer id with ``frequency, recency, T[, monetary_value]``;
+    ``attrs["time_unit"]`` and ``attrs["observation_end"]`` record how it was made.
+    """
+    return _summarise(
+        transactions,
+        customer_id_col=customer_id_col,
+        datetime_col=datetime_col,
+        monetary_value_col=monetary_value_col,
+        observation_end=observation_end,
+        calibration_end=None,
+        time_unit=time_unit,
+        engine=engine,
+        negative_amounts=negative_amounts,
+    )
+
+
+def calibration_holdout_split(
+    transactions: pd.DataFrame | str | os.PathLike,
+    *,
+    calibration_end: object,
+    observation_end: object = None,
+    customer_id_col: str = "customer_id",
+    datetime_col: str = "date",
+    monetary_value_col: str | None = "amount",
+    time_unit: str = "W",
+    engine: Engine = "pandas",
+    negative_amounts: NegativeAmounts = "raise",
+) -> pd.DataFrame:
+    """Calibration RFM (to ``calibration_end``) plus what each customer did in the holdout.
+
+    Customers are those first seen by ``calibration_end``. The calibration columns have the
+    same names as :func:`rfm_summary` (so the frame feeds a model directly); the holdout adds
+    ``frequency_holdout`` (transaction days in (calibration_end, observation_end] — all of
+    them are repeat purchases), ``monetary_value_holdout`` (their mean value) and
+    ``duration_holdout`` (holdout length in ``time_unit``).
+    """
+    if calibration_end is None:
+        raise ValueError("calibration_end is required")
+    return _summarise(
+        transactions,
+        customer_id_col=customer_id_col,
+        datetime_col=datetime_col,
+        monetary_value_col=monetary_value_col,
+        observation_end=observation_end,
+        calibration_end=calibration_end,
+        time_unit=time_unit,
+        engine=engine,
+        negative_amounts=negative_amounts,
+    )
+
+
+def read_transactions(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV or Parquet file of transactions into pandas."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise FileNotFoundError(f"no such file: {p}")
+    if p.lower().endswith((".parquet", ".pq")):
+        return pd.read_parquet(p)
+    return pd.read_csv(p)
+
+
+# --------------------------------------------------------------------------------------
+# compression: identical (frequency, recency, T) rows → one row with a weight
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompressedRFM:
+    """Unique ``(frequency, recency, T)`` rows of an RFM frame with integer weights.
+
+    Every RFM likelihood depends on a customer only through (x, t_x, T), so fitting on the
+    unique rows with weights gives the same log-likelihood as the full data. ``inverse`` maps
+    each original customer to its unique row so per-row results expand back with
+    :meth:`expand`.
+    """
+
+    frequency: np.ndarray
+    recency: np.ndarray
+    T: np.ndarray
+    weights: np.ndarray
+    inverse: np.ndarray
+    index: pd.Index
+    time_unit: str | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.weights)
+
+    @property
+    def n_customers(self) -> int:
+        return int(self.weights.sum())
+
+    def to_frame(self) -> pd.DataFrame:
+        """The unique rows as a DataFrame with a ``weight`` column."""
+        out = pd.DataFrame(
+            {"frequency": self.frequency, "recency": self.recency, "T": self.T,
+             "weight": self.weights}
+        )
+        out.attrs["time_unit"] = self.time_unit
+        return out
+
+    def expand(self, values: np.ndarray | pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
+        """Per-unique-row values → per-customer values, indexed like the original frame."""
+        if isinstance(values, pd.DataFrame):
+            out = values.iloc[self.inverse].set_axis(self.index, axis=0)
+            return out
+        arr = np.asarray(values)
+        return pd.Series(arr[self.inverse], index=self.index)
+
+    def decompress(self) -> pd.DataFrame:
+        """Back to one row per customer (``frequency, recency, T``)."""
+        out = self.expand(self.to_frame().drop(columns="weight"))
+        out.attrs["time_unit"] = self.time_unit
+        return out
+
+
+def compress_rfm(rfm: pd.DataFrame, *, validate: bool = True) -> CompressedRFM:
+    """Collapse identical ``(frequency, recency, T)`` rows into unique rows with weights.
+
+    For a million customers with daily dates that is ~180k rows; weekly, far fewer.
+    """
+    if validate:
+        validate_rfm(rfm)
+    keys = np.column_stack(
+        [rfm["frequency"].to_numpy(float), rfm["recency"].to_numpy(float),
+         rfm["T"].to_numpy(float)]
+    )
+    uniq, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    return CompressedRFM(
+        frequency=uniq[:, 0].copy(),
+        recency=uniq[:, 1].copy(),
+        T=uniq[:, 2].copy(),
+        weights=counts.astype(np.int64),
+        inverse=inverse.reshape(-1).astype(np.int64),
+        index=rfm.index.copy(),
+        time_unit=rfm.attrs.get("time_unit"),
+    )
