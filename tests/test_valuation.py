@@ -1,0 +1,91 @@
+"""Discounted CLV: exact identities and a brute-force loop as the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clvmodels.models.bgnbd import BetaGeo
+from clvmodels.models.gammagamma import GammaGamma
+from clvmodels.valuation import customer_lifetime_value, discount_factors, period_length
+
+
+@pytest.fixture(scope="module")
+def models(_cdnow_rfm: pd.DataFrame) -> tuple[BetaGeo, GammaGamma]:
+    return BetaGeo().fit(_cdnow_rfm), GammaGamma().fit(_cdnow_rfm)
+
+
+def test_zero_discount_equals_undiscounted_exactly(models, cdnow_rfm) -> None:
+    bg, gg = models
+    out = customer_lifetime_value(bg, gg, cdnow_rfm, horizon=52, discount_rate=0.0, margin=0.3)
+    expected = 0.3 * gg.expected_spend(cdnow_rfm) * bg.expected_purchases(cdnow_rfm, 52)
+    np.testing.assert_array_equal(out["clv"].to_numpy(), expected.to_numpy())
+    np.testing.assert_array_equal(out["expected_purchases"].to_numpy(),
+                                  bg.expected_purchases(cdnow_rfm, 52).to_numpy())
+
+
+def test_matches_brute_force_monthly_loop(models, cdnow_rfm) -> None:
+    bg, gg = models
+    rate, horizon = 0.12, 52.0
+    out = customer_lifetime_value(bg, gg, cdnow_rfm, horizon=horizon, discount_rate=rate,
+                                  margin=0.5, period="M")
+    month = 365.25 / 12 / 7  # weeks
+    spend = gg.expected_spend(cdnow_rfm)
+    total = pd.Series(0.0, index=cdnow_rfm.index)
+    start = 0.0
+    while start < horizon - 1e-9:
+        end = min(start + month, horizon)
+        bought = bg.expected_purchases(cdnow_rfm, end) - bg.expected_purchases(cdnow_rfm, start)
+        total += bought / (1 + rate) ** (end * 7 / 365.25)
+        start = end
+    np.testing.assert_allclose(out["clv"], 0.5 * spend * total, rtol=1e-10)
+
+
+def test_discounting_orders(models, cdnow_rfm) -> None:
+    bg, gg = models
+    kw = dict(horizon=104, margin=1.0)
+    none = customer_lifetime_value(bg, gg, cdnow_rfm, discount_rate=0.0, **kw)["clv"]
+    low = customer_lifetime_value(bg, gg, cdnow_rfm, discount_rate=0.05, **kw)["clv"]
+    high = customer_lifetime_value(bg, gg, cdnow_rfm, discount_rate=0.30, **kw)["clv"]
+    assert (low <= none).all() and (high <= low).all() and high.sum() < low.sum() < none.sum()
+    cont = customer_lifetime_value(bg, gg, cdnow_rfm, discount_rate=0.30,
+                                   discounting="continuous", **kw)["clv"]
+    # discounting mid-day instead of at month end values purchases a little more
+    assert (cont >= high).all()
+    assert cont.sum() == pytest.approx(high.sum(), rel=0.02)
+    daily = customer_lifetime_value(bg, gg, cdnow_rfm, discount_rate=0.30, period="D",
+                                    **kw)["clv"]
+    assert cont.sum() == pytest.approx(daily.sum(), rel=1e-3)
+
+
+def test_output_shape_cac_and_no_mutation(models, cdnow_rfm) -> None:
+    bg, gg = models
+    frame = cdnow_rfm.iloc[::7]
+    before = frame.copy(deep=True)
+    out = customer_lifetime_value(bg, gg, frame, horizon=26, discount_rate=0.1,
+                                  acquisition_cost=20.0)
+    pd.testing.assert_frame_equal(frame, before)
+    assert out.index.equals(frame.index)
+    assert list(out.columns) == ["expected_purchases", "probability_alive", "expected_spend",
+                                 "clv", "clv_to_cac"]
+    np.testing.assert_allclose(out["clv_to_cac"], out["clv"] / 20.0)
+    assert out.notna().all().all()
+
+
+def test_constant_spend_and_errors(models, cdnow_rfm) -> None:
+    bg, _ = models
+    out = customer_lifetime_value(bg, 10.0, cdnow_rfm, horizon=10, discount_rate=0.0)
+    np.testing.assert_allclose(out["clv"], 10 * bg.expected_purchases(cdnow_rfm, 10))
+    with pytest.raises(ValueError, match="closed form"):
+        customer_lifetime_value(bg, 10.0, cdnow_rfm, horizon=np.inf, discount_rate=0.1)
+    with pytest.raises(ValueError, match="annual"):
+        customer_lifetime_value(bg, 10.0, cdnow_rfm, horizon=10, discount_rate=-2)
+    with pytest.raises(ValueError, match="horizon"):
+        customer_lifetime_value(bg, 10.0, cdnow_rfm, horizon=0, discount_rate=0.1)
+
+
+def test_helpers() -> None:
+    assert period_length("M", "W") == pytest.approx(365.25 / 12 / 7)
+    assert period_length(4.0, "W") == 4.0
+    np.testing.assert_allclose(discount_factors(np.array([365.25]), 0.1, "D"), [1 / 1.1])
