@@ -102,7 +102,8 @@ def prepare_transactions(
     raw_dates = frame[datetime_col]
     fail_rows(frame, raw_dates.isna(), datetime_col, "missing dates", cols)
     days = _parse_dates(raw_dates)
-    fail_rows(frame, days.isna(), datetime_col, "dates that cannot be parsed", cols)
+    fail_rows(frame, days.isna(), datetime_col,
+              "dates that cannot be parsed (or lie outside the years 1678-2261)", cols)
     out = pd.DataFrame({"id": frame[customer_id_col].to_numpy(), "day": days.to_numpy()})
     if monetary_value_col:
         amount = pd.to_numeric(frame[monetary_value_col], errors="coerce")
@@ -130,6 +131,10 @@ def prepare_transactions(
     return out
 
 
+_FIRST_DAY = pd.Timestamp("1678-01-01")
+_LAST_DAY = pd.Timestamp("2261-12-31")
+
+
 def _parse_dates(raw: pd.Series) -> pd.Series:
     """Parse to tz-naive datetime64 normalised to the calendar day (NaT where unparseable)."""
     if pd.api.types.is_datetime64_any_dtype(raw):
@@ -141,7 +146,13 @@ def _parse_dates(raw: pd.Series) -> pd.Series:
         parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
-    return parsed.dt.normalize().astype("datetime64[ns]")
+    parsed = parsed.dt.normalize()
+    # pandas 3 parses to microseconds; dates outside the nanosecond range (typos such as
+    # 1197 or 2997) become NaT and are reported as unparseable, instead of failing later
+    # with a bare OutOfBoundsDatetime that names no column or row. The years 1677 and 2262
+    # are excluded whole: numpy's ns -> day conversion wraps around at the very edge.
+    in_range = parsed.between(_FIRST_DAY, _LAST_DAY)
+    return parsed.where(in_range).astype("datetime64[ns]")
 
 
 def _check_observation_end(first_date: pd.Timestamp, observation_end: pd.Timestamp | None,
