@@ -74,7 +74,11 @@ class NegativeAmounts(StrEnum):
 
 def _stdout() -> Console:
     """Console for results (stdout); long lines are not wrapped, so tables stay greppable."""
-    return Console(highlight=False, soft_wrap=True)
+    import sys
+
+    # piped or captured output: do not squeeze tables into 80 columns
+    width = None if sys.stdout.isatty() else 160
+    return Console(highlight=False, soft_wrap=True, width=width)
 
 
 def _stderr() -> Console:
@@ -325,3 +329,211 @@ def demo(
     console.print("Outputs:")
     for what, path in run.outputs.items():
         console.print(f"  {what}: {path}")
+
+
+# --------------------------------------------------------------------------------------
+# clvmodels fit / forecast
+# --------------------------------------------------------------------------------------
+
+
+class ModelName(StrEnum):
+    """Transaction models selectable from the command line."""
+
+    bgnbd = "bgnbd"
+    pnbd = "pnbd"
+    mbgnbd = "mbgnbd"
+
+
+class SpendName(StrEnum):
+    """Spend models selectable from the command line."""
+
+    gammagamma = "gammagamma"
+
+
+def params_table(model: object, title: str) -> Table:
+    """A fitted model's parameters with standard errors and 95% intervals."""
+    summary = model.summary()  # type: ignore[attr-defined]
+    table = Table(title=title, title_justify="left")
+    for col in ("parameter", "estimate", "se", "lower 95%", "upper 95%"):
+        table.add_column(col, justify="right" if col != "parameter" else "left")
+    for name, row in summary.iterrows():
+        table.add_row(str(name), *(f"{row[c]:.4g}" for c in ("estimate", "se", "lower 95%",
+                                                             "upper 95%")))
+    a = summary.attrs
+    table.caption = (f"log-likelihood {a['log_likelihood']:.2f}, AIC {a['aic']:.1f}, "
+                     f"{a['n_customers']:,} customers, time unit {a['time_unit']}")
+    return table
+
+
+def _read_rfm(path: Path, time_unit: str | None) -> pd.DataFrame:
+    frame = read_transactions(path)
+    if "customer_id" in frame.columns and frame.index.name is None:
+        frame = frame.set_index("customer_id")
+    unit = frame.attrs.get("time_unit") or time_unit
+    if unit is None:
+        raise ValueError(
+            f"{os.fspath(path)} does not record its time unit (CSV files cannot): pass "
+            "--time-unit"
+        )
+    frame.attrs["time_unit"] = unit
+    return frame
+
+
+@app.command()
+def fit(
+    rfm_file: Annotated[Path, typer.Argument(help="RFM file (.parquet or .csv) from `rfm`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.json).")],
+    model: Annotated[ModelName, typer.Option("--model", help="Transaction model.")
+                     ] = ModelName.bgnbd,
+    spend: Annotated[SpendName | None, typer.Option(
+        "--spend", help="Also fit a spend model; written beside --out as NAME.<spend>.json")
+    ] = None,
+    time_unit: Annotated[TimeUnit | None, typer.Option(
+        "--time-unit", help="Time unit of a CSV RFM file (Parquet files record it).")] = None,
+    penalizer: Annotated[float, typer.Option("--penalizer", help="L2 penalty strength.")
+                         ] = 0.0,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")
+                     ] = False,
+) -> None:
+    """Fit a model to an RFM file by maximum likelihood and save it as JSON."""
+    from clvmodels.workflow import model_class
+
+    console, status = _stdout(), _stderr()
+    with _report_user_errors():
+        check_output_path(out, force=force)
+        spend_out = out.with_name(f"{out.stem}.{spend.value}.json") if spend else None
+        if spend_out is not None:
+            check_output_path(spend_out, force=force)
+        with status.status(f"Reading {rfm_file} ..."):
+            rfm_frame = _read_rfm(rfm_file, time_unit.value if time_unit else None)
+        with status.status(f"Fitting {model.value} on {len(rfm_frame):,} customers ..."):
+            fitted = model_class(model.value)(penalizer=penalizer).fit(rfm_frame)
+        fitted.save(out, overwrite=force)
+        console.print(params_table(fitted, f"{type(fitted).__name__} ({model.value})"))
+        console.print(f"Wrote {out}")
+        if spend is not None and spend_out is not None:
+            with status.status(f"Fitting {spend.value} ..."):
+                spend_model = model_class(spend.value)(penalizer=penalizer).fit(rfm_frame)
+            spend_model.save(spend_out, overwrite=force)
+            console.print(params_table(spend_model, f"{type(spend_model).__name__}"))
+            console.print(f"Wrote {spend_out}")
+
+
+def tiers_table(tiers: pd.DataFrame, title: str = "Value tiers (by CLV)") -> Table:
+    """The value-tier summary as a rich table."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("tier")
+    for col in tiers.columns:
+        table.add_column(str(col), justify="right")
+    for i, name in enumerate(tiers.index):
+        table.add_row(str(name), *(_fmt(tiers[c].iloc[i]) for c in tiers.columns))
+    return table
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        return f"{float(value):,.4g}" if abs(float(value)) < 10 else f"{float(value):,.2f}"
+    return str(value)
+
+
+def forecast_overview(result: object, top: int = 10) -> Group:
+    """Totals, tiers and the top customers of a :class:`clvmodels.workflow.ForecastResult`."""
+    fc = result.forecast  # type: ignore[attr-defined]
+    s = result.settings  # type: ignore[attr-defined]
+    totals = Table(title="Customer lifetime value", show_header=False, title_justify="left")
+    totals.add_column("what")
+    totals.add_column("value", justify="right")
+    totals.add_row("horizon", f"{s['horizon']} ({s['horizon_units']:.4g} {s['time_unit']})")
+    totals.add_row("discount rate (annual)", f"{s['discount_rate']:.1%}")
+    totals.add_row("margin", f"{s['margin']:.0%}")
+    totals.add_row("customers", f"{len(fc):,}")
+    totals.add_row("total CLV", f"{fc['clv'].sum():,.2f}")
+    totals.add_row("mean CLV", f"{fc['clv'].mean():,.2f}")
+    totals.add_row("expected purchases (total)", f"{fc['expected_purchases'].sum():,.1f}")
+    cols = ["frequency", "recency", "T", "probability_alive", "expected_purchases",
+            "expected_spend", "clv"]
+    best = fc.nlargest(top, "clv")[cols]
+    top_table = Table(title=f"Top {top} customers by CLV", title_justify="left")
+    top_table.add_column(str(fc.index.name or "customer"))
+    for col in cols:
+        top_table.add_column(col, justify="right")
+    for i, cid in enumerate(best.index):
+        top_table.add_row(str(cid), *(_fmt(best[c].iloc[i]) for c in cols))
+    return Group(totals, tiers_table(result.tiers), top_table)  # type: ignore[attr-defined]
+
+
+@app.command()
+def forecast(
+    input: Annotated[Path, typer.Argument(help="Transactions: a CSV or Parquet file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .parquet or .csv.")],
+    horizon: Annotated[str, typer.Option("--horizon", help="How far ahead: 12M, 52W, 1Y ...")
+                       ] = "12M",
+    discount_rate: Annotated[float, typer.Option(
+        "--discount-rate", help="Annual discount rate, e.g. 0.10.")] = 0.10,
+    margin: Annotated[float, typer.Option("--margin", help="Profit margin, 0..1.")] = 1.0,
+    model: Annotated[ModelName, typer.Option("--model", help="Transaction model.")
+                     ] = ModelName.bgnbd,
+    time_unit: Annotated[TimeUnit, typer.Option("--time-unit", help="Model time unit.")
+                         ] = TimeUnit.W,
+    period: Annotated[TimeUnit, typer.Option(
+        "--period", help="Discount each period's purchases at its end.")] = TimeUnit.M,
+    observation_end: Annotated[str | None, typer.Option(
+        "--observation-end", help="Last day observed (default: the last transaction).")
+    ] = None,
+    customer_id: Annotated[str, typer.Option("--customer-id")] = "customer_id",
+    date: Annotated[str, typer.Option("--date")] = "date",
+    amount: Annotated[str, typer.Option("--amount")] = "amount",
+    engine: Annotated[EngineName, typer.Option("--engine")] = EngineName.pandas,
+    acquisition_cost: Annotated[float | None, typer.Option(
+        "--acquisition-cost", help="Cost to acquire a customer: adds clv_to_cac.")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")
+                     ] = False,
+) -> None:
+    """From raw transactions to per-customer discounted CLV in one command."""
+    from clvmodels.workflow import forecast as run_forecast
+
+    console, status = _stdout(), _stderr()
+    with _report_user_errors(engine.value):
+        frame_format(out)
+        check_output_path(out, force=force)
+        source: object = os.fspath(input)
+        if engine is EngineName.pandas:
+            with status.status(f"Reading {input} ..."):
+                source = read_transactions(input)
+        with status.status("Forecasting ...") as spinner:
+            result = run_forecast(
+                source, horizon=horizon, discount_rate=discount_rate, margin=margin,
+                model=model.value, time_unit=time_unit.value, period=period.value,
+                observation_end=observation_end, customer_id_col=customer_id,
+                datetime_col=date, monetary_value_col=amount, engine=engine.value,
+                acquisition_cost=acquisition_cost,
+                progress=lambda msg: spinner.update(f"{msg} ..."),
+            )
+        with status.status(f"Writing {out} ..."):
+            write_frame(result.forecast, out, force=force)
+    console.print(params_table(result.transaction_model, f"{model.value} parameters"))
+    console.print(forecast_overview(result))
+    console.print(f"Wrote {len(result.forecast):,} customers to {out}")
+
+
+def _demo_forecast(run: DemoRun) -> RenderableType:
+    """Demo step: BG/NBD + Gamma-Gamma on the calibration period, 12-month CLV at 10 %."""
+    from clvmodels.workflow import forecast as run_forecast
+
+    if run.transactions is None:
+        raise RuntimeError("the load step must run before the forecast step")
+    result = run_forecast(run.transactions, horizon="12M", discount_rate=0.10, margin=1.0,
+                          model="bgnbd", calibration_end=DEMO_CALIBRATION_END,
+                          observation_end=DEMO_HOLDOUT_END, time_unit=DEMO_TIME_UNIT)
+    run.outputs["BG/NBD model"] = result.transaction_model.save(run.out / "bgnbd.json")
+    run.outputs["Gamma-Gamma model"] = result.spend_model.save(run.out / "gammagamma.json")
+    run.outputs["Forecast (per customer CLV)"] = write_frame(
+        result.forecast, run.out / "forecast.parquet", force=True)
+    return Group(params_table(result.transaction_model, "BG/NBD (calibration to 1997-09-30)"),
+                 params_table(result.spend_model, "Gamma-Gamma"),
+                 forecast_overview(result))
+
+
+DEMO_STEPS.append(("Fitting BG/NBD + Gamma-Gamma and valuing customers ...", _demo_forecast))

@@ -18,7 +18,9 @@ def data_path(name: str) -> Path:
     source = Path(__file__).resolve().parent.parent / "data" / name
     if source.is_file():
         return source
-    raise FileNotFoundError(f"bundled data file {name!r} not found (looked in {packaged}, {source})")
+    raise FileNotFoundError(
+        f"bundled data file {name!r} not found (looked in {packaged}, {source})"
+    )
 
 
 def load_cdnow_transactions(sample: bool = True) -> pd.DataFrame:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -89,19 +88,6 @@ def rfm_arrays(
         rfm["T"].to_numpy(dtype=float),
         rfm.index,
     )
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------------------
@@ -184,7 +170,7 @@ class MLEModel(BaseModel):
     def _data_summary(self, rfm: pd.DataFrame, d: FitData) -> dict[str, Any]:
         x = rfm["frequency"].to_numpy(float)
         return {
-            "n_customers": int(len(rfm)),
+            "n_customers": len(rfm),
             "n_unique_rows": d.n_rows,
             "total_repeat_transactions": float(x.sum()),
             "share_zero_repeat": float(np.mean(x == 0)),
@@ -401,11 +387,15 @@ class MLEModel(BaseModel):
             "data_summary": self.data_summary_,
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Save as JSON (parameters, covariance, time unit, data summary, version)."""
-        path = Path(path)
-        _atomic_write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=True))
-        return path
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+        """Save as JSON (parameters, covariance, time unit, data summary, version).
+
+        Written atomically; ``overwrite=False`` refuses to replace an existing file.
+        """
+        from clvmodels._io import write_text
+
+        return write_text(json.dumps(self.to_dict(), indent=2, allow_nan=True), path,
+                          force=overwrite)
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> MLEModel:

@@ -1,0 +1,150 @@
+"""The batch forecast as one function: transactions → RFM → models → per-customer CLV.
+
+The ``clvmodels forecast`` command and ``make demo`` both call :func:`forecast`, so the
+command line stays a thin wrapper. Steps report progress through an optional callback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clvmodels.models.base import MLEModel
+from clvmodels.rfm import calibration_holdout_split, rfm_summary, time_unit_days
+
+__all__ = ["TRANSACTION_MODELS", "ForecastResult", "forecast", "model_class", "parse_horizon"]
+
+#: Short names of the transaction models, as the CLI and reports spell them.
+TRANSACTION_MODELS = ("bgnbd", "pnbd", "mbgnbd")
+
+
+def model_class(name: str) -> type[MLEModel]:
+    """The maximum-likelihood model class for a short name ("bgnbd", "pnbd", "mbgnbd",
+    "gammagamma")."""
+    if name == "bgnbd":
+        from clvmodels.models.bgnbd import BetaGeo
+
+        return BetaGeo
+    if name == "mbgnbd":
+        from clvmodels.models.mbgnbd import ModifiedBetaGeo
+
+        return ModifiedBetaGeo
+    if name == "pnbd":
+        from clvmodels.models.paretonbd import ParetoNBD
+
+        return ParetoNBD
+    if name == "gammagamma":
+        from clvmodels.models.gammagamma import GammaGamma
+
+        return GammaGamma
+    raise ValueError(
+        f"unknown model {name!r}; use one of {', '.join((*TRANSACTION_MODELS, 'gammagamma'))}"
+    )
+
+
+_HORIZON = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([DWMY]?)\s*$", re.IGNORECASE)
+
+
+def parse_horizon(text: str | float, time_unit: str) -> float:
+    """A horizon such as "12M", "52W", "90D", "2Y" or a bare number (model time units),
+    converted to ``time_unit`` with the fixed day counts of :data:`clvmodels.TIME_UNITS`."""
+    if isinstance(text, int | float):
+        value, unit = float(text), ""
+    else:
+        match = _HORIZON.match(str(text))
+        if not match:
+            raise ValueError(f"cannot read horizon {text!r}: write e.g. 12M, 52W, 365D or 1Y")
+        value, unit = float(match.group(1)), match.group(2).upper()
+    if not value > 0:
+        raise ValueError(f"horizon must be positive, got {text!r}")
+    if not unit:
+        return value
+    return value * time_unit_days(unit) / time_unit_days(time_unit)
+
+
+@dataclass
+class ForecastResult:
+    """What :func:`forecast` produced."""
+
+    rfm: pd.DataFrame
+    forecast: pd.DataFrame
+    transaction_model: Any
+    spend_model: Any
+    tiers: pd.DataFrame
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def forecast(
+    transactions: pd.DataFrame | str | os.PathLike,
+    *,
+    horizon: str | float = "12M",
+    discount_rate: float = 0.10,
+    margin: float = 1.0,
+    model: str = "bgnbd",
+    spend: str | None = "gammagamma",
+    time_unit: str = "W",
+    period: str = "M",
+    observation_end: object = None,
+    calibration_end: object = None,
+    customer_id_col: str = "customer_id",
+    datetime_col: str = "date",
+    monetary_value_col: str = "amount",
+    engine: str = "pandas",
+    acquisition_cost: float | None = None,
+    penalizer: float = 0.0,
+    progress: Callable[[str], None] | None = None,
+) -> ForecastResult:
+    """From raw transactions to per-customer discounted CLV in one call.
+
+    Summarises the transactions (up to ``calibration_end`` when given, keeping the holdout
+    columns beside), fits the transaction model and the spend model by maximum likelihood,
+    values every customer over ``horizon`` (e.g. "12M") at the **annual** ``discount_rate``
+    and assigns value tiers (top 20 % / middle 30 % / low 50 % by CLV).
+
+    Returns a :class:`ForecastResult` whose ``forecast`` frame has, per customer, the RFM
+    columns, ``expected_purchases, probability_alive, expected_spend, clv`` and ``value_tier``.
+    """
+    from clvmodels.kpis import value_tiers
+    from clvmodels.valuation import customer_lifetime_value
+
+    say = progress or (lambda _msg: None)
+    keywords = dict(customer_id_col=customer_id_col, datetime_col=datetime_col,
+                    monetary_value_col=monetary_value_col if spend else None,
+                    time_unit=time_unit, engine=engine)
+    say("Summarising transactions")
+    if calibration_end is not None:
+        rfm = calibration_holdout_split(transactions, calibration_end=calibration_end,
+                                        observation_end=observation_end, **keywords)
+    else:
+        rfm = rfm_summary(transactions, observation_end=observation_end, **keywords)
+    h = parse_horizon(horizon, time_unit)
+    say(f"Fitting {model} on {len(rfm):,} customers")
+    tmodel = model_class(model)(penalizer=penalizer).fit(rfm)
+    if spend:
+        say(f"Fitting {spend}")
+        smodel: Any = model_class(spend)(penalizer=penalizer).fit(rfm)
+    else:
+        smodel = 1.0
+    say("Valuing customers")
+    value = customer_lifetime_value(tmodel, smodel, rfm, horizon=h,
+                                    discount_rate=discount_rate, margin=margin, period=period,
+                                    acquisition_cost=acquisition_cost)
+    labels, tiers = value_tiers(value["clv"])
+    out = pd.concat([rfm, value], axis=1)
+    out["value_tier"] = labels
+    out.attrs = dict(rfm.attrs)
+    out.attrs.update(value.attrs)
+    settings = {
+        "model": model, "spend": spend, "horizon": str(horizon), "horizon_units": h,
+        "time_unit": time_unit, "discount_rate": discount_rate, "margin": margin,
+        "period": period, "observation_end": rfm.attrs.get("observation_end"),
+        "n_customers": len(rfm), "total_clv": float(np.sum(value["clv"])),
+    }
+    return ForecastResult(rfm=rfm, forecast=out, transaction_model=tmodel,
+                          spend_model=smodel, tiers=tiers, settings=settings)
