@@ -139,9 +139,20 @@ def _parse_dates(raw: pd.Series) -> pd.Series:
     """Parse to tz-naive datetime64 normalised to the calendar day (NaT where unparseable)."""
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = raw
+        if isinstance(raw.dtype, pd.ArrowDtype):
+            import pyarrow as pa
+
+            if pa.types.is_date(raw.dtype.pyarrow_dtype):
+                parsed = raw.astype("datetime64[s]")  # date32/64[pyarrow] have no .dt.tz
     elif pd.api.types.is_integer_dtype(raw):
         # YYYYMMDD integers, as in the CDNOW files
         parsed = pd.to_datetime(raw.astype("string"), format="%Y%m%d", errors="coerce")
+    elif pd.api.types.is_float_dtype(raw):
+        # YYYYMMDD read as floats (an integer column with gaps); pd.to_datetime would take
+        # them as nanoseconds since 1970. Other numbers are not dates.
+        whole = raw.where((raw == np.floor(raw)) & (raw.abs() < 1e9))
+        parsed = pd.to_datetime(whole.astype("Int64").astype("string"), format="%Y%m%d",
+                                errors="coerce")
     else:
         parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
     if getattr(parsed.dt, "tz", None) is not None:
@@ -444,6 +455,30 @@ class CompressedRFM:
         return out
 
 
+def unique_rows(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Unique rows of equal-length 1-D columns: (unique columns, inverse, counts).
+
+    Each column is reduced to dense integer codes (a 1-D sort, fast), the codes are combined
+    into one int64 key per row, and the keys are made unique — much faster than
+    ``np.unique(axis=0)``, which sorts rows as opaque byte strings. Rows come out in
+    lexicographic order of the columns.
+    """
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    uniques = []
+    for col in columns:
+        u, codes = np.unique(col, return_inverse=True)
+        key = key * len(u) + codes.reshape(-1)
+        uniques.append(u)
+    if len(key) and np.prod([float(len(u)) for u in uniques]) >= 2.0**62:
+        raise OverflowError("too many distinct values to combine into one key")
+    ukey, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    out = []
+    for u in reversed(uniques):
+        out.append(u[ukey % len(u)])
+        ukey = ukey // len(u)
+    return out[::-1], inverse.reshape(-1).astype(np.int64), counts.astype(np.int64)
+
+
 def compress_rfm(rfm: pd.DataFrame, *, validate: bool = True) -> CompressedRFM:
     """Collapse identical ``(frequency, recency, T)`` rows into unique rows with weights.
 
@@ -451,17 +486,14 @@ def compress_rfm(rfm: pd.DataFrame, *, validate: bool = True) -> CompressedRFM:
     """
     if validate:
         validate_rfm(rfm)
-    keys = np.column_stack(
-        [rfm["frequency"].to_numpy(float), rfm["recency"].to_numpy(float),
-         rfm["T"].to_numpy(float)]
-    )
-    uniq, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    columns = [rfm[c].to_numpy(float) for c in ("frequency", "recency", "T")]
+    uniq, inverse, counts = unique_rows(columns)
     return CompressedRFM(
-        frequency=uniq[:, 0].copy(),
-        recency=uniq[:, 1].copy(),
-        T=uniq[:, 2].copy(),
-        weights=counts.astype(np.int64),
-        inverse=inverse.reshape(-1).astype(np.int64),
+        frequency=uniq[0],
+        recency=uniq[1],
+        T=uniq[2],
+        weights=counts,
+        inverse=inverse,
         index=rfm.index.copy(),
         time_unit=rfm.attrs.get("time_unit"),
     )

@@ -229,3 +229,34 @@ def test_mbg_fit_on_cdnow(cdnow_rfm: pd.DataFrame, bg: BetaGeo) -> None:
     # nested-ish alternative: within a few LL points of the BG/NBD on these data
     assert abs(mbg.log_likelihood_ - bg.log_likelihood_) < 50
     assert mbg.summary().shape == (4, 4)
+
+
+@pytest.mark.parametrize("modified", [False, True])
+def test_fused_value_and_gradient_match_plain_likelihood(modified: bool) -> None:
+    from clvmodels.models.base import FitData
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    x = rng.integers(0, 40, n).astype(float)
+    T = rng.uniform(0.5, 60, n)
+    tx = np.where(x > 0, T * rng.uniform(0, 1, n), 0.0)
+    w = rng.integers(1, 5, n).astype(float)
+    p = (0.4, 3.0, 0.7, 0.6)  # b < 1: x = 0 rows must not touch log(b - 1)
+    total, grad = bgnbd.bg_family_value_and_grad(*p, FitData(x, tx, T, w), modified=modified)
+    plain = w @ bgnbd.bg_family_log_likelihood(*p, x, tx, T, modified=modified)
+    rows = bgnbd.bg_family_log_likelihood_grad(*p, x, tx, T, modified=modified)
+    assert total == pytest.approx(plain, rel=1e-12)
+    np.testing.assert_allclose(grad, rows @ w, rtol=1e-10)
+
+
+@pytest.mark.parametrize("a, b", [(0.3, 0.4), (0.5, 0.5), (0.5, 0.499), (0.9, 0.05)])
+def test_expected_purchases_when_a_plus_b_at_most_one(a: float, b: float) -> None:
+    # c = a + b - 1 <= 0: a pole of 2F1 at c = 0 that the full expression removes
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    for t in (1e-3, 1.0, 39.0, 1e4):
+        bb = b + 1e-12 if a + b == 1 else b
+        exact = float((a + bb - 1) / (a - 1) * (1 - mpmath.mpf(1.0 / (1 + t))
+                      * mpmath.hyp2f1(1.0, bb, a + bb - 1, mpmath.mpf(t) / (1 + t))))
+        got = bgnbd.expected_purchases_new_customer(1.0, 1.0, a, b, t)
+        assert got == pytest.approx(exact, rel=1e-8)

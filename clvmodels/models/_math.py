@@ -17,7 +17,7 @@ from scipy import special
 __all__ = ["NP", "tensor_namespace"]
 
 
-def _where(cond, a, b):  # noqa: ANN001, ANN202 - mirrors np.where
+def _where(cond, a, b):
     return np.where(cond, a, b)
 
 
