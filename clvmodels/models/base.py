@@ -263,28 +263,6 @@ class MLEModel(BaseModel):
             H[:, j] = (f(up)[1] - f(dn)[1]) / 2e-5
         return 0.5 * (H + H.T)
 
-    def _hessian(self, f: Callable[[np.ndarray], tuple[float, np.ndarray]],
-                 log_theta: np.ndarray) -> np.ndarray:
-        """Hessian of the *total* negative log-likelihood w.r.t. natural parameters.
-
-        Central differences of the exact gradient, on the natural scale with relative steps.
-        """
-        theta = np.exp(log_theta)
-        k = len(theta)
-
-        def grad_nat(t: np.ndarray) -> np.ndarray:
-            _, g_log = f(np.log(t))
-            return g_log / t
-
-        H = np.empty((k, k))
-        for j in range(k):
-            h = 1e-5 * theta[j]
-            up, dn = theta.copy(), theta.copy()
-            up[j] += h
-            dn[j] -= h
-            H[:, j] = (grad_nat(up) - grad_nat(dn)) / (2 * h)
-        return 0.5 * (H + H.T)
-
     # ---- public API ------------------------------------------------------------------
     def fit(
         self,
@@ -329,11 +307,11 @@ class MLEModel(BaseModel):
         # gradient), which the standard errors need anyway: quadratic convergence makes the
         # optimum tight to ~1e-10 in one or two steps
         x_opt = res.x
+        H_log = self._hessian_log(f, x_opt)
         for _ in range(3):
             _, g_log = f(x_opt)
             if np.max(np.abs(g_log)) < 1e-10:
                 break
-            H_log = self._hessian_log(f, x_opt)
             try:
                 step = np.linalg.solve(H_log, g_log)
             except np.linalg.LinAlgError:
@@ -342,6 +320,9 @@ class MLEModel(BaseModel):
             if not f(candidate)[0] <= f(x_opt)[0] + 1e-15:
                 break
             x_opt = candidate
+            if np.max(np.abs(step)) < 1e-6:
+                break  # the Hessian barely moves over such a step: keep it
+            H_log = self._hessian_log(f, x_opt)
         res.x = x_opt
         theta = np.exp(res.x)
         _, g = f(res.x)
@@ -354,7 +335,9 @@ class MLEModel(BaseModel):
         self.n_customers_ = n
         self.time_unit_ = d.time_unit
         self.data_summary_ = self._data_summary(rfm, d)
-        H = self._hessian(f, res.x) * n  # total, not mean
+        # Hessian of the total negative log-likelihood on the natural scale, from the one on
+        # log parameters: d2F/dt_i dt_j = (H_log_ij - delta_ij g_log_i) / (t_i t_j)
+        H = (H_log - np.diag(g)) / np.outer(theta, theta) * n
         try:
             cov = np.linalg.inv(H)
             cov = 0.5 * (cov + cov.T)
