@@ -1,0 +1,1 @@
+"""Buy-till-you-die and spend models: one module per model, the fitting machinery shared."""
