@@ -27,7 +27,7 @@ demo: $(STAMP_RUN)
 ## make test: lint and the whole test suite
 test: $(STAMP_DEV)
 	$(VENV)/bin/ruff check clvmodels tests bench
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --nbmake tests notebooks
 
 lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check clvmodels tests bench
