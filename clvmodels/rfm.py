@@ -455,28 +455,39 @@ class CompressedRFM:
         return out
 
 
+def _dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, code of each element): a hash pass, then a sort of the
+    distinct values only — much cheaper than sorting every element."""
+    codes, uniques = pd.factorize(values, sort=False)
+    uniques = np.asarray(uniques)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return uniques[order], rank[codes].astype(np.int64)
+
+
 def unique_rows(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Unique rows of equal-length 1-D columns: (unique columns, inverse, counts).
 
-    Each column is reduced to dense integer codes (a 1-D sort, fast), the codes are combined
-    into one int64 key per row, and the keys are made unique — much faster than
-    ``np.unique(axis=0)``, which sorts rows as opaque byte strings. Rows come out in
-    lexicographic order of the columns.
+    Each column is reduced to dense integer codes, the codes are combined into one int64
+    key per row, and the keys are made unique — far faster than ``np.unique(axis=0)``, which
+    sorts rows as opaque byte strings. Rows come out in lexicographic order of the columns.
     """
     key = np.zeros(len(columns[0]), dtype=np.int64)
     uniques = []
     for col in columns:
-        u, codes = np.unique(col, return_inverse=True)
-        key = key * len(u) + codes.reshape(-1)
+        u, codes = _dense_codes(col)
+        if float(key.max(initial=0) + 1) * len(u) >= 2.0**62:
+            raise OverflowError("too many distinct values to combine into one key")
+        key = key * len(u) + codes
         uniques.append(u)
-    if len(key) and np.prod([float(len(u)) for u in uniques]) >= 2.0**62:
-        raise OverflowError("too many distinct values to combine into one key")
-    ukey, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    ukey, inverse = _dense_codes(key)
+    counts = np.bincount(inverse, minlength=len(ukey)).astype(np.int64)
     out = []
     for u in reversed(uniques):
         out.append(u[ukey % len(u)])
         ukey = ukey // len(u)
-    return out[::-1], inverse.reshape(-1).astype(np.int64), counts.astype(np.int64)
+    return out[::-1], inverse, counts
 
 
 def compress_rfm(rfm: pd.DataFrame, *, validate: bool = True) -> CompressedRFM:

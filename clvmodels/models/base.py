@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+from threadpoolctl import threadpool_limits
 
 from clvmodels._validation import ValidationError, validate_rfm
 from clvmodels.models._math import NP
@@ -280,6 +281,14 @@ class MLEModel(BaseModel):
         advice when the optimiser does not converge.
         """
         started = time.perf_counter()
+        # the optimiser's tiny BLAS calls stall when BLAS threads contend for a busy
+        # machine (milliseconds each instead of microseconds): one thread is fastest
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(rfm, started, initial_params, maxiter, tol)
+
+    def _fit(self, rfm: pd.DataFrame, started: float,
+             initial_params: Sequence[float] | dict[str, float] | None, maxiter: int,
+             tol: float) -> MLEModel:
         d = self._fit_data(rfm)
         if d.n_customers == 0:
             raise ValidationError("no customers to fit on")
