@@ -7,6 +7,10 @@ Commands
 ``clvmodels demo [--out reports/cdnow]``
     The main job on the bundled CDNOW sample; its steps live in :data:`DEMO_STEPS` so later
     stages (fit, forecast, report) are added by appending a step.
+``clvmodels compare TRANSACTIONS --calibration-end DATE --observation-end DATE --out DIR``
+    Fit models on the calibration period, score them on the holdout
+    (:func:`clvmodels.evaluation.compare_models`) and write ``report.html``, ``metrics.csv``
+    and ``figures/*.png`` (:mod:`clvmodels.report`).
 ``clvmodels --version``
 
 Bad input (:class:`~clvmodels.ValidationError`, a missing file, an existing output without
@@ -537,3 +541,136 @@ def _demo_forecast(run: DemoRun) -> RenderableType:
 
 
 DEMO_STEPS.append(("Fitting BG/NBD + Gamma-Gamma and valuing customers ...", _demo_forecast))
+
+
+# --------------------------------------------------------------------------------------
+# clvmodels compare
+# --------------------------------------------------------------------------------------
+
+#: Columns of the metrics table printed by ``compare`` (the report shows them all).
+COMPARE_COLUMNS = ("log_likelihood", "aic", "elpd_loo", "chi_square", "mae", "rmse",
+                   "correlation", "aggregate_bias", "tracking_error", "spearman_clv",
+                   "gini_clv", "top_decile_capture", "interval_coverage", "fit_seconds")
+
+#: Models the demo compares (maximum likelihood only, so the demo stays quick).
+DEMO_COMPARE_MODELS = ("bgnbd", "pnbd", "mbgnbd")
+
+
+def _split_names(values: list[str] | None) -> list[str] | None:
+    """``--models a,b --models c`` → ["a", "b", "c"] (None when not given)."""
+    if not values:
+        return None
+    names = [part.strip() for value in values for part in value.split(",")]
+    return [n for n in names if n]
+
+
+def metrics_table(comparison: object, title: str = "Model comparison on the holdout") -> Table:
+    """The comparison's metrics as a rich table, the best value of each column in bold."""
+    from clvmodels.report import METRIC_INFO, format_metric
+
+    metrics = comparison.metrics  # type: ignore[attr-defined]
+    best = comparison.best  # type: ignore[attr-defined]
+    cols = [c for c in COMPARE_COLUMNS if c in metrics.columns and metrics[c].notna().any()]
+    table = Table(title=title, title_justify="left")
+    table.add_column("model")
+    for c in cols:
+        table.add_column(METRIC_INFO[c][0], justify="right")
+    for name in metrics.index:
+        cells = []
+        for c in cols:
+            text = format_metric(c, metrics.at[name, c])
+            cells.append(f"[bold green]{text}[/]" if str(name) in best.get(c, []) else text)
+        table.add_row(str(name), *cells)
+    table.caption = "bold: best in the column (see the report for definitions)"
+    return table
+
+
+@app.command()
+def compare(
+    transactions: Annotated[Path, typer.Argument(
+        help="Transactions: a CSV or Parquet file.")],
+    calibration_end: Annotated[str, typer.Option(
+        "--calibration-end", help="Last day of the calibration period (YYYY-MM-DD).")],
+    observation_end: Annotated[str, typer.Option(
+        "--observation-end", help="Last day of the holdout period (YYYY-MM-DD).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Directory for report.html, metrics.csv and figures/.")],
+    models: Annotated[list[str] | None, typer.Option(
+        "--models", help="Models to compare, comma-separated or repeated: bgnbd, pnbd, "
+                         "mbgnbd, bayes-bgnbd (default: all four).")] = None,
+    segment_col: Annotated[str | None, typer.Option(
+        "--segment-col", help="Column with each customer's segment: Bayesian models become "
+                              "hierarchical over it and metrics are shown per segment.")
+    ] = None,
+    spend: Annotated[str, typer.Option(
+        "--spend", help="Spend model: gammagamma, bayes-gammagamma or none.")
+    ] = "gammagamma",
+    no_baselines: Annotated[bool, typer.Option(
+        "--no-baselines", help="Leave out the historic-CLV and calibration-rate rows.")
+    ] = False,
+    time_unit: Annotated[TimeUnit, typer.Option("--time-unit", help="Model time unit.")
+                         ] = TimeUnit.W,
+    customer_id: Annotated[str, typer.Option("--customer-id")] = "customer_id",
+    date: Annotated[str, typer.Option("--date")] = "date",
+    amount: Annotated[str, typer.Option("--amount")] = "amount",
+    draws: Annotated[int, typer.Option("--draws", help="Bayesian: draws per chain.")] = 500,
+    tune: Annotated[int, typer.Option("--tune", help="Bayesian: tuning steps per chain.")
+                    ] = 500,
+    chains: Annotated[int, typer.Option("--chains", help="Bayesian: chains.")] = 2,
+    title: Annotated[str | None, typer.Option("--title", help="Title of the report.")
+                     ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")
+                     ] = False,
+) -> None:
+    """Fit models on a calibration period, score them on the holdout, write the report."""
+    from clvmodels.evaluation import DEFAULT_MODELS, compare_models
+    from clvmodels.report import write_report
+
+    console, status = _stdout(), _stderr()
+    with _report_user_errors():
+        # fail before the long work: an output that exists, or a file where the folder goes
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"--out {os.fspath(out)!r} exists and is not a directory")
+        for name in ("report.html", "metrics.csv"):
+            check_output_path(out / name, force=force)
+        names = _split_names(models) or list(DEFAULT_MODELS)
+        spend_model = None if spend.strip().lower() in ("none", "") else spend.strip()
+        with status.status(f"Reading {transactions} ..."):
+            frame = read_transactions(transactions)
+        with status.status("Comparing models ...") as spinner:
+            result = compare_models(
+                frame, calibration_end=calibration_end, observation_end=observation_end,
+                time_unit=time_unit.value, models=names, segment_col=segment_col,
+                spend_model=spend_model, baselines=not no_baselines,
+                customer_id_col=customer_id, datetime_col=date, monetary_value_col=amount,
+                bayes_kwargs={"draws": draws, "tune": tune, "chains": chains},
+                progress=lambda msg: spinner.update(f"{msg} ..."),
+            )
+        with status.status("Writing the report ..."):
+            written = write_report(result, out, force=force,
+                                   title=title or f"CLV model comparison: {transactions.name}")
+    console.print(metrics_table(result))
+    n_figures = sum(1 for key in written if key.startswith("figure:"))
+    console.print(f"Wrote {written['report']}, {written['metrics']} and {n_figures} figures "
+                  f"in {out / 'figures'}")
+
+
+def _demo_compare(run: DemoRun) -> RenderableType:
+    """Demo step: BG/NBD, Pareto/NBD, MBG/NBD and the baselines on the holdout; the report."""
+    from clvmodels.evaluation import compare_models
+    from clvmodels.report import write_report
+
+    if run.transactions is None:
+        raise RuntimeError("the load step must run before the comparison step")
+    result = compare_models(run.transactions, calibration_end=DEMO_CALIBRATION_END,
+                            observation_end=DEMO_HOLDOUT_END, time_unit=DEMO_TIME_UNIT,
+                            models=list(DEMO_COMPARE_MODELS))
+    written = write_report(result, run.out, force=True,
+                           title="CLV model comparison: CDNOW sample")
+    run.outputs["Model comparison metrics"] = written["metrics"]
+    run.outputs["Model comparison report"] = written["report"]
+    return metrics_table(result, "Model comparison on the 39-week holdout (CDNOW sample)")
+
+
+DEMO_STEPS.append(("Comparing models on the holdout and writing the report ...",
+                   _demo_compare))

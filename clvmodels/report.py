@@ -1,0 +1,790 @@
+"""The HTML model-comparison report: one self-contained page, plus the metrics and figures.
+
+:func:`write_report` turns a :class:`~clvmodels.evaluation.ModelComparison` into
+
+* ``report.html`` — a single file with inline CSS and every figure embedded as a base64 PNG
+  (no network access needed to view it): data summary, the metrics table with the best value
+  in each column highlighted, parameter tables with intervals, the diagnostic figures of
+  each model, the valuation summary (total CLV, tiers, top customers) and the run's
+  configuration and package versions;
+* ``metrics.csv`` — the metrics table;
+* ``figures/*.png`` — every figure of the report.
+
+Every file is written atomically (:mod:`clvmodels._io`) and none is replaced without
+``force``; all clashes are reported before anything is written. The page is rendered with
+Jinja2 from ``clvmodels/templates/report.html.j2``; the numbers are formatted here, so the
+template only lays them out.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata, resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from clvmodels._io import check_output_path, write_text, write_with
+from clvmodels.evaluation import BASELINES, METRIC_COLUMNS, METRIC_DIRECTIONS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from clvmodels.evaluation import ModelComparison
+
+__all__ = ["METRIC_INFO", "ReportFigure", "build_figures", "format_metric", "render_html",
+           "write_html", "write_report"]
+
+#: Label, group and one-line definition of each metric column, for the table and glossary.
+METRIC_INFO: dict[str, tuple[str, str, str]] = {
+    "log_likelihood": ("Log-lik.", "Fit (calibration)",
+                       "Maximised log-likelihood of the calibration data (MLE models)."),
+    "aic": ("AIC", "Fit (calibration)", "Akaike information criterion, 2k − 2 LL."),
+    "bic": ("BIC", "Fit (calibration)", "Bayesian information criterion, k ln n − 2 LL."),
+    "elpd_loo": ("ELPD (LOO)", "Fit (calibration)",
+                 "PSIS-LOO expected log predictive density, summed over customers "
+                 "(Bayesian models; same scale as the log-likelihood)."),
+    "chi_square": ("χ²", "Fit (calibration)",
+                   "Chi-square of the calibration histogram of repeat purchases "
+                   "(0, 1, …, 7+): Σ (actual − expected)² / expected."),
+    "mae": ("MAE", "Holdout transactions",
+            "Mean absolute error of each customer's holdout repeat transactions."),
+    "rmse": ("RMSE", "Holdout transactions", "Root mean squared error of the same."),
+    "correlation": ("Corr.", "Holdout transactions",
+                    "Pearson correlation of actual and expected holdout transactions."),
+    "aggregate_bias": ("Bias", "Holdout transactions",
+                       "Σ expected / Σ actual − 1 over all customers (negative: too low)."),
+    "tracking_error": ("Tracking", "Holdout transactions",
+                       "Cumulative repeat transactions of the cohort at the end of the "
+                       "holdout: expected / actual − 1 (unconditional model forecast)."),
+    "spearman_clv": ("Spearman", "Value ranking",
+                     "Rank correlation of predicted holdout value (expected transactions × "
+                     "expected spend, undiscounted) with actual holdout revenue."),
+    "gini_clv": ("Gini", "Value ranking",
+                 "Normalised Gini of the ranking by predicted value (1 perfect, 0 random)."),
+    "top_decile_capture": ("Top 10%", "Value ranking",
+                           "Share of holdout revenue from the 10% of customers with the "
+                           "highest predicted value."),
+    "interval_coverage": ("Coverage", "Intervals",
+                          "Share of customers whose holdout count lies in its central "
+                          "predictive interval (posterior predictive for Bayesian models, "
+                          "plug-in for MLE); a calibrated model covers at least the nominal "
+                          "level."),
+    "fit_seconds": ("Fit (s)", "Time", "Wall time of the fit (baselines: to compute)."),
+}
+
+_PERCENT = {"aggregate_bias", "tracking_error", "top_decile_capture", "interval_coverage"}
+_SIGNED = {"aggregate_bias", "tracking_error"}
+_DECIMALS = {"log_likelihood": 1, "aic": 1, "bic": 1, "elpd_loo": 1, "chi_square": 2,
+             "mae": 3, "rmse": 3, "correlation": 3, "spearman_clv": 3, "gini_clv": 3,
+             "fit_seconds": 2}
+
+#: Okabe-Ito colours for the models in comparison figures (colour-blind safe).
+_PALETTE = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+
+_STYLE = {"figure.dpi": 100, "savefig.dpi": 110, "font.size": 10,
+          "axes.spines.top": False, "axes.spines.right": False,
+          "axes.titleweight": "bold", "axes.titlesize": 11}
+
+_PACKAGES = ("clvmodels", "numpy", "scipy", "pandas", "matplotlib", "pymc", "arviz",
+             "nutpie", "pytensor", "jinja2")
+
+_UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
+
+_MODEL_LABELS = {"BetaGeo": "BG/NBD", "ModifiedBetaGeo": "MBG/NBD", "ParetoNBD": "Pareto/NBD",
+                 "BayesianBetaGeo": "Bayesian BG/NBD", "GammaGamma": "Gamma-Gamma",
+                 "BayesianGammaGamma": "Bayesian Gamma-Gamma"}
+
+
+# --------------------------------------------------------------------------------------
+# formatting
+# --------------------------------------------------------------------------------------
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return value is None or not np.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _num(value: Any, decimals: int = 2) -> str:
+    """A number with thousands separators; an em dash when missing."""
+    if _missing(value):
+        return "—"
+    return f"{float(value):,.{decimals}f}"
+
+
+def _sig(value: Any, digits: int = 4) -> str:
+    """A number to ``digits`` significant figures (parameters); an em dash when missing."""
+    if _missing(value):
+        return "—"
+    v = float(value)
+    if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
+        return f"{v:.{digits - 1}e}"
+    out = f"{v:,.{digits}g}" if abs(v) < 10**digits else f"{v:,.0f}"
+    return out
+
+
+def _pct(value: Any, decimals: int = 1, signed: bool = False) -> str:
+    if _missing(value):
+        return "—"
+    return f"{100 * float(value):{'+' if signed else ''}.{decimals}f}%"
+
+
+def format_metric(column: str, value: Any) -> str:
+    """A metric value as shown in the report (percentages for shares and biases)."""
+    if column in _PERCENT:
+        return _pct(value, 1, signed=column in _SIGNED)
+    return _num(value, _DECIMALS.get(column, 3))
+
+
+def _model_label(model: Any) -> str:
+    return _MODEL_LABELS.get(type(model).__name__, type(model).__name__)
+
+
+# --------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportFigure:
+    """A rendered figure: file stem, caption, section and PNG bytes."""
+
+    name: str
+    title: str
+    section: str
+    png: bytes
+    caption: str = ""
+    model: str | None = None
+    collapsed: bool = False
+
+    @property
+    def data_uri(self) -> str:
+        """The PNG as a ``data:`` URI for embedding."""
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+def _png(fig: Figure) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", facecolor="white")  # figures use constrained layout
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def _safe_stem(name: str) -> str:
+    keep = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name.lower())
+    return keep.strip("-") or "model"
+
+
+def _diagnostics_figure(comparison: ModelComparison, name: str, model: Any) -> Figure:
+    """2 × 2 panel: calibration histogram, conditional expectation, cumulative and weekly
+    tracking (from :mod:`clvmodels.plotting`)."""
+    import matplotlib.pyplot as plt
+
+    from clvmodels import plotting
+
+    s = comparison.settings
+    rfm = comparison.rfm
+    fig, axes = plt.subplots(2, 2, figsize=(13.0, 8.4), layout="constrained")
+    interval = s.get("interval", 0.9)
+    plotting.plot_calibration_histogram(model, rfm, s.get("max_frequency", 7),
+                                        interval=interval, ax=axes[0, 0])
+    plotting.plot_conditional_expectation(model, rfm, s.get("max_frequency", 7),
+                                          interval=interval, ax=axes[0, 1])
+    tx = comparison.transactions
+    for ax, kind in ((axes[1, 0], "cumulative"), (axes[1, 1], "incremental")):
+        plotting.plot_tracking(model, tx, s["calibration_end"], s["observation_end"], "W",
+                               kind=kind, customer_id_col=s["customer_id_col"],
+                               datetime_col=s["datetime_col"], interval=interval, ax=ax)
+    fig.suptitle(f"{name}: {_model_label(model)}", fontsize=13, fontweight="bold")
+    return fig
+
+
+def _gains_figure(comparison: ModelComparison) -> Figure | None:
+    """Gains curves of holdout revenue for every model and baseline on one chart."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    from clvmodels.plotting import gains_table
+
+    rfm = comparison.rfm
+    if "monetary_value_holdout" not in rfm:
+        return None
+    actual = (rfm["frequency_holdout"] * rfm["monetary_value_holdout"]).to_numpy(float)
+    if actual.sum() <= 0:
+        return None
+    fig, ax = plt.subplots(figsize=(8.0, 5.6), layout="constrained")
+    perfect = None
+    colour = n_baselines = 0
+    for name, pred in comparison.predictions.items():
+        if "predicted_value" not in pred:
+            continue
+        table = gains_table(pred["predicted_value"].to_numpy(float), actual, n_points=501)
+        perfect = table["perfect"]
+        baseline = name in BASELINES
+        if baseline:
+            style = dict(color="0.5", linewidth=1.6,
+                         linestyle=(0, (5, 2)) if n_baselines % 2 == 0 else (0, (1.5, 1.5)))
+            n_baselines += 1
+        else:
+            style = dict(color=_PALETTE[colour % len(_PALETTE)], linewidth=2.0)
+            colour += 1
+        label = (f"{name} (top 10% {table.attrs['top_decile_capture']:.1%}, "
+                 f"Gini {table.attrs['normalized_gini']:.3f})")
+        ax.plot(table.index, table["model"], label=label, **style)
+    if perfect is None:
+        plt.close(fig)
+        return None
+    ax.plot(perfect.index, perfect, color="0.15", linewidth=1.0, label="perfect ranking")
+    ax.plot([0, 1], [0, 1], color="0.6", linewidth=1.0, linestyle="--", label="random")
+    ax.axvline(0.1, color="0.8", linewidth=0.8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("Customers ranked by predicted holdout value (highest first)")
+    ax.set_ylabel("Cumulative share of actual holdout revenue")
+    ax.set_title("Gains: holdout revenue captured by the top-ranked customers")
+    ax.legend(frameon=False, loc="lower right", fontsize="small")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _valuation_figure(comparison: ModelComparison) -> Figure | None:
+    """CLV distribution and concentration (Lorenz) of the valuation model."""
+    import matplotlib.pyplot as plt
+
+    from clvmodels import plotting
+
+    name = comparison.valuation_model
+    if name is None:
+        return None
+    value = comparison.valuations[name]
+    fig, axes = plt.subplots(1, 2, figsize=(13.0, 4.8), layout="constrained",
+                             gridspec_kw={"width_ratios": [1.35, 1]})
+    plotting.plot_clv_distribution(value, ax=axes[0])
+    plotting.plot_lorenz(value["clv"].clip(lower=0), label="CLV", ax=axes[1])
+    return fig
+
+
+def _spend_figure(comparison: ModelComparison) -> Figure | None:
+    from clvmodels import plotting
+
+    spend = comparison.spend_model
+    if spend is None:
+        return None
+    ax = plotting.plot_spend_density(spend, comparison.rfm)
+    return ax.figure
+
+
+def _bayes_figures(name: str, model: Any) -> list[tuple[str, str, Figure]]:
+    """Trace plots (and the segment forest of a hierarchical model)."""
+    from clvmodels import plotting
+
+    out = []
+    axes = plotting.plot_trace(model)
+    fig = np.ravel(axes)[0].figure
+    fig.set_size_inches(11.0, 1.9 * max(1, np.asarray(axes).shape[0]))
+    out.append(("trace", "MCMC trace plots", fig))
+    if getattr(model, "segment_col", None):
+        axes = plotting.plot_segment_forest(model)
+        out.append(("segments", f"Segment parameters by {model.segment_col}",
+                    np.ravel(axes)[0].figure))
+    return out
+
+
+def build_figures(comparison: ModelComparison) -> list[ReportFigure]:
+    """Render every figure of the report (PNG bytes), in report order.
+
+    Every figure is closed once saved, so none lingers in an interactive session.
+    """
+    import matplotlib.pyplot as plt
+
+    figures: list[ReportFigure] = []
+    stems: set[str] = set()
+    with plt.rc_context(_STYLE):
+        for name, model in comparison.models.items():
+            stem = _safe_stem(name)
+            while stem in stems:  # names that differ only in punctuation
+                stem += "-2"
+            stems.add(stem)
+            figures.append(ReportFigure(
+                f"diagnostics-{stem}", f"{name}: fit and holdout diagnostics", "diagnostics",
+                _png(_diagnostics_figure(comparison, name, model)),
+                caption="Top: customers by calibration repeat purchases (actual vs expected) "
+                        "and average holdout purchases by calibration frequency. Bottom: "
+                        "cumulative and weekly repeat transactions of the cohort, "
+                        "calibration and holdout.",
+                model=name))
+            if getattr(model, "is_bayesian", False):
+                for kind, title, fig in _bayes_figures(name, model):
+                    figures.append(ReportFigure(f"{kind}-{stem}", f"{name}: {title}",
+                                                "diagnostics", _png(fig), model=name,
+                                                collapsed=kind == "trace"))
+        gains = _gains_figure(comparison)
+        if gains is not None:
+            figures.append(ReportFigure(
+                "gains", "Gains chart of holdout revenue", "ranking", _png(gains),
+                caption="Customers ranked by each model's predicted holdout value; the curve "
+                        "shows the share of actual holdout revenue they brought. Grey lines "
+                        "are the baselines."))
+        spend = _spend_figure(comparison)
+        if spend is not None:
+            figures.append(ReportFigure("spend", "Spend model: mean spend per customer",
+                                        "parameters", _png(spend)))
+        value = _valuation_figure(comparison)
+        if value is not None:
+            figures.append(ReportFigure(
+                "clv", f"Customer lifetime value ({comparison.valuation_model})",
+                "valuation", _png(value)))
+    return figures
+
+
+# --------------------------------------------------------------------------------------
+# the page's content, formatted
+# --------------------------------------------------------------------------------------
+
+
+def _metrics_view(comparison: ModelComparison) -> dict[str, Any]:
+    metrics = comparison.metrics
+    best = comparison.best
+    columns = [c for c in METRIC_COLUMNS if c in metrics.columns
+               and metrics[c].notna().any()]
+    groups: list[dict[str, Any]] = []
+    for c in columns:
+        group = METRIC_INFO[c][1]
+        if groups and groups[-1]["name"] == group:
+            groups[-1]["span"] += 1
+        else:
+            groups.append({"name": group, "span": 1})
+    rows = []
+    for name in metrics.index:
+        cells = []
+        for c in columns:
+            value = metrics.at[name, c]
+            cells.append({"text": format_metric(c, value),
+                          "best": str(name) in best.get(c, []),
+                          "missing": _missing(value)})
+        model = comparison.models.get(name)
+        kind = ("baseline" if model is None else
+                "Bayesian" if getattr(model, "is_bayesian", False) else "MLE")
+        rows.append({"name": str(name), "kind": kind, "label": _model_label(model)
+                     if model is not None else _baseline_label(str(name)), "cells": cells})
+    header = [{"key": c, "label": METRIC_INFO[c][0], "definition": METRIC_INFO[c][2],
+               "direction": _direction_text(c, comparison.settings.get("interval", 0.9))}
+              for c in columns]
+    return {"columns": header, "groups": groups, "rows": rows}
+
+
+def _baseline_label(name: str) -> str:
+    return {"historic-clv": "historic CLV",
+            "calibration-rate": "calibration rate"}.get(name, "baseline")
+
+
+def _direction_text(column: str, interval: float) -> str:
+    d = METRIC_DIRECTIONS.get(column)
+    return {"max": "higher is better", "min": "lower is better",
+            "zero": "closer to 0 is better",
+            "nominal": f"closest to {interval:.0%} is best"}.get(d or "", "not ranked")
+
+
+def _summary_findings(comparison: ModelComparison) -> list[str]:
+    """A few plain sentences: which model wins which family of metrics."""
+    best = comparison.best
+    m = comparison.metrics
+    out = []
+    holdout = [c for c in ("mae", "rmse", "correlation", "aggregate_bias", "tracking_error")
+               if c in best]
+    if holdout:
+        counts = pd.Series([n for c in holdout for n in best[c]]).value_counts()
+        top = counts.index[0]
+        out.append(f"<b>{html.escape(top)}</b> has the best value in {counts.iloc[0]} of "
+                   f"{len(holdout)} holdout-transaction metrics.")
+    if "correlation" in best:
+        name = best["correlation"][0]
+        out.append(f"Highest individual-level correlation with holdout transactions: "
+                   f"<b>{html.escape(name)}</b> ({m.at[name, 'correlation']:.3f}).")
+    if "aic" in best:
+        name = best["aic"][0]
+        out.append(f"Best calibration fit by AIC: <b>{html.escape(name)}</b>.")
+    if "top_decile_capture" in best:
+        name = best["top_decile_capture"][0]
+        out.append(f"Best at finding the most valuable customers (top-10% capture of "
+                   f"holdout revenue): <b>{html.escape(name)}</b> "
+                   f"({m.at[name, 'top_decile_capture']:.1%}).")
+    models = [n for n in m.index if n not in BASELINES]
+    base = [n for n in m.index if n in BASELINES]
+    if models and base and m["mae"].notna().any():
+        best_model = m.loc[models, "mae"].min()
+        best_base = m.loc[base, "mae"].min()
+        if np.isfinite(best_model) and np.isfinite(best_base):
+            verdict = "beat" if best_model < best_base else "do not beat"
+            out.append(f"The models {verdict} the simple baselines on MAE "
+                       f"({best_model:.3f} vs {best_base:.3f}).")
+    return out
+
+
+def _data_view(comparison: ModelComparison) -> dict[str, Any]:
+    d = comparison.data_summary
+    unit = _UNIT_NAMES.get(d["time_unit"], d["time_unit"])
+    cards = [
+        ("Customers", f"{d['customers']:,}", f"first purchase {d['first_transaction']} "
+                                             f"to {d['calibration_end']}"),
+        ("Calibration", f"{d['first_transaction']} – {d['calibration_end']}",
+         f"{d['calibration_transactions']:,} transactions"),
+        ("Holdout", f"{d['calibration_end']} – {d['holdout_end']}",
+         f"{d['holdout_length']:g} {unit}, after the calibration end"),
+        ("Repeat transactions", f"{d['repeat_transactions_calibration']:,} → "
+                                f"{d['repeat_transactions_holdout']:,}",
+         "calibration → holdout"),
+        ("One-time buyers", f"{d['share_one_time_buyers']:.1%}",
+         f"{d['one_time_buyers']:,} customers with no repeat purchase in calibration"),
+        ("Active in holdout", f"{d['customers_active_in_holdout']:,}",
+         f"{d['customers_active_in_holdout'] / max(d['customers'], 1):.1%} of customers"),
+    ]
+    if "revenue_calibration" in d:
+        cards.append(("Revenue", f"{d['revenue_calibration']:,.0f} → "
+                                 f"{d['revenue_holdout']:,.0f}", "calibration → holdout"))
+        cards.append(("Mean repeat spend", f"{d['mean_repeat_spend']:,.2f}",
+                      "per repeat transaction, calibration"))
+    hist = d["frequency_histogram"]
+    labels = [str(i) for i in range(len(hist) - 1)] + [f"{len(hist) - 1}+"]
+    kpis = []
+    if comparison.kpis is not None:
+        keep = ["orders", "revenue", "average_order_value", "orders_per_customer",
+                "purchase_frequency_per_year", "repeat_rate", "mean_monthly_retention"]
+        for key in keep:
+            if key in comparison.kpis.index:
+                row = comparison.kpis.loc[key]
+                value = float(row["value"])
+                text = (f"{value:.1%}" if key in ("repeat_rate", "mean_monthly_retention")
+                        else f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}")
+                kpis.append({"name": key.replace("_", " "), "value": text,
+                             "definition": str(row["definition"])})
+    return {"cards": [{"label": a, "value": b, "note": c, "small": len(b) > 14}
+                      for a, b, c in cards],
+            "histogram": [{"label": lab, "count": f"{c:,}"} for lab, c in zip(labels, hist,
+                                                                              strict=True)],
+            "kpis": kpis}
+
+
+def _params_view(comparison: ModelComparison) -> list[dict[str, Any]]:
+    out = []
+    items = list(comparison.models.items())
+    if comparison.spend_model is not None:
+        items.append(("spend model", comparison.spend_model))
+    for name, model in items:
+        bayes = getattr(model, "is_bayesian", False)
+        table = model.summary()
+        if bayes:
+            lo = next((c for c in table.columns if str(c).startswith("hdi_")), None)
+            hi = [c for c in table.columns if str(c).startswith("hdi_")][-1] if lo else None
+            cols = [("mean", "posterior mean"), ("sd", "sd")]
+            if lo and hi:
+                mass = _hdi_mass(lo, hi)
+                cols += [(lo, f"lower {mass} HDI"), (hi, f"upper {mass} HDI")]
+            cols += [(c, label) for c, label in (("ess_bulk", "ESS bulk"),
+                                                 ("ess_tail", "ESS tail"),
+                                                 ("r_hat", "R-hat")) if c in table.columns]
+        else:
+            cols = [("estimate", "estimate"), ("se", "std. error"),
+                    ("lower 95%", "lower 95%"), ("upper 95%", "upper 95%")]
+        rows = []
+        for param, row in table.iterrows():
+            cells = []
+            for c, _ in cols:
+                v = row.get(c)
+                if c in ("ess_bulk", "ess_tail"):
+                    cells.append(_num(v, 0))
+                elif c == "r_hat":
+                    cells.append(_num(v, 3))
+                else:
+                    cells.append(_sig(v))
+            rows.append({"name": str(param), "cells": cells})
+        stats: list[tuple[str, str]] = []
+        if bayes:
+            d = getattr(model, "diagnostics_", {})
+            stats = [("chains × draws", f"{d.get('chains', '?')} × {d.get('draws', '?')}"),
+                     ("divergences", str(d.get("divergences", "—"))),
+                     ("max R-hat", _num(d.get("max_rhat"), 3)),
+                     ("min ESS", _num(min(d.get("min_ess_bulk", np.nan),
+                                          d.get("min_ess_tail", np.nan)), 0))]
+            if getattr(model, "segment_col", None):
+                stats.insert(0, ("segments", f"{len(model.segment_labels_)} "
+                                             f"({model.segment_col})"))
+        else:
+            a = table.attrs
+            stats = [("log-likelihood", _num(a.get("log_likelihood"), 2)),
+                     ("AIC", _num(a.get("aic"), 1)), ("BIC", _num(a.get("bic"), 1)),
+                     ("customers", f"{a.get('n_customers', 0):,}"),
+                     ("converged", "yes" if a.get("converged") else "no")]
+        note = ""
+        if name == "spend model" and "monetary_value" in comparison.rfm:
+            corr = _frequency_spend_correlation(comparison.rfm)
+            if corr is not None:
+                note = (f"Correlation between repeat frequency and mean spend "
+                        f"(the Gamma-Gamma model assumes none): {corr:.3f}.")
+        out.append({"name": name, "label": _model_label(model),
+                    "kind": "Bayesian" if bayes else "maximum likelihood",
+                    "columns": [label for _, label in cols], "rows": rows,
+                    "wide": bool(bayes and len(rows) > 6),
+                    "stats": [{"name": a, "value": b} for a, b in stats], "note": note})
+    return out
+
+
+def _hdi_mass(lo: str, hi: str) -> str:
+    """"94%" from ArviZ's column names ``hdi_3%`` and ``hdi_97%``."""
+    try:
+        return f"{float(hi[4:].rstrip('%')) - float(lo[4:].rstrip('%')):g}%"
+    except ValueError:
+        return ""
+
+
+def _frequency_spend_correlation(rfm: pd.DataFrame) -> float | None:
+    rep = rfm.loc[rfm["frequency"] > 0]
+    if len(rep) < 3:
+        return None
+    return float(np.corrcoef(rep["frequency"], rep["monetary_value"])[0, 1])
+
+
+def _valuation_view(comparison: ModelComparison, top: int = 10) -> dict[str, Any] | None:
+    from clvmodels.kpis import value_tiers
+
+    name = comparison.valuation_model
+    if name is None:
+        return None
+    s = comparison.settings
+    totals = []
+    for model_name, value in comparison.valuations.items():
+        a = value.attrs
+        interval = ""
+        if "total_clv_lower" in a:
+            interval = f"{a['total_clv_lower']:,.0f} – {a['total_clv_upper']:,.0f}"
+        totals.append({"name": model_name, "total": _num(value["clv"].sum(), 0),
+                       "mean": _num(value["clv"].mean(), 2), "interval": interval or "—",
+                       "purchases": _num(value["expected_purchases"].sum(), 0),
+                       "selected": model_name == name})
+    value = comparison.valuations[name]
+    rfm = comparison.rfm
+    labels, tiers = value_tiers(value["clv"].rename("clv"))
+    revenue = None
+    if "monetary_value_holdout" in rfm:
+        revenue = rfm["frequency_holdout"] * rfm["monetary_value_holdout"]
+    tier_rows = []
+    for tier in tiers.index:
+        row = tiers.loc[tier]
+        share_rev = "—"
+        if revenue is not None and revenue.sum() > 0:
+            share_rev = _pct(revenue[labels == tier].sum() / revenue.sum())
+        tier_rows.append({"tier": str(tier), "customers": f"{int(row['customers']):,}",
+                          "share_customers": _pct(row["share_of_customers"], 0),
+                          "total": _num(row["total_value"], 0),
+                          "share_value": _pct(row["share_of_value"]),
+                          "mean": _num(row["mean_value"], 2),
+                          "range": f"{_num(row['min_value'], 2)} – {_num(row['max_value'], 2)}",
+                          "holdout_revenue": share_rev})
+    best = value.nlargest(top, "clv")
+    has_interval = "clv_lower" in value.columns
+    top_rows = []
+    for cid in best.index:
+        v = value.loc[cid]
+        r = rfm.loc[cid]
+        row = {"id": str(cid), "x": f"{int(r['frequency'])}", "recency": _num(r["recency"], 1),
+               "T": _num(r["T"], 1), "alive": _pct(v["probability_alive"], 0),
+               "purchases": _num(v["expected_purchases"], 2),
+               "spend": _num(v["expected_spend"], 2), "clv": _num(v["clv"], 2),
+               "interval": (f"{_num(v['clv_lower'], 0)} – {_num(v['clv_upper'], 0)}"
+                            if has_interval else ""),
+               "holdout": f"{int(r['frequency_holdout'])}",
+               "holdout_revenue": _num(revenue.loc[cid], 2) if revenue is not None else "—"}
+        top_rows.append(row)
+    unit = _UNIT_NAMES.get(s.get("time_unit", ""), s.get("time_unit", ""))
+    return {
+        "model": name, "horizon": s.get("clv_horizon"),
+        "horizon_units": f"{s.get('clv_horizon_units', float('nan')):,.4g} {unit}",
+        "discount_rate": _pct(s.get("discount_rate"), 1), "margin": _pct(s.get("margin"), 0),
+        "as_of": s.get("calibration_end"), "totals": totals, "tiers": tier_rows,
+        "top": top_rows, "has_interval": has_interval,
+        "any_interval": any(t["interval"] != "—" for t in totals),
+        "total": _num(value["clv"].sum(), 0), "mean": _num(value["clv"].mean(), 2),
+        "customers": f"{len(value):,}",
+    }
+
+
+def _segments_view(comparison: ModelComparison) -> dict[str, Any] | None:
+    seg = comparison.segment_metrics
+    if seg is None or seg.empty:
+        return None
+    cols = [c for c in ("customers", "actual", "predicted", "mae", "correlation",
+                        "aggregate_bias", "spearman_clv") if c in seg.columns]
+    rows = []
+    for (model, segment), row in seg.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if c == "customers":
+                cells.append(f"{int(v):,}")
+            elif c in ("actual", "predicted"):
+                cells.append(_num(v, 0))
+            else:
+                cells.append(format_metric(c, v))
+        rows.append({"model": str(model), "segment": str(segment), "cells": cells})
+    labels = {"customers": "customers", "actual": "actual", "predicted": "expected",
+              "mae": "MAE", "correlation": "Corr.", "aggregate_bias": "Bias",
+              "spearman_clv": "Spearman (value)"}
+    return {"column": comparison.settings.get("segment_col"),
+            "columns": [labels[c] for c in cols], "rows": rows}
+
+
+def _config_view(comparison: ModelComparison) -> dict[str, Any]:
+    s = comparison.settings
+    shown = {
+        "calibration end": s.get("calibration_end"),
+        "observation (holdout) end": s.get("observation_end"),
+        "time unit": s.get("time_unit"),
+        "holdout length": f"{s.get('holdout_length', float('nan')):g} "
+                          f"{_UNIT_NAMES.get(s.get('time_unit'), s.get('time_unit'))}",
+        "models": ", ".join(f"{n} ({c})" for n, c in s.get("model_classes", {}).items()),
+        "baselines": ", ".join(s.get("baselines", [])) or "none",
+        "spend model": s.get("spend_model") or "none",
+        "segment column": s.get("segment_col") or "none",
+        "Bayesian sampler settings": ", ".join(f"{k}={v}" for k, v in
+                                               s.get("bayes_kwargs", {}).items()),
+        "penalizer (MLE)": s.get("penalizer"),
+        "predictive interval": _pct(s.get("interval"), 0),
+        "calibration histogram bins": f"0 … {s.get('max_frequency', 7) - 1}, "
+                                      f"{s.get('max_frequency', 7)}+",
+        "holdout value": s.get("value_definition"),
+        "valuation": (f"{s.get('clv_horizon')} ahead from {s.get('calibration_end')}, "
+                      f"annual discount rate {_pct(s.get('discount_rate'), 1)}, "
+                      f"margin {_pct(s.get('margin'), 0)}, monthly periods"),
+        "columns": (f"customer id {s.get('customer_id_col')!r}, date "
+                    f"{s.get('datetime_col')!r}, amount {s.get('monetary_value_col')!r}"),
+    }
+    versions = {"python": platform.python_version()}
+    for pkg in _PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"settings": [{"name": k, "value": str(v)} for k, v in shown.items()],
+            "versions": [{"name": k, "value": v} for k, v in versions.items()],
+            "platform": platform.platform(terse=True)}
+
+
+def _template() -> Any:
+    import jinja2
+
+    text = (resources.files("clvmodels") / "templates" / "report.html.j2").read_text(
+        encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.from_string(text)
+
+
+def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | None = None, *,
+                title: str | None = None) -> str:
+    """The report page as a string (figures rendered here unless given)."""
+    from markupsafe import Markup
+
+    if figures is None:
+        figures = build_figures(comparison)
+    s = comparison.settings
+    d = comparison.data_summary
+    by_section: dict[str, list[dict[str, Any]]] = {}
+    for f in figures:
+        by_section.setdefault(f.section, []).append(
+            {"name": f.name, "title": f.title, "src": f.data_uri, "caption": f.caption,
+             "model": f.model, "collapsed": f.collapsed})
+    sections = [("summary", "Summary"), ("data", "Data"), ("metrics", "Model comparison"),
+                ("parameters", "Parameters"), ("diagnostics", "Diagnostics"),
+                ("ranking", "Value ranking")]
+    segments = _segments_view(comparison)
+    if segments is not None:
+        sections.append(("segments", "Segments"))
+    valuation = _valuation_view(comparison)
+    if valuation is not None:
+        sections.append(("valuation", "Valuation"))
+    if comparison.fit_warnings:
+        sections.append(("warnings", "Warnings"))
+    sections.append(("configuration", "Configuration"))
+    config = _config_view(comparison)
+    context = {
+        "title": title or "CLV model comparison",
+        "subtitle": (f"Calibration {d['first_transaction']} – {s['calibration_end']}, "
+                     f"holdout to {s['observation_end']} · {d['customers']:,} customers · "
+                     f"time unit {s['time_unit']}"),
+        "generated": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "sections": [{"id": a, "title": b} for a, b in sections],
+        "findings": [Markup(f) for f in _summary_findings(comparison)],
+        "data": _data_view(comparison),
+        "metrics": _metrics_view(comparison),
+        "interval": _pct(s.get("interval", 0.9), 0),
+        "params": _params_view(comparison),
+        "figures": by_section,
+        "segments": segments,
+        "valuation": valuation,
+        "warnings": [{"model": m, "message": w} for m, w in comparison.fit_warnings],
+        "config": config,
+        "version": next((v["value"] for v in config["versions"] if v["name"] == "clvmodels"),
+                        ""),
+    }
+    return _template().render(**context)
+
+
+# --------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------
+
+
+def write_html(comparison: ModelComparison, path: str | os.PathLike, *, force: bool = False,
+               title: str | None = None) -> Path:
+    """Write the self-contained report page to ``path`` atomically (refusing to replace an
+    existing file unless ``force``)."""
+    check_output_path(path, force=force)
+    return write_text(render_html(comparison, title=title), path, force=force)
+
+
+def write_report(comparison: ModelComparison, out_dir: str | os.PathLike, *,
+                 force: bool = False, title: str | None = None) -> dict[str, Path]:
+    """Write ``report.html``, ``metrics.csv`` and ``figures/<name>.png`` into ``out_dir``.
+
+    Every existing output is refused unless ``force`` — all of them are checked before
+    anything is written — and each file is written atomically. Returns the paths by role
+    (``report``, ``metrics``, ``figure:<name>``).
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {os.fspath(out)!r} exists and is not a directory")
+    report_path, metrics_path = out / "report.html", out / "metrics.csv"
+    for p in (report_path, metrics_path):
+        check_output_path(p, force=force)
+    figures = build_figures(comparison)
+    fig_paths = {f.name: out / "figures" / f"{f.name}.png" for f in figures}
+    for p in fig_paths.values():
+        check_output_path(p, force=force)
+    page = render_html(comparison, figures, title=title)
+    written: dict[str, Path] = {}
+    for f in figures:
+        written[f"figure:{f.name}"] = write_with(
+            lambda tmp, data=f.png: Path(tmp).write_bytes(data), fig_paths[f.name],
+            force=force)
+    written["metrics"] = write_with(lambda tmp: comparison.metrics.to_csv(tmp),
+                                    metrics_path, force=force)
+    written["report"] = write_text(page, report_path, force=force)
+    return written
