@@ -10,6 +10,7 @@ they load on first use.
 from typing import Any
 
 from clvmodels._validation import ValidationError
+from clvmodels.evaluation import ModelComparison, compare_models
 from clvmodels.models.base import ConvergenceWarning, NotFittedError, load_model
 from clvmodels.models.bgnbd import BetaGeo
 from clvmodels.models.gammagamma import GammaGamma
@@ -39,12 +40,14 @@ __all__ = [
     "CompressedRFM",
     "ConvergenceWarning",
     "GammaGamma",
+    "ModelComparison",
     "ModifiedBetaGeo",
     "NotFittedError",
     "ParetoNBD",
     "ValidationError",
     "__version__",
     "calibration_holdout_split",
+    "compare_models",
     "compress_rfm",
     "customer_lifetime_value",
     "load_model",

@@ -361,15 +361,7 @@ class MLEModel(BaseModel):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        names = list(self.param_names)
-        self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
-        self.standard_errors_ = pd.Series(np.sqrt(np.diag(cov)), index=names, name="se")
-        z = stats.norm.ppf(0.975)
-        self.confidence_intervals_ = pd.DataFrame(
-            {"lower 95%": theta - z * self.standard_errors_.to_numpy(),
-             "upper 95%": theta + z * self.standard_errors_.to_numpy()},
-            index=names,
-        )
+        self._set_uncertainty(cov)
         k = len(theta)
         self.aic_ = 2 * k - 2 * self.log_likelihood_
         self.bic_ = k * math.log(n) - 2 * self.log_likelihood_
@@ -384,6 +376,24 @@ class MLEModel(BaseModel):
                 stacklevel=2,
             )
         return self
+
+    def _set_uncertainty(self, cov: np.ndarray) -> None:
+        """Covariance, standard errors and 95% intervals from the parameter covariance.
+
+        The parameters are positive and were estimated on the log scale, so the intervals
+        are Wald intervals for log(theta) (se of log theta = se / theta, delta method),
+        mapped back: exp(log theta -/+ 1.96 se / theta). They never cross zero.
+        """
+        names = list(self.param_names)
+        theta = self.params_.to_numpy()
+        self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
+        se = np.sqrt(np.diag(cov))
+        self.standard_errors_ = pd.Series(se, index=names, name="se")
+        half = stats.norm.ppf(0.975) * se / theta
+        self.confidence_intervals_ = pd.DataFrame(
+            {"lower 95%": theta * np.exp(-half), "upper 95%": theta * np.exp(half)},
+            index=names,
+        )
 
     def summary(self) -> pd.DataFrame:
         """Parameter table: estimate, standard error, 95% confidence interval."""
@@ -446,14 +456,7 @@ class MLEModel(BaseModel):
         names = list(cls.param_names)
         model.params_ = pd.Series([payload["params"][n] for n in names], index=names,
                                   name="estimate")
-        cov = np.asarray(payload["covariance"], dtype=float)
-        model.covariance_ = pd.DataFrame(cov, index=names, columns=names)
-        model.standard_errors_ = pd.Series(np.sqrt(np.diag(cov)), index=names, name="se")
-        z = stats.norm.ppf(0.975)
-        theta = model.params_.to_numpy()
-        model.confidence_intervals_ = pd.DataFrame(
-            {"lower 95%": theta - z * model.standard_errors_.to_numpy(),
-             "upper 95%": theta + z * model.standard_errors_.to_numpy()}, index=names)
+        model._set_uncertainty(np.asarray(payload["covariance"], dtype=float))
         model.time_unit_ = payload.get("time_unit")
         model.log_likelihood_ = payload["log_likelihood"]
         model.aic_ = payload["aic"]
