@@ -538,8 +538,13 @@ class TransactionModel:
         One broadcast over all horizons (no loop); valuation differences these per period.
         """
         x, tx, T, _ = self._arrays(rfm)
-        times = check_horizon(times, "times").reshape(1, -1)
-        return self._expected_purchases(self._p(), x[:, None], tx[:, None], T[:, None], times)
+        times = check_horizon(times, "times").reshape(-1)
+        return self._cumulative_expected(self._p(), x, tx, T, times)
+
+    def _cumulative_expected(self, p: dict[str, Any], x: np.ndarray, tx: np.ndarray,
+                             T: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """(customers × times) expected purchases; models may override with a faster form."""
+        return self._expected_purchases(p, x[:, None], tx[:, None], T[:, None], times[None, :])
 
     def expected_purchases_new_customer(self, t: float | np.ndarray) -> float | np.ndarray:
         """E[X(t)]: expected repeat purchases of a new customer in (0, t]."""

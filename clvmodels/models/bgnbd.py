@@ -234,6 +234,25 @@ def bg_family_expected_purchases(r: Any, alpha: Any, a: Any, b: Any, x: Any, tx:
     return core * bg_family_probability_alive(r, alpha, a, b, x, tx, T, modified=modified)
 
 
+def bg_family_cumulative_expected(r: float, alpha: float, a: float, b: float, x: np.ndarray,
+                                  tx: np.ndarray, T: np.ndarray, times: np.ndarray, *,
+                                  modified: bool) -> np.ndarray:
+    """E[Y(t) | x, t_x, T] for customers (n,) × horizons (k,): shape (n, k).
+
+    The same formula as :func:`bg_family_expected_purchases`, organised for valuation: its
+    hypergeometric part depends on a customer only through (x, T), so it is evaluated once
+    per distinct (x, T) pair and horizon, then scaled by each customer's P(alive).
+    """
+    from clvmodels.rfm import unique_rows
+
+    (ux, uT), inverse, _ = unique_rows([np.asarray(x, float), np.asarray(T, float)])
+    s = b + ux + (1.0 if modified else 0.0)
+    core = _bg_expectation_core(r + ux[:, None], alpha + uT[:, None], a, s[:, None],
+                                np.asarray(times, float)[None, :])
+    alive = bg_family_probability_alive(r, alpha, a, b, x, tx, T, modified=modified)
+    return core[inverse] * alive[:, None]
+
+
 def bg_family_pmf(r: Any, alpha: Any, a: Any, b: Any, n: Any, t: Any, *,
                   modified: bool) -> np.ndarray:
     """P(X(t) = n) for a new customer: FHL eq. (8) (BG); the MBG analogue for ``modified``.
@@ -320,6 +339,11 @@ class _BGFamily(TransactionModel, MLEModel):
                             ) -> np.ndarray:
         return bg_family_expected_purchases(p["r"], p["alpha"], p["a"], p["b"], x, tx, T, t,
                                             modified=self._modified)
+
+    def _cumulative_expected(self, p: dict[str, Any], x: np.ndarray, tx: np.ndarray,
+                             T: np.ndarray, times: np.ndarray) -> np.ndarray:
+        return bg_family_cumulative_expected(p["r"], p["alpha"], p["a"], p["b"], x, tx, T,
+                                             times, modified=self._modified)
 
     def _expected_new(self, p: dict[str, Any], t: Any) -> np.ndarray:
         return bg_family_expected_new(p["r"], p["alpha"], p["a"], p["b"], t,
