@@ -329,8 +329,8 @@ class MLEModel(BaseModel):
             if not f(candidate)[0] <= f(x_opt)[0] + 1e-15:
                 break
             x_opt = candidate
-            if np.max(np.abs(step)) < 1e-6:
-                break  # the Hessian barely moves over such a step: keep it
+            if np.max(np.abs(step)) < 1e-4:
+                break  # the Hessian moves by O(step) relative: keep it for the errors
             H_log = self._hessian_log(f, x_opt)
         res.x = x_opt
         theta = np.exp(res.x)
@@ -340,7 +340,10 @@ class MLEModel(BaseModel):
         n = d.n_customers
         self.params_ = pd.Series(theta, index=list(self.param_names), name="estimate")
         p = self._params_dict(theta)
-        self.log_likelihood_ = float(np.einsum("i,i->", d.w, self._loglik(p, d)))
+        with np.errstate(all="ignore"):
+            fused = self._value_and_grad(p, d)
+        self.log_likelihood_ = (float(fused[0]) if fused is not None else
+                                float(np.einsum("i,i->", d.w, self._loglik(p, d))))
         self.n_customers_ = n
         self.time_unit_ = d.time_unit
         self.data_summary_ = self._data_summary(rfm, d)
