@@ -20,6 +20,7 @@ in DuckDB or Spark; all of them return the *day-level* summary handled here by
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -466,21 +467,24 @@ def _dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniques[order], rank[codes].astype(np.int64)
 
 
-def unique_rows(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+def unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Unique rows of equal-length 1-D columns: (unique columns, inverse, counts).
 
     Each column is reduced to dense integer codes, the codes are combined into one int64
     key per row, and the keys are made unique — far faster than ``np.unique(axis=0)``, which
     sorts rows as opaque byte strings. Rows come out in lexicographic order of the columns.
     """
+    dense = [_dense_codes(np.asarray(col)) for col in columns]
+    uniques = [u for u, _ in dense]
+    if np.prod([float(max(len(u), 1)) for u in uniques]) >= 2.0**62:
+        # too many combinations for one int64 key: unique rows of the code matrix instead
+        ucodes, inverse, counts = np.unique(np.column_stack([c for _, c in dense]), axis=0,
+                                            return_inverse=True, return_counts=True)
+        return ([u[ucodes[:, j]] for j, u in enumerate(uniques)],
+                inverse.reshape(-1).astype(np.int64), counts.astype(np.int64))
     key = np.zeros(len(columns[0]), dtype=np.int64)
-    uniques = []
-    for col in columns:
-        u, codes = _dense_codes(col)
-        if float(key.max(initial=0) + 1) * len(u) >= 2.0**62:
-            raise OverflowError("too many distinct values to combine into one key")
+    for u, codes in dense:
         key = key * len(u) + codes
-        uniques.append(u)
     ukey, inverse = _dense_codes(key)
     counts = np.bincount(inverse, minlength=len(ukey)).astype(np.int64)
     out = []

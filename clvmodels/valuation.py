@@ -55,6 +55,30 @@ def _boundaries(horizon: float, step: float) -> np.ndarray:
     return b
 
 
+def _discount_grid(horizon: float, period: str | float, discounting: str,
+                   discount_rate: float, unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """Period boundaries in (0, horizon] and the discount factor applied to each period."""
+    if discounting == "period":
+        times = _boundaries(horizon, period_length(period, unit))
+        weights = discount_factors(times, discount_rate, unit)
+    else:
+        # continuous: daily grid, each day's purchases discounted at its midpoint
+        times = _boundaries(horizon, 1.0 / time_unit_days(unit))
+        mids = times - 0.5 * np.diff(np.concatenate([[0.0], times]))
+        weights = discount_factors(mids, discount_rate, unit)
+    return times, weights
+
+
+def _abel_coefficients(weights: np.ndarray) -> np.ndarray:
+    """Coefficients c with sum_k c_k E(t_k) = sum_k f_k (E(t_k) - E(t_{k-1})), E(t_0) = 0.
+
+    Abel summation: c_k = f_k - f_{k+1} for k < K and c_K = f_K.
+    """
+    coef = np.array(weights, dtype=float)
+    coef[:-1] -= weights[1:]
+    return coef
+
+
 def _discounted_purchases(
     model: Any, rows: pd.DataFrame, times: np.ndarray, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +87,7 @@ def _discounted_purchases(
     The discounted sum is taken by Abel summation, f_K E_K + sum_{k<K} (f_k - f_{k+1}) E_k,
     so that all f = 1 (no discounting) gives exactly E(horizon).
     """
-    coef = weights.copy()
-    coef[:-1] -= weights[1:]
+    coef = _abel_coefficients(weights)
     disc, total = np.empty(len(rows)), np.empty(len(rows))
     chunk = max(1, _CHUNK_CELLS // len(times))
     for start in range(0, len(rows), chunk):
@@ -86,6 +109,7 @@ def customer_lifetime_value(
     period: str | float = "M",
     discounting: Literal["period", "continuous"] = "period",
     acquisition_cost: float | pd.Series | None = None,
+    interval: float = 0.9,
 ) -> pd.DataFrame:
     """Per-customer CLV: the present value of future margin.
 
@@ -113,11 +137,23 @@ def customer_lifetime_value(
     acquisition_cost
         Optional cost to acquire each customer (scalar or Series on the rfm index); adds
         ``clv_to_cac``.
+    interval
+        Bayesian transaction models only: probability of the central credible intervals
+        ``clv_lower`` / ``clv_upper`` and of the base's total (default 0.9).
 
     Returns
     -------
     DataFrame on ``rfm``'s index: ``expected_purchases`` (undiscounted, over the horizon),
     ``probability_alive``, ``expected_spend``, ``clv`` [, ``clv_to_cac``].
+
+    With a Bayesian transaction model (``BayesianBetaGeo``) every column is a posterior mean
+    and ``clv_lower`` / ``clv_upper`` are added; the spend model's draws (a
+    ``BayesianGammaGamma``) are paired with the transaction model's, so the interval includes
+    spend uncertainty. ``attrs`` then carry ``total_clv`` (posterior mean of the base's
+    total) and ``total_clv_lower`` / ``total_clv_upper``. The same period boundaries and
+    discount factors are used as for maximum-likelihood models; the draws are processed in
+    chunks of customers (:func:`clvmodels.models.bayes.posterior_clv`), so memory stays
+    bounded whatever the number of customers and draws.
     """
     unit = getattr(transaction_model, "time_unit_", None) or rfm.attrs.get("time_unit")
     if unit is None:
@@ -132,6 +168,11 @@ def customer_lifetime_value(
     if not horizon > 0:
         raise ValueError(f"horizon must be positive, got {horizon!r}")
 
+    if getattr(transaction_model, "is_bayesian", False):
+        return _posterior_lifetime_value(
+            transaction_model, spend_model, rfm, unit=unit, horizon=horizon,
+            discount_rate=discount_rate, margin=margin, period=period, discounting=discounting,
+            acquisition_cost=acquisition_cost, interval=interval)
     p_alive = transaction_model.probability_alive(rfm)  # also validates rfm and time unit
     if isinstance(spend_model, int | float):
         spend = pd.Series(float(spend_model), index=rfm.index)
@@ -152,14 +193,7 @@ def customer_lifetime_value(
         expected = comp.expand(
             transaction_model.cumulative_expected_purchases(rows, np.array([np.inf]))[:, 0])
     else:
-        if discounting == "period":
-            times = _boundaries(horizon, period_length(period, unit))
-            weights = discount_factors(times, discount_rate, unit)
-        else:
-            # continuous: daily grid, each day's purchases discounted at its midpoint
-            times = _boundaries(horizon, 1.0 / time_unit_days(unit))
-            mids = times - 0.5 * np.diff(np.concatenate([[0.0], times]))
-            weights = discount_factors(mids, discount_rate, unit)
+        times, weights = _discount_grid(horizon, period, discounting, discount_rate, unit)
         disc_rows, total_rows = _discounted_purchases(transaction_model, rows, times, weights)
         disc, expected = comp.expand(disc_rows), comp.expand(total_rows)
     out = pd.DataFrame(index=rfm.index)
@@ -173,4 +207,40 @@ def customer_lifetime_value(
         out["clv_to_cac"] = clv_to_cac(out["clv"], acquisition_cost)
     out.attrs.update(time_unit=unit, horizon=horizon, discount_rate=discount_rate,
                      margin=margin, period=period, discounting=discounting)
+    return out
+
+
+def _posterior_lifetime_value(
+    transaction_model: Any,
+    spend_model: Any,
+    rfm: pd.DataFrame,
+    *,
+    unit: str,
+    horizon: float,
+    discount_rate: float,
+    margin: float,
+    period: str | float,
+    discounting: str,
+    acquisition_cost: float | pd.Series | None,
+    interval: float,
+) -> pd.DataFrame:
+    """:func:`customer_lifetime_value` for a Bayesian transaction model (posterior draws)."""
+    from clvmodels.models.bayes import posterior_clv
+
+    if math.isinf(horizon):
+        raise ValueError("Bayesian models need a finite horizon")
+    times, weights = _discount_grid(horizon, period, discounting, discount_rate, unit)
+    cols, total = posterior_clv(transaction_model, spend_model, rfm, times,
+                                _abel_coefficients(weights), margin=margin, interval=interval)
+    out = pd.DataFrame(cols, index=rfm.index)
+    if acquisition_cost is not None:
+        from clvmodels.kpis import clv_to_cac
+
+        out["clv_to_cac"] = clv_to_cac(out["clv"], acquisition_cost)
+    q = (1 - interval) / 2
+    lo, hi = np.quantile(total, [q, 1 - q])
+    out.attrs.update(time_unit=unit, horizon=horizon, discount_rate=discount_rate,
+                     margin=margin, period=period, discounting=discounting, interval=interval,
+                     total_clv=float(total.mean()), total_clv_lower=float(lo),
+                     total_clv_upper=float(hi), n_draws=len(total))
     return out

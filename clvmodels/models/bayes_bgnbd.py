@@ -1,0 +1,140 @@
+"""Bayesian BG/NBD (Fader, Hardie & Lee 2005) in PyMC, optionally hierarchical over segments.
+
+The likelihood and every prediction are the BG/NBD functions of :mod:`clvmodels.models.bgnbd`
+(reached through the same hooks the maximum-likelihood :class:`~clvmodels.BetaGeo` uses),
+evaluated over posterior draws; the sampling, summaries, predictions, LOO and persistence
+are :mod:`clvmodels.models.bayes`'s.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from clvmodels.models.bayes import (
+    HEAVY_CELLS,
+    BayesianTransactionModel,
+    PriorSpec,
+    Rows,
+    _halfnormal,
+    _lognormal,
+    _normal,
+    unique_rows,
+)
+from clvmodels.models.bgnbd import _BGFamily
+from clvmodels.rfm import TIME_UNITS
+
+__all__ = ["BayesianBetaGeo"]
+
+
+def _month_in(unit: str | None) -> float:
+    """One average month expressed in ``unit`` (1 when the unit is unknown)."""
+    if unit is None or unit not in TIME_UNITS:
+        return 1.0
+    return TIME_UNITS["M"] / TIME_UNITS[unit]
+
+
+class BayesianBetaGeo(BayesianTransactionModel):
+    """BG/NBD model fitted with PyMC (NUTS), optionally hierarchical across segments.
+
+    Parameters ``r, alpha`` (purchase rate lambda ~ Gamma(r, alpha), alpha in the data's time
+    unit) and ``a, b`` (drop-out probability p ~ Beta(a, b)); likelihood FHL (2005) eq. (6).
+
+    Default priors (weakly informative, overridable with ``priors=``, saved with the model)::
+
+        r     ~ LogNormal(0, 2)                  # 95%: 0.02 .. 50
+        alpha ~ LogNormal(ln(1 month in unit), 2.5)
+        a     ~ LogNormal(0, 2)
+        b     ~ LogNormal(0, 2)
+
+    alpha's prior is centred on one month in the model's time unit (alpha / r is the mean
+    time between purchases for a typical customer), so the default means the same in days,
+    weeks or months.
+
+    Hierarchical (``segment_col``): per segment s, on unconstrained scales,
+    ``log r_s``, ``log rate_s`` with ``rate = r / alpha`` (the mean purchase rate while
+    alive), ``logit phi_s`` with ``phi = a / (a + b)`` (mean drop-out probability) and
+    ``log kappa_s`` with ``kappa = a + b`` (its concentration), each
+    ``u_s = mu_u + sigma_u z_{u,s}``, ``z ~ Normal(0, 1)`` (non-centred; ``parametrization=
+    "centered"`` samples better when every segment is large). The data pin down the mean
+    rate far better than r and alpha separately, so pooling ``log(r / alpha)`` instead of
+    ``log alpha`` removes the strong r-alpha posterior correlation: measured on 100k
+    customers in 10 segments, 8 instead of 22 leapfrog steps per draw. Default hyperpriors:
+    ``mu_log_r ~ N(0, 2)``, ``mu_log_rate ~ N(-ln month, 2.5)``, ``mu_logit_phi ~
+    N(0, 1.5)``, ``mu_log_kappa ~ N(1, 1.5)``, every ``sigma_u ~ HalfNormal(1)``.
+    ``params_`` then holds the typical segment's parameters (latents at their means) and
+    ``segment_params_`` each segment's.
+
+    Examples
+    --------
+    >>> model = BayesianBetaGeo().fit(rfm, chains=2)                  # doctest: +SKIP
+    >>> model.expected_purchases(rfm, t=52, interval=0.9)             # doctest: +SKIP
+    >>> BayesianBetaGeo(segment_col="cohort").fit(rfm).segment_params_  # doctest: +SKIP
+    """
+
+    param_names = ("r", "alpha", "a", "b")
+    short_name = "bayes_bgnbd"
+    latents = ("log_r", "log_rate", "logit_phi", "log_kappa")
+    _modified = False
+
+    # the BG/NBD math, through the MLE twin's hooks (bgnbd.log_likelihood, eqs. 6-11)
+    _loglik = _BGFamily._loglik
+    _probability_alive = _BGFamily._probability_alive
+    _expected_purchases = _BGFamily._expected_purchases
+    _expected_new = _BGFamily._expected_new
+    _pmf = _BGFamily._pmf
+
+    def _default_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+        month = _month_in(rows.time_unit if rows is not None else None)
+        return {"r": _lognormal(0.0, 2.0), "alpha": _lognormal(math.log(month), 2.5),
+                "a": _lognormal(0.0, 2.0), "b": _lognormal(0.0, 2.0)}
+
+    def _default_hyperpriors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+        month = _month_in(rows.time_unit if rows is not None else None)
+        mus = {"log_r": _normal(0.0, 2.0), "log_rate": _normal(-math.log(month), 2.5),
+               "logit_phi": _normal(0.0, 1.5), "log_kappa": _normal(1.0, 1.5)}
+        out: dict[str, PriorSpec] = {}
+        for u in self.latents:
+            out[f"mu_{u}"] = mus[u]
+            out[f"sigma_{u}"] = _halfnormal(1.0)
+        return out
+
+    @staticmethod
+    def _natural_from_latent(u: dict[str, Any], xp: Any) -> dict[str, Any]:
+        """r = e^{log r}, alpha = r e^{-log rate}, a = phi kappa, b = (1 - phi) kappa."""
+        phi = xp.sigmoid(u["logit_phi"])
+        kappa = xp.exp(u["log_kappa"])
+        r = xp.exp(u["log_r"])
+        return {"r": r, "alpha": r * xp.exp(-u["log_rate"]),
+                "a": phi * kappa, "b": (1.0 - phi) * kappa}
+
+    def _purchases_rows(self, rows: Rows, sl: slice, times: np.ndarray) -> np.ndarray:
+        """Cumulative E[Y(t) | x, t_x, T] at ``times`` for a chunk of rows: (S, chunk, k).
+
+        FHL (2005) eq. (10) is a product C(x, T, t) · P(alive | x, t_x, T) whose first factor
+        does not involve t_x. The costly factor (a 2F1 per draw and horizon) is therefore
+        evaluated once per distinct (segment, x, T) — as E[Y | x, t_x = T, T] /
+        P(alive | x, t_x = T, T), both from the module's own functions, with P(alive) there
+        bounded away from 0 — and multiplied by each row's P(alive). Rows are sorted by
+        (segment, x, T, t_x), so a chunk holds few distinct (segment, x, T).
+        """
+        c = rows.columns
+        x, tx, T = c["x"][sl], c["tx"][sl], c["T"][sl]
+        codes = rows.extra["codes"][sl]
+        (ucodes, ux, uT), inverse, _ = unique_rows([codes, x, T])
+        S, K = self._n_draws, len(times)
+        core = np.empty((S, len(ux), K))
+        # the 2F1 evaluation needs many temporaries of its input's size: bound its input
+        step = max(1, HEAVY_CELLS // (S * K))
+        for u0 in range(0, len(ux), step):
+            us = slice(u0, u0 + step)
+            pu = self._row_params(ucodes[us].astype(np.int64) if self.hierarchical else None, 1)
+            xu, Tu = ux[us, None], uT[us, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                core[:, us, :] = (self._expected_purchases(pu, xu, Tu, Tu, times[None, :])
+                                  / self._probability_alive(pu, xu, Tu, Tu))
+        prow = self._params_for(rows, sl, extra_axes=1)
+        alive = self._probability_alive(prow, x[:, None], tx[:, None], T[:, None])
+        return core[:, inverse, :] * alive

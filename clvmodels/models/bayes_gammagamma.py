@@ -1,0 +1,197 @@
+"""Bayesian Gamma-Gamma spend model (Fader, Hardie & Lee 2005; Fader & Hardie 2013) in PyMC.
+
+The likelihood is :func:`clvmodels.models.gammagamma.log_likelihood` (through the hook the
+maximum-likelihood :class:`~clvmodels.GammaGamma` uses) on the unique (segment, x, m_x) rows of
+the repeat buyers; predictions are :func:`~clvmodels.models.gammagamma.expected_spend` over
+posterior draws.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from clvmodels._validation import ValidationError, validate_rfm
+from clvmodels.models.bayes import (
+    BayesianModel,
+    PriorSpec,
+    Rows,
+    UnseenSegments,
+    _expand,
+    _halfnormal,
+    _lognormal,
+    _normal,
+    _plain,
+    unique_rows,
+)
+from clvmodels.models.gammagamma import GammaGamma, expected_spend, population_mean_spend
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["BayesianGammaGamma"]
+
+
+class BayesianGammaGamma(BayesianModel):
+    """Gamma-Gamma model of mean transaction value fitted with PyMC, optionally hierarchical.
+
+    Fitted on repeat buyers (``frequency > 0``) from their mean repeat spend
+    (``monetary_value``); likelihood Fader & Hardie (2013) eq. (5); ``E[M | x, m_x]`` eq. (6).
+
+    Default priors (weakly informative, overridable, saved with the model)::
+
+        p ~ LogNormal(0, 2)
+        q ~ LogNormal(1, 1.5)        # q > 1 is needed for a finite mean spend
+        v ~ LogNormal(ln(mean m_x), 2.5)
+
+    v is in money units, so its prior is centred on the observed mean repeat spend (scaled to
+    the data, as rstanarm's autoscaled priors are); the resolved numbers are in ``priors_``.
+
+    Hierarchical (``segment_col``): on unconstrained scales, per segment s,
+    ``log p_s``, ``log (q_s - 1)`` and ``log mu_s`` with ``mu = p v / (q - 1)`` the segment's
+    mean spend per transaction (so ``v = mu (q - 1) / p``), each ``mu_u + sigma_u z_{u,s}``,
+    ``z ~ Normal(0, 1)`` (non-centred). The mean spend is what the data pin down well, and q and
+    v are nearly collinear given it, so pooling on (p, q - 1, mean) keeps the posterior close to
+    uncorrelated; ``q > 1`` holds by construction. Hyperpriors: ``mu_log_p ~ N(0, 2)``,
+    ``mu_log_qm1 ~ N(0.5, 1.5)``, ``mu_log_mean ~ N(ln mean m_x, 1)``, every
+    ``sigma_u ~ HalfNormal(0.5)``. Segments are taken from *all* customers of the fitted
+    frame, so a segment without repeat buyers still gets (pooled) parameters.
+    """
+
+    param_names = ("p", "q", "v")
+    short_name = "bayes_gammagamma"
+    latents = ("log_p", "log_qm1", "log_mean")
+    data_columns = ("x", "m")
+    observed_column = "m"
+
+    # Fader & Hardie (2013) eq. (5), through the MLE twin's hook
+    _loglik = GammaGamma._loglik
+
+    def _rows(self, rfm: pd.DataFrame, *, fitting: bool, unseen: UnseenSegments = "raise",
+              repeat_only: bool = True) -> Rows:
+        validate_rfm(rfm, require_monetary=True)
+        codes = self._segment_codes(rfm, fitting=fitting, unseen=unseen)
+        x = rfm["frequency"].to_numpy(float)
+        mx = np.where(x > 0, rfm["monetary_value"].to_numpy(float), 0.0)
+        use = x > 0 if repeat_only else np.ones(len(x), dtype=bool)
+        if fitting and use.sum() < 2:
+            raise ValidationError(
+                "column 'frequency': the Gamma-Gamma model needs at least 2 repeat buyers "
+                f"(frequency > 0); found {int(use.sum())}"
+            )
+        (ucodes, ux, um), inv, counts = unique_rows([codes[use].astype(float), x[use], mx[use]])
+        inverse = np.full(len(x), -1, dtype=np.int64)
+        inverse[use] = inv
+        columns = {"x": ux, "m": um}
+        if self.hierarchical:
+            columns["segment"] = ucodes
+        out = Rows(columns, counts.astype(np.int64), inverse, rfm.index,
+                   rfm.attrs.get("time_unit"))
+        out.extra["codes"] = ucodes.astype(np.int64)
+        if fitting:
+            out.extra["mean_spend"] = float(np.average(um, weights=counts))
+        return out
+
+    def _default_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+        scale = math.log(rows.extra["mean_spend"]) if rows is not None else 0.0
+        return {"p": _lognormal(0.0, 2.0), "q": _lognormal(1.0, 1.5),
+                "v": _lognormal(scale, 2.5)}
+
+    def _default_hyperpriors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+        scale = math.log(rows.extra["mean_spend"]) if rows is not None else 0.0
+        mus = {"log_p": _normal(0.0, 2.0), "log_qm1": _normal(0.5, 1.5),
+               "log_mean": _normal(scale, 1.0)}
+        out: dict[str, PriorSpec] = {}
+        for u in self.latents:
+            out[f"mu_{u}"] = mus[u]
+            out[f"sigma_{u}"] = _halfnormal(0.5)
+        return out
+
+    @staticmethod
+    def _natural_from_latent(u: dict[str, Any], xp: Any) -> dict[str, Any]:
+        """p = e^{log p}, q = 1 + e^{log(q-1)}, v = mean (q - 1) / p."""
+        p = xp.exp(u["log_p"])
+        qm1 = xp.exp(u["log_qm1"])
+        return {"p": p, "q": 1.0 + qm1, "v": xp.exp(u["log_mean"]) * qm1 / p}
+
+    def fit(self, rfm: pd.DataFrame, **kwargs: Any) -> BayesianGammaGamma:
+        """Sample the posterior (see :meth:`BayesianModel.fit`); warns, like the MLE model,
+        when frequency and mean spend look correlated (|Pearson| > 0.3)."""
+        super().fit(rfm, **kwargs)
+        corr = GammaGamma.frequency_spend_correlation(rfm)
+        self.frequency_spend_correlation_ = corr
+        if np.isfinite(corr["pearson"]) and abs(corr["pearson"]) > 0.3:
+            warnings.warn(
+                f"frequency and mean spend are correlated (Pearson {corr['pearson']:.2f}); "
+                "the Gamma-Gamma model assumes they are independent, so its spend forecasts "
+                "may be biased", UserWarning, stacklevel=2)
+        return self
+
+    # ---- predictions -----------------------------------------------------------------
+    def _spend_rows(self, rows: Rows, sl: slice) -> np.ndarray:
+        codes = rows.extra["codes"][sl] if self.hierarchical else None
+        p = self._row_params(codes)
+        x, mx = rows.columns["x"][sl], rows.columns["m"][sl]
+        out = expected_spend(p["p"], p["q"], p["v"], x, mx)
+        return np.broadcast_to(out, (self._n_draws, sl.stop - sl.start))
+
+    def _spend_customers(self, x: np.ndarray, mx: np.ndarray, codes: np.ndarray | None
+                         ) -> np.ndarray:
+        """Draws of E[M | x, m_x] for the given customers: (S, n)."""
+        p = self._row_params(codes if self.hierarchical else None)
+        out = expected_spend(p["p"], p["q"], p["v"], x, mx)
+        return np.broadcast_to(out, (self._n_draws, len(x)))
+
+    def expected_spend(self, rfm: pd.DataFrame, interval: float | None = None, *,
+                       unseen_segments: UnseenSegments = "raise") -> pd.Series | pd.DataFrame:
+        """Posterior mean of E[mean transaction value | frequency, monetary_value] [+ interval].
+
+        Customers with frequency 0 get the population mean p v / (q - 1) (per draw).
+        """
+        self._check_fitted()
+        rows = self._rows(rfm, fitting=False, unseen=unseen_segments, repeat_only=False)
+        res = self._reduce(lambda sl: self._spend_rows(rows, sl), rows.n_rows,
+                           "expected_spend", interval, pd.RangeIndex(rows.n_rows))
+        return _expand(res, rows)
+
+    def expected_spend_draws(self, rfm: pd.DataFrame, *,
+                             unseen_segments: UnseenSegments = "raise") -> xr.DataArray:
+        """Every posterior draw of the expected spend: DataArray (chain, draw, customer_id)."""
+        self._check_fitted()
+        rows = self._rows(rfm, fitting=False, unseen=unseen_segments, repeat_only=False)
+        unique = self._draws_array(lambda sl: self._spend_rows(rows, sl), rows.n_rows,
+                                   pd.RangeIndex(rows.n_rows), "expected_spend")
+        return unique.isel(customer_id=rows.inverse).assign_coords(
+            customer_id=rows.index.to_numpy())
+
+    def population_mean_spend(self, interval: float | None = None, *, segment: Any = None
+                              ) -> float | pd.Series:
+        """Posterior mean of p v / (q - 1) [with ``interval``: a Series mean/lower/upper].
+
+        Hierarchical: ``segment`` picks a segment; ``None`` is the population level (a new
+        segment drawn from the hyperdistribution).
+        """
+        self._check_fitted()
+        if self.hierarchical:
+            if segment is None:
+                d = self._new_segment_draws()
+            else:
+                labels = pd.Index(self.segment_labels_)
+                if _plain(segment) not in labels:
+                    raise ValueError(f"segment {segment!r} was not seen when the model was "
+                                     "fitted")
+                code = labels.get_loc(_plain(segment))
+                d = {n: v[:, code] for n, v in self._param_draws().items()}
+        else:
+            d = self._param_draws()
+        vals = population_mean_spend(d["p"], d["q"], d["v"])
+        if interval is None:
+            return float(np.mean(vals))
+        q = (1 - interval) / 2
+        lo, hi = np.quantile(vals, [q, 1 - q])
+        return pd.Series({"population_mean_spend": float(np.mean(vals)),
+                          "lower": float(lo), "upper": float(hi)})
