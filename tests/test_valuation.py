@@ -119,3 +119,16 @@ def test_agrees_with_lifetimes_clv(models, cdnow_rfm) -> None:
     ours = customer_lifetime_value(bg, gg, cdnow_rfm, horizon=12 * 4.345, period=4.345,
                                    discount_rate=1.01 ** (365.25 / (4.345 * 7)) - 1)
     np.testing.assert_allclose(ours["clv"].to_numpy(), theirs.to_numpy(), rtol=1e-9)
+
+
+def test_infinite_horizon_dert_matches_long_numerical_horizon(cdnow_rfm) -> None:
+    """Pareto/NBD, horizon=inf: the closed form (DERT, FHL 2005 JMR eq. 2) against the
+    numerically discounted 60-year horizon (the tail beyond is negligible at 15 %/year)."""
+    from clvmodels import ParetoNBD
+
+    pnbd, gg = ParetoNBD().fit(cdnow_rfm), GammaGamma().fit(cdnow_rfm)
+    kw = dict(discount_rate=0.15, discounting="continuous")
+    inf = customer_lifetime_value(pnbd, gg, cdnow_rfm, horizon=np.inf, **kw)
+    long = customer_lifetime_value(pnbd, gg, cdnow_rfm, horizon=52 * 60, **kw)
+    assert inf["clv"].notna().all() and (inf["clv"] >= long["clv"]).all()
+    assert inf["clv"].sum() == pytest.approx(long["clv"].sum(), rel=1e-4)
