@@ -42,7 +42,7 @@ __all__ = [
 #: (365.25 / 12 days) and "Y" an average year, so a unit is always the same length.
 TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0, "Y": 365.25}
 
-Engine = Literal["pandas", "duckdb", "spark"]
+Engine = Literal["pandas", "duckdb"]
 NegativeAmounts = Literal["raise", "drop"]
 
 # day-level summary columns every engine returns (index: customer id)
@@ -290,14 +290,9 @@ def _summarise(
         days, obs_end = day_summary_duckdb(
             transactions, observation_end=obs_end, calibration_end=cal_end, **keywords
         )
-    elif engine == "spark":
-        from clvmodels.engines.spark import day_summary_spark
-
-        days, obs_end = day_summary_spark(
-            transactions, observation_end=obs_end, calibration_end=cal_end, **keywords
-        )
     else:
-        raise ValueError(f"unknown engine {engine!r}; use 'pandas', 'duckdb' or 'spark'")
+        raise ValueError(f"unknown engine {engine!r}; use 'pandas' or 'duckdb' "
+                         "(a Spark engine is planned but not built yet)")
     return _finalise(
         days,
         observation_end=obs_end,
@@ -334,7 +329,7 @@ def rfm_summary(
     time_unit
         "D", "W" (7 days), "M" (30.4375 days) or "Y" (365.25 days); see :data:`TIME_UNITS`.
     engine
-        "pandas" (default), "duckdb" (files larger than memory) or "spark".
+        "pandas" (default) or "duckdb" (files larger than memory).
     negative_amounts
         "raise" (default) refuses negative amounts such as returns; "drop" ignores them.
 
