@@ -57,6 +57,7 @@ from scipy import stats
 
 from clvmodels._validation import ValidationError, require_columns
 from clvmodels.models.base import rfm_arrays
+from clvmodels.rfm import _as_day as _rfm_as_day
 from clvmodels.rfm import prepare_transactions, time_unit_days
 
 __all__ = [
@@ -273,16 +274,11 @@ def _predict(method: Any, frame: pd.DataFrame, *args: Any, bayesian: bool,
 
 
 def _as_day(value: Any, name: str) -> pd.Timestamp:
-    """A date normalised to its calendar day (tz-naive)."""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}={value!r} is not a date") from exc
-    if ts is pd.NaT:
+    """A required date normalised to its calendar day (tz-naive); see :mod:`clvmodels.rfm`."""
+    day = _rfm_as_day(value, name)
+    if day is None:
         raise ValueError(f"{name} is missing")
-    if ts.tzinfo is not None:
-        ts = ts.tz_localize(None)
-    return ts.normalize()
+    return day
 
 
 def _frequency_labels(max_frequency: int) -> list[str]:
