@@ -3,7 +3,8 @@
 Transactions → RFM summary (:func:`rfm_summary`) → buy-till-you-die model (:class:`BetaGeo`,
 :class:`ParetoNBD`, :class:`ModifiedBetaGeo`) and spend model (:class:`GammaGamma`) →
 per-customer forecasts → CLV discounted to present value (:func:`customer_lifetime_value`).
-The Bayesian models (:class:`BayesianBetaGeo`, :class:`BayesianGammaGamma`) import PyMC, so
+The Bayesian models (:class:`BayesianBetaGeo`, :class:`BayesianModifiedBetaGeo`,
+:class:`BayesianGammaGamma`) import PyMC, so
 they load on first use.
 """
 
@@ -30,12 +31,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "BayesianBetaGeo": "clvmodels.models.bayes_bgnbd",
     "BayesianGammaGamma": "clvmodels.models.bayes_gammagamma",
+    "BayesianModifiedBetaGeo": "clvmodels.models.bayes_bgnbd",
 }
 
 __all__ = [
     "TIME_UNITS",
     "BayesianBetaGeo",
     "BayesianGammaGamma",
+    "BayesianModifiedBetaGeo",
     "BetaGeo",
     "CompressedRFM",
     "ConvergenceWarning",

@@ -141,6 +141,7 @@ BASELINES: tuple[str, ...] = ("historic-clv", "calibration-rate")
 #: Bayesian model names accepted in ``models`` → (module, class).
 BAYESIAN_MODELS: dict[str, tuple[str, str]] = {
     "bayes-bgnbd": ("clvmodels.models.bayes_bgnbd", "BayesianBetaGeo"),
+    "bayes-mbgnbd": ("clvmodels.models.bayes_bgnbd", "BayesianModifiedBetaGeo"),
 }
 _BAYES_SPEND = {"bayes-gammagamma": ("clvmodels.models.bayes_gammagamma", "BayesianGammaGamma")}
 

@@ -56,6 +56,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from scipy import stats
 
 from clvmodels._validation import ValidationError, require_columns
+from clvmodels.models.base import MODEL_LABELS as _MODEL_LABELS
 from clvmodels.models.base import rfm_arrays
 from clvmodels.rfm import _as_day as _rfm_as_day
 from clvmodels.rfm import prepare_transactions, time_unit_days
@@ -106,14 +107,6 @@ _CHUNK_CELLS = 2_000_000
 
 _UNIT_PLURAL = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
 _UNIT_SINGULAR = {"D": "day", "W": "week", "M": "month", "Y": "year"}
-_MODEL_LABELS = {
-    "BetaGeo": "BG/NBD",
-    "ModifiedBetaGeo": "MBG/NBD",
-    "ParetoNBD": "Pareto/NBD",
-    "GammaGamma": "Gamma-Gamma",
-    "BayesianBetaGeo": "Bayesian BG/NBD",
-    "BayesianGammaGamma": "Bayesian Gamma-Gamma",
-}
 
 Period = str | float
 

@@ -35,6 +35,7 @@ import pandas as pd
 
 from clvmodels._io import check_output_path, write_text, write_with
 from clvmodels.evaluation import BASELINES, METRIC_COLUMNS, METRIC_DIRECTIONS
+from clvmodels.models.base import MODEL_LABELS as _MODEL_LABELS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,9 +101,6 @@ _PACKAGES = ("clvmodels", "numpy", "scipy", "pandas", "matplotlib", "pymc", "arv
 
 _UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
 
-_MODEL_LABELS = {"BetaGeo": "BG/NBD", "ModifiedBetaGeo": "MBG/NBD", "ParetoNBD": "Pareto/NBD",
-                 "BayesianBetaGeo": "Bayesian BG/NBD", "GammaGamma": "Gamma-Gamma",
-                 "BayesianGammaGamma": "Bayesian Gamma-Gamma"}
 
 
 # --------------------------------------------------------------------------------------

@@ -111,6 +111,17 @@ def rfm_arrays(
 
 _REGISTRY: dict[str, type[BaseModel]] = {}
 
+#: Display names of the model classes (plots, reports).
+MODEL_LABELS: dict[str, str] = {
+    "BetaGeo": "BG/NBD",
+    "ModifiedBetaGeo": "MBG/NBD",
+    "ParetoNBD": "Pareto/NBD",
+    "GammaGamma": "Gamma-Gamma",
+    "BayesianBetaGeo": "Bayesian BG/NBD",
+    "BayesianModifiedBetaGeo": "Bayesian MBG/NBD",
+    "BayesianGammaGamma": "Bayesian Gamma-Gamma",
+}
+
 
 class BaseModel:
     """What every model (MLE or Bayesian) shares: parameters, time unit, persistence."""

@@ -26,7 +26,7 @@ from clvmodels.models.bayes import (
 from clvmodels.models.bgnbd import _BGFamily
 from clvmodels.rfm import TIME_UNITS
 
-__all__ = ["BayesianBetaGeo"]
+__all__ = ["BayesianBetaGeo", "BayesianModifiedBetaGeo"]
 
 
 def _month_in(unit: str | None) -> float:
@@ -138,3 +138,16 @@ class BayesianBetaGeo(BayesianTransactionModel):
         prow = self._params_for(rows, sl, extra_axes=1)
         alive = self._probability_alive(prow, x[:, None], tx[:, None], T[:, None])
         return core[:, inverse, :] * alive
+
+
+class BayesianModifiedBetaGeo(BayesianBetaGeo):
+    """MBG/NBD (Batislam, Denizel & Filiztekin 2007) fitted with PyMC.
+
+    As :class:`BayesianBetaGeo` — same parameters, priors, hierarchical option and
+    predictions — with the MBG/NBD likelihood (Batislam et al. eq. 6), P(alive) (eq. 8) and
+    expectations (eqs. 7, 9): a customer may also drop out right after the first purchase.
+    Every formula is :mod:`clvmodels.models.mbgnbd`'s (the BG family with ``modified=True``).
+    """
+
+    short_name = "bayes_mbgnbd"
+    _modified = True
