@@ -195,7 +195,7 @@ def task_clv_pmm(n: int, model_path: str) -> dict[str, Any]:
 
 
 def task_hier(n: int, segments: int, draws: int, tune: int,
-              parametrization: str = "non_centered") -> dict[str, Any]:
+              parametrization: str = "auto") -> dict[str, Any]:
     from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
 
     rfm = simulate(n, segments=segments)
@@ -351,17 +351,18 @@ def main() -> None:
         print("CLV", flush=True)
         res["clv_ours_full"] = run_task("clv_ours", n=n100k, model_path=model_path)
         sub = min(args.clv_pmm_n, n100k)
-        res["clv_ours_sub"] = run_task("clv_ours", n=sub, model_path=model_path)
+        res["clv_ours_sub"] = (res["clv_ours_full"] if sub == n100k else
+                               run_task("clv_ours", n=sub, model_path=model_path))
         res["clv_pmm_sub"] = run_task("clv_pmm", n=sub, model_path=model_path)
     if "hier" in only:
         print("hierarchical", flush=True)
         # ESS per second is a rate: fewer draws keep the runs within their time limits.
         # With ~100k customers per segment every segment's parameters are pinned by the data,
         # the regime where the centred form samples well and the non-centred one poorly.
-        res["hier_1m"] = run_task("hier", timeout=1200, n=n1m, segments=10, draws=dr // 2,
-                                  tune=dr // 2, parametrization="centered")
-        res["hier_1m_nc"] = run_task("hier", timeout=600, n=n1m, segments=10, draws=dr // 4,
-                                     tune=dr // 4, parametrization="non_centered")
+        for key, par, limit in (("hier_1m", "auto", 1200), ("hier_1m_c", "centered", 1200),
+                                ("hier_1m_nc", "non_centered", 600)):
+            res[key] = run_task("hier", timeout=limit, n=n1m, segments=10, draws=dr // 2,
+                                tune=dr // 2, parametrization=par)
     if "coverage" in only:
         print("coverage", flush=True)
         res["coverage"] = run_task("coverage", reps=2 if q else args.reps, draws=dr // 2,
@@ -414,7 +415,7 @@ def report(res: dict[str, Any]) -> None:
             extrap = cp["wall_s"] * c["customers"] / cp["customers"]
             print(f"  PMM extrapolated to {c['customers']}: {extrap:.0f}s -> "
                   f"x{extrap / c['wall_s']:.1f} vs ours on the full set")
-    for h in (res.get("hier_1m"), res.get("hier_1m_nc")):
+    for h in (res.get("hier_1m"), res.get("hier_1m_c"), res.get("hier_1m_nc")):
         if not h or "error" in h:
             continue
         print(f"hierarchical, 10 segments, 1M, 2 chains x ({h['tune']} tune + {h['draws']} "

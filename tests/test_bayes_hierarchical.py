@@ -169,9 +169,58 @@ def test_hierarchical_clv_and_persistence(hier, tmp_path) -> None:
     back = load_model(path)
     assert back.segment_labels_ == bg.segment_labels_ and back.segment_col == "segment"
     pd.testing.assert_frame_equal(back.segment_params_, bg.segment_params_)
+    pd.testing.assert_frame_equal(back.centering_, bg.centering_)
     assert back.priors_ == bg.priors_ and set(back.priors_) == {
         f"{k}_{u}" for k in ("mu", "sigma") for u in bg.latents}
     pd.testing.assert_series_equal(back.expected_purchases(frame, 10.0),
                                    bg.expected_purchases(frame, 10.0))
     gback = load_model(gg.save(tmp_path / "hier_gg.nc"))
     pd.testing.assert_series_equal(gback.expected_spend(frame), gg.expected_spend(frame))
+
+
+def test_auto_centring_follows_segment_information(hier) -> None:
+    """parametrization="auto": weights in [0, 1], per segment and latent, larger for
+    segments whose own data pin their parameters down (more customers)."""
+    for model in (hier.bg, hier.gg):
+        w = model.centering_
+        assert list(w.columns) == list(model.latents)
+        assert list(w.index) == [str(s) for s in model.segment_labels_]
+        assert ((w >= 0) & (w <= 1)).all().all()
+        sizes = pd.Series(model._segment_sizes(), index=w.index)
+        # smallest vs largest segment: never more centred
+        assert (w.loc[sizes.idxmin()] <= w.loc[sizes.idxmax()] + 1e-12).all()
+    # BG/NBD on segments of 300..5000 customers: the well-separated rate latents are mostly
+    # centred for the big segments, not for the 300-customer one
+    w = hier.bg.centering_
+    assert w.loc["online", "log_r"] > 0.5 and w.loc["north", "log_r"] < w.loc["online", "log_r"]
+    for fixed, value in (("centered", 1.0), ("non_centered", 0.0)):
+        m = BayesianBetaGeo(segment_col="segment", parametrization=fixed)
+        m._segment_codes(hier.rfm, fitting=True)
+        assert (m._choose_centering(hier.rfm) == value).all().all()
+    with pytest.raises(ValueError, match="parametrization"):
+        BayesianBetaGeo(segment_col="segment", parametrization="partial")
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.4, 1.0])
+def test_partial_centring_is_the_same_prior(hier, weight) -> None:
+    """Whatever the centring weight, each segment's parameters have the same prior: the
+    prior draws of r_s under w = 0, 0.4 and 1 agree in distribution (two-sample KS)."""
+    import pymc as pm
+    from scipy import stats
+
+    from clvmodels.models.bayes import validate_priors
+
+    m = BayesianBetaGeo(segment_col="segment")
+    rows = m._rows(hier.rfm.iloc[:2000], fitting=True)
+    m.priors_ = validate_priors(None, m._default_hyperpriors(rows))
+    m.time_unit_ = "W"
+    m.centering_ = pd.DataFrame(weight, index=[str(s) for s in m.segment_labels_],
+                                columns=list(m.latents))
+    with m._build_model(rows):
+        prior = pm.sample_prior_predictive(draws=4000, var_names=["r", "a"], random_seed=5)
+    rng = np.random.default_rng(6)  # the reference: u ~ Normal(mu, sigma) drawn directly
+    mu = rng.normal(0.0, 2.0, 4000)
+    sigma = np.abs(rng.normal(0.0, 1.0, 4000))
+    ref_r = np.exp(mu + sigma * rng.normal(size=4000))
+    r = prior.prior["r"].to_numpy()[0, :, 0]
+    assert stats.ks_2samp(np.log(r), np.log(ref_r)).pvalue > 0.001

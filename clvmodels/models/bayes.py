@@ -24,8 +24,13 @@ distinct ``T``, and only the final log-sum-exp once per row: at a million custom
 Hierarchical models
 -------------------
 With ``segment_col`` every segment ``s`` has its own parameters, partially pooled on
-unconstrained scales with a non-centred parametrisation: for each latent ``u`` (e.g.
-``log r``), ``u_s = mu_u + sigma_u z_{u,s}`` with ``z_{u,s} ~ Normal(0, 1)``. The segment of a
+unconstrained scales: for each latent ``u`` (e.g. ``log r``), ``u_s ~ Normal(mu_u, sigma_u)``,
+sampled non-centred (``u_s = mu_u + sigma_u z_{u,s}``, ``z_{u,s} ~ Normal(0, 1)``) where a
+segment's own data say little and centred where they pin ``u_s`` down — by default partially,
+with a weight per segment and latent chosen from quick per-segment maximum-likelihood fits
+(``parametrization="auto"``; measured on 200k customers in 10 segments: 8.6 leapfrog steps
+per draw and 3.7 worst-parameter ESS/s, against 23 steps / 0.6 ESS/s non-centred and 21 steps
+/ 1.1 ESS/s centred). The segment of a
 row is one more factored column, so per-segment terms are computed once per
 (segment, x) pair and so on.
 """
@@ -79,6 +84,9 @@ CHUNK_CELLS = 2_000_000
 HEAVY_CELLS = 250_000
 #: draws × unique rows up to which ``fit`` stores the pointwise log-likelihood (~200 MB)
 LOG_LIKELIHOOD_CELLS = 25_000_000
+#: segments smaller than this are not fitted alone by ``parametrization="auto"`` (their
+#: latents are sampled non-centred: the population dominates their posterior anyway)
+MIN_SEGMENT_FOR_MLE = 50
 #: minimum bulk / tail ESS per chain before a warning
 MIN_ESS_PER_CHAIN = 100
 #: largest acceptable R-hat
@@ -410,10 +418,21 @@ class BayesianModel(BaseModel):
         Column of the RFM frame holding each customer's segment (cohort, channel, country…):
         each segment gets its own parameters, partially pooled toward the population.
     parametrization
-        Hierarchical models: ``"non_centered"`` (default; ``u_s = mu + sigma z_s``, best when
-        segments are small or similar) or ``"centered"`` (``u_s ~ Normal(mu, sigma)``, which
-        samples better when every segment has so much data that its parameters are pinned
-        down by the likelihood).
+        Hierarchical models, how each segment latent ``u_s ~ Normal(mu, sigma)`` is sampled
+        (the model is the same whatever the choice; only the sampler's geometry changes):
+
+        * ``"auto"`` (default): partially non-centred per segment and latent,
+          ``u_s = mu + sigma^(1-w) (t_s - w mu)`` with ``t_s ~ Normal(w mu, sigma^w)``
+          (Gorinova, Moore & Hoffman 2020, "Automatic reparameterisation of probabilistic
+          programs"). The weight ``w = tau^2 / (tau^2 + se_s^2)`` compares how well the
+          segment's own data pin ``u_s`` down (``se_s``, from a quick maximum-likelihood fit
+          of the MLE twin on that segment alone) with the spread of the segments
+          (``tau^2``, moment estimate from those fits): small or similar segments get
+          ``w ≈ 0`` — the non-centred form ``u_s = mu + sigma z_s`` — and large, distinct ones
+          ``w ≈ 1`` — the centred form. Stored in :attr:`centering_`.
+        * ``"non_centered"``: ``w = 0`` everywhere (best when segments are small or similar);
+        * ``"centered"``: ``w = 1`` everywhere (best when every segment has so much data
+          that its parameters are pinned down by the likelihood).
     """
 
     is_bayesian: ClassVar[bool] = True
@@ -426,14 +445,14 @@ class BayesianModel(BaseModel):
 
     def __init__(self, priors: Mapping[str, PriorSpec] | None = None,
                  segment_col: str | None = None,
-                 parametrization: Literal["non_centered", "centered"] = "non_centered"
+                 parametrization: Literal["auto", "non_centered", "centered"] = "auto"
                  ) -> None:
         if priors is not None and not isinstance(priors, Mapping):
             raise ValueError("priors must be a dict of prior specs or None")
         if segment_col is not None and not isinstance(segment_col, str):
             raise ValueError("segment_col must be a column name or None")
-        if parametrization not in ("non_centered", "centered"):
-            raise ValueError("parametrization must be 'non_centered' or 'centered'")
+        if parametrization not in ("auto", "non_centered", "centered"):
+            raise ValueError("parametrization must be 'auto', 'non_centered' or 'centered'")
         self.priors = None if priors is None else {k: dict(v) for k, v in priors.items()}
         self.segment_col = segment_col
         self.parametrization = parametrization
@@ -454,6 +473,14 @@ class BayesianModel(BaseModel):
     def _natural_from_latent(u: dict[str, Any], xp: Any) -> dict[str, Any]:
         """Natural parameters from the unconstrained latents (``xp``: exp, sigmoid)."""
         raise NotImplementedError
+
+    @staticmethod
+    def _latent_from_natural(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The inverse of :meth:`_natural_from_latent` (numpy; NaN where undefined)."""
+        raise NotImplementedError
+
+    #: the maximum-likelihood twin, fitted per segment by ``parametrization="auto"``
+    _mle_class: ClassVar[type | None] = None
 
     def _rows(self, rfm: pd.DataFrame, *, fitting: bool) -> Rows:
         """Validate ``rfm`` and compress it to the likelihood's unique rows."""
@@ -510,6 +537,67 @@ class BayesianModel(BaseModel):
             )
         return codes.astype(np.int64)
 
+    # ---- hierarchical parametrisation ---------------------------------------------------
+    def _choose_centering(self, rfm: pd.DataFrame) -> pd.DataFrame:
+        """Centring weight w in [0, 1] per (segment, latent): see ``parametrization``."""
+        labels = pd.Index([str(v) for v in self.segment_labels_], name=self.segment_col)
+        shape = (len(labels), len(self.latents))
+        if self.parametrization != "auto":
+            w = np.full(shape, 1.0 if self.parametrization == "centered" else 0.0)
+            return pd.DataFrame(w, index=labels, columns=list(self.latents))
+        est, se = self._segment_mle_latents(rfm)
+        ok = np.isfinite(est) & np.isfinite(se)
+        w = np.zeros(shape)
+        for j in range(shape[1]):
+            k = ok[:, j]
+            if k.sum() < 2:
+                continue  # the spread of the segments cannot be estimated: non-centred
+            tau2 = max(0.0, float(np.var(est[k, j], ddof=1) - np.mean(se[k, j] ** 2)))
+            w[k, j] = tau2 / (tau2 + se[k, j] ** 2) if tau2 > 0 else 0.0
+        w = np.where(w > 0.99, 1.0, np.where(w < 0.01, 0.0, np.round(w, 3)))
+        return pd.DataFrame(w, index=labels, columns=list(self.latents))
+
+    def _segment_mle_latents(self, rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per segment: the MLE twin's latents and their standard errors (delta method on
+        the MLE's covariance of log-parameters); NaN where a segment's fit fails."""
+        n_seg, n_lat = len(self.segment_labels_), len(self.latents)
+        est, se = np.full((n_seg, n_lat), np.nan), np.full((n_seg, n_lat), np.nan)
+        codes = self._segment_codes(rfm, fitting=False)
+        names = list(self.param_names)
+
+        def latents(log_theta: np.ndarray) -> np.ndarray:
+            nat = dict(zip(names, np.exp(log_theta), strict=True))
+            lat = self._latent_from_natural(nat)
+            return np.array([float(lat[u]) for u in self.latents])
+
+        for s_ in range(n_seg):
+            part = rfm[codes == s_]
+            if len(part) < MIN_SEGMENT_FOR_MLE:
+                continue
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    mle = self._mle_class().fit(part)  # type: ignore[misc]
+            except (ValueError, ArithmeticError, RuntimeError, np.linalg.LinAlgError):
+                continue  # no usable fit: this segment is sampled non-centred
+            if not getattr(mle, "converged_", False):
+                continue
+            theta = mle.params_[names].to_numpy(float)
+            cov = mle.covariance_.loc[names, names].to_numpy(float) / np.outer(theta, theta)
+            lt = np.log(theta)
+            with np.errstate(all="ignore"):
+                g0 = latents(lt)
+                h = 1e-6
+                jac = np.empty((n_lat, len(names)))
+                for i in range(len(names)):
+                    step = np.zeros(len(names))
+                    step[i] = h
+                    jac[:, i] = (latents(lt + step) - latents(lt - step)) / (2 * h)
+                var = np.einsum("ij,jk,ik->i", jac, cov, jac)
+            est[s_] = g0
+            se[s_] = np.where(var >= 0, np.sqrt(np.abs(var)), np.nan)
+        return est, se
+
     # ---- building the PyMC model -----------------------------------------------------
     def _declare_params(self, n_segments: int) -> dict[str, Any]:
         """Declare the priors and return the natural parameters (scalars or per segment)."""
@@ -523,11 +611,15 @@ class BayesianModel(BaseModel):
         for u in self.latents:
             mu = _prior_rv(f"mu_{u}", priors[f"mu_{u}"])
             sigma = _prior_rv(f"sigma_{u}", priors[f"sigma_{u}"])
-            if self.parametrization == "centered":
+            w = self.centering_[u].to_numpy(float)
+            if np.all(w == 1.0):  # centred
                 latent[u] = pm.Normal(u, mu, sigma, dims="segment")
-            else:
+            elif np.all(w == 0.0):  # non-centred
                 z = pm.Normal(f"z_{u}", 0.0, 1.0, dims="segment")
                 latent[u] = mu + sigma * z
+            else:  # partially centred: u_s = mu + sigma^(1-w) (t_s - w mu) ~ Normal(mu, sigma)
+                t = pm.Normal(f"t_{u}", w * mu, sigma ** w, dims="segment")
+                latent[u] = mu + sigma ** (1.0 - w) * (t - w * mu)
         xp = SimpleNamespace(exp=pt.exp, sigmoid=pt.sigmoid)
         natural = self._natural_from_latent(latent, xp)
         return {name: pm.Deterministic(name, natural[name], dims="segment")
@@ -624,6 +716,8 @@ class BayesianModel(BaseModel):
                     else self._default_priors(rows))
         self.priors_ = validate_priors(self.priors, defaults)
         self.time_unit_ = rows.time_unit
+        if self.hierarchical:
+            self.centering_ = self._choose_centering(rfm)
         model = self._build_model(rows)
         cores = min(chains, os.cpu_count() or 1) if cores is None else int(cores)
         timings: dict[str, float] = {"prepare_s": time.perf_counter() - started}
@@ -1072,6 +1166,8 @@ class BayesianModel(BaseModel):
             "segment_col": self.segment_col,
             "parametrization": self.parametrization,
             "segment_labels": getattr(self, "segment_labels_", None),
+            "centering": (self.centering_.to_numpy().tolist() if self.hierarchical
+                          else None),
             "fit_info": {
                 "n_customers": self.n_customers_,
                 "n_unique_rows": self.n_unique_rows_,
@@ -1100,6 +1196,14 @@ class BayesianModel(BaseModel):
         model.time_unit_ = meta.get("time_unit")
         if meta.get("segment_labels") is not None:
             model.segment_labels_ = list(meta["segment_labels"])
+            w = meta.get("centering")
+            if w is None:  # written before partial centring existed
+                w = np.full((len(model.segment_labels_), len(cls.latents)),
+                            1.0 if model.parametrization == "centered" else 0.0)
+            model.centering_ = pd.DataFrame(
+                w, columns=list(cls.latents),
+                index=pd.Index([str(v) for v in model.segment_labels_],
+                               name=model.segment_col))
         info = meta.get("fit_info", {})
         model.fit_info_ = info
         model.n_customers_ = info.get("n_customers")

@@ -51,20 +51,20 @@ class BayesianGammaGamma(BayesianModel):
     v is in money units, so its prior is centred on the observed mean repeat spend (scaled to
     the data, as rstanarm's autoscaled priors are); the resolved numbers are in ``priors_``.
 
-    Hierarchical (``segment_col``): on unconstrained scales, per segment s,
-    ``log p_s``, ``log (q_s - 1)`` and ``log mu_s`` with ``mu = p v / (q - 1)`` the segment's
-    mean spend per transaction (so ``v = mu (q - 1) / p``), each ``mu_u + sigma_u z_{u,s}``,
-    ``z ~ Normal(0, 1)`` (non-centred). The mean spend is what the data pin down well, and q and
-    v are nearly collinear given it, so pooling on (p, q - 1, mean) keeps the posterior close to
-    uncorrelated; ``q > 1`` holds by construction. Hyperpriors: ``mu_log_p ~ N(0, 2)``,
-    ``mu_log_qm1 ~ N(0.5, 1.5)``, ``mu_log_mean ~ N(ln mean m_x, 1)``, every
-    ``sigma_u ~ HalfNormal(0.5)``. Segments are taken from *all* customers of the fitted
-    frame, so a segment without repeat buyers still gets (pooled) parameters.
-    """
+    Hierarchical (``segment_col``): on unconstrained scales, per segment s, ``log p_s``, ``log
+    (q_s - 1)`` and ``log mu_s`` with ``mu = p v / (q - 1)`` the segment's mean spend per
+    transaction (so ``v = mu (q - 1) / p``), each ``~ Normal(mu_u, sigma_u)`` (non-centred or
+    partially centred per segment, see ``parametrization``). The mean spend is what the data pin
+    down well, and q and v are nearly collinear given it, so pooling on (p, q - 1, mean) keeps
+    the posterior close to uncorrelated; ``q > 1`` holds by construction. Hyperpriors:
+    ``mu_log_p ~ N(0, 2)``, ``mu_log_qm1 ~ N(0.5, 1.5)``, ``mu_log_mean ~ N(ln mean m_x, 1)``,
+    every ``sigma_u ~ HalfNormal(0.5)``. Segments are taken from *all* customers of the fitted
+    frame, so a segment without repeat buyers still gets (pooled) parameters. """
 
     param_names = ("p", "q", "v")
     short_name = "bayes_gammagamma"
     latents = ("log_p", "log_qm1", "log_mean")
+    _mle_class = GammaGamma
     data_columns = ("x", "m")
     observed_column = "m"
 
@@ -110,6 +110,13 @@ class BayesianGammaGamma(BayesianModel):
             out[f"mu_{u}"] = mus[u]
             out[f"sigma_{u}"] = _halfnormal(0.5)
         return out
+
+    @staticmethod
+    def _latent_from_natural(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        pp, q, v = (np.asarray(p[k], dtype=float) for k in ("p", "q", "v"))
+        with np.errstate(invalid="ignore", divide="ignore"):  # q <= 1: no mean, NaN
+            return {"log_p": np.log(pp), "log_qm1": np.log(q - 1.0),
+                    "log_mean": np.log(pp * v / (q - 1.0))}
 
     @staticmethod
     def _natural_from_latent(u: dict[str, Any], xp: Any) -> dict[str, Any]:
