@@ -155,7 +155,17 @@ def _parse_dates(raw: pd.Series) -> pd.Series:
         parsed = pd.to_datetime(whole.astype("Int64").astype("string"), format="%Y%m%d",
                                 errors="coerce")
     else:
-        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        try:
+            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        except ValueError as err:
+            if "Mixed timezones" not in str(err):
+                raise
+            # strings with different UTC offsets: each purchase keeps its own local calendar
+            # day (the offset is dropped), as for a tz-aware column and in the DuckDB engine
+            local = raw.astype("string").str.strip().str.replace(
+                r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d*)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$",
+                r"\1", regex=True)
+            parsed = pd.to_datetime(local, errors="coerce", format="mixed")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     parsed = parsed.dt.normalize()

@@ -226,6 +226,21 @@ def test_tz_aware_datetimes_use_their_own_calendar_day(random_tx, tmp_path, tz):
     assert_same(*both(rfm_summary, tmp_path / "tz.parquet", time_unit="D"))
 
 
+def test_strings_with_mixed_utc_offsets_keep_their_local_day(random_tx):
+    """ISO strings with different offsets (a multi-region export): both engines take each
+    purchase's local calendar day, as for a tz-aware column — not a bare pandas error, and
+    not the UTC day; an offset-free date such as 2020-01-03 is not mistaken for one."""
+    offsets = np.array(["+01:00", "-05:00", "Z", "+0530", "-03", ""])
+    stamps = random_tx["date"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    tagged = stamps + offsets[np.arange(len(stamps)) % len(offsets)]
+    tagged = tagged.where(np.arange(len(stamps)) % 7 != 0,
+                          random_tx["date"].dt.strftime("%Y-%m-%d"))
+    mixed = random_tx.assign(date=tagged)
+    expected, actual = both(rfm_summary, mixed, time_unit="D")
+    assert_same(expected, actual)
+    assert_same(rfm_summary(random_tx, time_unit="D"), actual)
+
+
 def test_integer_and_categorical_ids(cdnow):
     sub = cdnow.iloc[:5000]
     nullable = sub.assign(customer_id=sub["customer_id"].astype("Int64"))
