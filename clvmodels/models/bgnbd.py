@@ -18,7 +18,7 @@ import numpy as np
 from scipy import special
 
 from clvmodels.models._math import NP
-from clvmodels.models._special import log_hyp2f1
+from clvmodels.models._special import log_hyp2f1, log_hyp2f1_grid
 from clvmodels.models.base import MLEModel, TransactionModel
 
 __all__ = [
@@ -177,7 +177,19 @@ def _bg_expectation_core(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarr
 
     a within 1e-7 of 1 (another removable singularity) is evaluated as the mean of its two
     neighbours.
+
+    When only ``t`` varies along the last axis (valuation: every period boundary for the same
+    customer and draw) and c > 1/4, 2F1 comes from :func:`log_hyp2f1_grid`, which serves the
+    whole last axis with one series per band of arguments.
     """
+    grid = _horizon_grid(r, alpha, a, b, t)
+    if grid is not None:
+        return grid
+    return _bg_expectation_general(r, alpha, a, b, t)
+
+
+def _bg_expectation_general(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarray:
+    """:func:`_bg_expectation_core` element by element (any broadcastable shapes)."""
     r, alpha, a, b, t = np.broadcast_arrays(*(np.asarray(v, dtype=float)
                                               for v in (r, alpha, a, b, t)))
 
@@ -211,6 +223,37 @@ def _bg_expectation_core(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarr
                         + value(np.where(near_one, 1.0 + eps, a)))
         return np.where(near_one, smooth, value(np.where(near_one, 2.0, a)))
     return value(a)
+
+
+def _horizon_grid(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarray | None:
+    """:func:`_bg_expectation_core` for parameters constant along t's last axis, or None.
+
+    The same expression as its c > 1/4 branch, -c expm1(L) / (a - 1) with
+    L = r log(alpha / (alpha + t)) + log 2F1(r, b; c; t / (alpha + t)).
+    """
+    t = np.asarray(t, dtype=float)
+    if t.ndim == 0 or t.shape[-1] < 2:
+        return None
+    params = [np.asarray(v, dtype=float) for v in (r, alpha, a, b)]
+    if any(v.ndim and v.shape[-1] != 1 for v in params):
+        return None
+    k = t.shape[-1]
+    lead = np.broadcast_shapes(t.shape[:-1], *(v.shape[:-1] for v in params if v.ndim))
+    r, alpha, a, b = (np.broadcast_to(v, (*lead, 1)).reshape(-1, 1) for v in params)
+    t = np.broadcast_to(t, (*lead, k)).reshape(-1, k)
+    c = a + b - 1.0
+    good = ((c > 0.25) & (np.abs(a - 1.0) >= 1e-7) & (alpha > 0))[:, 0] & np.all(t >= 0, axis=1)
+    out = np.empty(t.shape)
+    if good.any():
+        i = good
+        with np.errstate(divide="ignore"):
+            lzc = np.log(alpha[i]) - np.log(alpha[i] + t[i])
+        L = r[i] * lzc + log_hyp2f1_grid(r[i], b[i], c[i], t[i] / (alpha[i] + t[i]))
+        out[i] = np.where(t[i] > 0, -c[i] * np.expm1(L) / (a[i] - 1.0), 0.0)
+    if not good.all():
+        i = ~good
+        out[i] = _bg_expectation_general(r[i], alpha[i], a[i], b[i], t[i])
+    return out.reshape(*lead, k)
 
 
 def bg_family_expected_new(r: Any, alpha: Any, a: Any, b: Any, t: Any, *,
