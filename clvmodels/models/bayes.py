@@ -1535,11 +1535,11 @@ def posterior_clv(
     def chunk(r0: int) -> np.ndarray:
         r1 = min(rows.n_rows, r0 + row_step)
         sl = slice(r0, r1)
-        cum = tm._purchases_rows(rows, sl, times)  # (S_t, c, K)
-        disc = (cum @ coef)[take_t]  # (S, c)
-        ep_mean = cum[..., -1].mean(axis=0)
+        red = tm._purchases_rows(rows, sl, times, coef)  # (S_t, c, 2): discounted, last
+        disc = red[take_t, :, 0]  # (S, c)
+        ep_mean = red[..., 1].mean(axis=0)
         pa_mean = tm._palive_rows(rows, sl).mean(axis=0)
-        del cum
+        del red
         part = np.zeros(S)
         for c0 in range(starts[r0], starts[r1], cust_step):
             cust = order[c0:min(starts[r1], c0 + cust_step)]

@@ -118,8 +118,14 @@ class BayesianBetaGeo(BayesianTransactionModel):
         return {"log_r": np.log(r), "log_rate": np.log(r) - np.log(alpha),
                 "logit_phi": np.log(a) - np.log(b), "log_kappa": np.log(a + b)}
 
-    def _purchases_rows(self, rows: Rows, sl: slice, times: np.ndarray) -> np.ndarray:
+    def _purchases_rows(self, rows: Rows, sl: slice, times: np.ndarray,
+                        coef: np.ndarray | None = None) -> np.ndarray:
         """Cumulative E[Y(t) | x, t_x, T] at ``times`` for a chunk of rows: (S, chunk, k).
+
+        With ``coef`` (k,), the reductions valuation needs instead, stacked on a last axis
+        of 2: ``sum_k coef_k E[Y(t_k)]`` and ``E[Y(t_k)]`` at the last time, (S, chunk, 2) —
+        taken per distinct (segment, x, T) before the rows are expanded, so the
+        (S, chunk, k) array is never formed.
 
         FHL (2005) eq. (10) is a product C(x, T, t) · P(alive | x, t_x, T) whose first factor
         does not involve t_x. The costly factor (a 2F1 per draw and horizon) is therefore
@@ -145,6 +151,8 @@ class BayesianBetaGeo(BayesianTransactionModel):
                                   / self._probability_alive(pu, xu, Tu, Tu))
         prow = self._params_for(rows, sl, extra_axes=1)
         alive = self._probability_alive(prow, x[:, None], tx[:, None], T[:, None])
+        if coef is not None:
+            core = np.stack([core @ coef, core[..., -1]], axis=-1)
         return core[:, inverse, :] * alive
 
 
