@@ -523,3 +523,23 @@ def test_one_parameter_set_at_many_arguments_near_one() -> None:
     for zk, g in zip(zs, got, strict=True):
         ref = mp_log_hyp2f1(a, b, c, float(zk))[0]
         assert abs(g - ref) < 1e-10 * max(1.0, abs(ref)), (zk, g, ref)
+
+
+def test_grid_reuses_coefficients_across_rows_with_the_same_parameters() -> None:
+    """Rows sharing (a, b, c) reuse their bands' coefficients (the kernel's cache); a later
+    row reaching a higher band extends them. Every row must still equal the pointwise
+    value, including after the parameters change back and forth."""
+    from clvmodels.models._special import log_hyp2f1_grid
+
+    rng = np.random.default_rng(12)
+    params = [(0.3, 2.5, 2.2), (5.3, 7.5, 7.2), (0.3, 2.5, 2.2), (40.2, 42.4, 42.1)]
+    rows_a, rows_z = [], []
+    for a, b, c in params:
+        for top in (0.3, 0.6, 0.95, 0.999, 0.7):  # bands 0, 1, 4, 9, then back to 2
+            rows_a.append((a, b, c))
+            rows_z.append(np.sort(rng.uniform(0.0, top, 12)))
+    A, B, C = (np.array([[p[i]] for p in rows_a]) for i in range(3))
+    z = np.array(rows_z)
+    got = log_hyp2f1_grid(A, B, C, z, min_cells=0)
+    want = log_hyp2f1(A, B, C, z)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)

@@ -59,7 +59,8 @@ class BayesianGammaGamma(BayesianModel):
     the posterior close to uncorrelated; ``q > 1`` holds by construction. Hyperpriors:
     ``mu_log_p ~ N(0, 2)``, ``mu_log_qm1 ~ N(0.5, 1.5)``, ``mu_log_mean ~ N(ln mean m_x, 1)``,
     every ``sigma_u ~ HalfNormal(0.5)``. Segments are taken from *all* customers of the fitted
-    frame, so a segment without repeat buyers still gets (pooled) parameters. """
+    frame, so a segment without repeat buyers still gets (pooled) parameters.
+    """
 
     param_names = ("p", "q", "v")
     short_name = "bayes_gammagamma"
