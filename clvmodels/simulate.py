@@ -315,13 +315,9 @@ def simulate_bgnbd(
     -------
     DataFrame indexed by ``customer_id`` (0..n-1) in the RFM contract.
     """
-    _positive(r=r, alpha=alpha, a=a, b=b)
-    T_arr = _prepare(n, T, holdout, time_unit, resolution)
-    rng = _rng(random_seed)
-    z = _latent_bg(rng, len(T_arr), r, alpha, a, b, modified=False)
-    x, tx, x_h = _rfm_from_latent(rng, z, T_arr, holdout)
-    return _assemble(x, tx, T_arr, x_h, holdout=holdout, time_unit=time_unit,
-                     resolution=resolution, rng=rng, spend=spend)
+    return _simulate_bg_family(n, r, alpha, a, b, T=T, holdout=holdout, time_unit=time_unit,
+                               resolution=resolution, spend=spend, random_seed=random_seed,
+                               modified=False)
 
 
 def simulate_mbgnbd(
@@ -344,10 +340,20 @@ def simulate_mbgnbd(
     purchase (with the same probability ``p ~ Beta(a, b)``), so some never buy again even
     with a high purchase rate.
     """
+    return _simulate_bg_family(n, r, alpha, a, b, T=T, holdout=holdout, time_unit=time_unit,
+                               resolution=resolution, spend=spend, random_seed=random_seed,
+                               modified=True)
+
+
+def _simulate_bg_family(n: int, r: float, alpha: float, a: float, b: float, *, T: ArrayLike,
+                        holdout: float, time_unit: str, resolution: float | None,
+                        spend: SpendParams | None, random_seed: SeedLike, modified: bool
+                        ) -> pd.DataFrame:
+    """:func:`simulate_bgnbd` (``modified=False``) and :func:`simulate_mbgnbd`."""
     _positive(r=r, alpha=alpha, a=a, b=b)
     T_arr = _prepare(n, T, holdout, time_unit, resolution)
     rng = _rng(random_seed)
-    z = _latent_bg(rng, len(T_arr), r, alpha, a, b, modified=True)
+    z = _latent_bg(rng, len(T_arr), r, alpha, a, b, modified=modified)
     x, tx, x_h = _rfm_from_latent(rng, z, T_arr, holdout)
     return _assemble(x, tx, T_arr, x_h, holdout=holdout, time_unit=time_unit,
                      resolution=resolution, rng=rng, spend=spend)
