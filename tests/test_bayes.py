@@ -324,6 +324,8 @@ def test_validation_errors(cdnow_rfm) -> None:
         BayesianBetaGeo().expected_purchases(cdnow_rfm, 10)
     with pytest.raises(ValueError, match="sampler"):
         BayesianBetaGeo().fit(cdnow_rfm, sampler="stan")
+    with pytest.raises(ValueError, match="target_accept"):
+        BayesianBetaGeo().fit(cdnow_rfm, target_accept=1.5)
     with pytest.raises(ValidationError, match="repeat buyers"):
         BayesianGammaGamma().fit(cdnow_rfm[cdnow_rfm["frequency"] == 0])
     with pytest.raises(ValidationError):

@@ -224,3 +224,18 @@ def test_partial_centring_is_the_same_prior(hier, weight) -> None:
     ref_r = np.exp(mu + sigma * rng.normal(size=4000))
     r = prior.prior["r"].to_numpy()[0, :, 0]
     assert stats.ks_2samp(np.log(r), np.log(ref_r)).pvalue > 0.001
+
+
+def test_between_segment_variance_estimator() -> None:
+    """DerSimonian-Laird: equal standard errors give var(est) - se^2; a wild estimate with a
+    huge standard error (a tiny segment) does not inflate the spread."""
+    from clvmodels.models.bayes import _between_variance
+
+    est = np.array([0.1, -0.3, 0.4, 0.0, 0.25])
+    assert _between_variance(est, np.full(5, 0.1)) == pytest.approx(
+        np.var(est, ddof=1) - 0.01)
+    assert _between_variance(est, np.full(5, 10.0)) == 0.0
+    # four precise segments agree; a small one is 2 standard errors away
+    wild, se = np.array([0.0, 0.001, -0.001, 0.0005, 1.0]), np.array([0.01] * 4 + [0.5])
+    assert _between_variance(wild, se) < 1e-4
+    assert np.var(wild, ddof=1) - np.mean(se**2) > 0.1  # the naive estimate: 0.15

@@ -399,6 +399,20 @@ class _HierLatent(SimpleNamespace):
     """One unconstrained latent of the hierarchical parametrisation (name, default priors)."""
 
 
+def _between_variance(est: np.ndarray, se: np.ndarray) -> float:
+    """Between-segment variance tau^2 of estimates with standard errors ``se``: the
+    DerSimonian-Laird (1986) moment estimator, max(0, (Q - (k-1)) / (S1 - S2 / S1)) with
+    precision weights w = 1/se^2, Q = sum w (est - weighted mean)^2, S1 = sum w,
+    S2 = sum w^2. Unlike the plain variance of the estimates minus their mean squared error,
+    a noisy small segment does not inflate it."""
+    w = 1.0 / se**2
+    s1 = w.sum()
+    mean = float(np.sum(w * est) / s1)
+    q = float(np.sum(w * (est - mean) ** 2))
+    denom = s1 - float(np.sum(w**2)) / s1
+    return max(0.0, (q - (len(est) - 1)) / denom) if denom > 0 else 0.0
+
+
 class BayesianModel(BaseModel):
     """Everything a Bayesian model shares: priors, PyMC model, sampling, summaries,
     predictions over posterior draws, LOO and netCDF persistence.
@@ -549,10 +563,10 @@ class BayesianModel(BaseModel):
         ok = np.isfinite(est) & np.isfinite(se)
         w = np.zeros(shape)
         for j in range(shape[1]):
-            k = ok[:, j]
+            k = ok[:, j] & (se[:, j] > 0)
             if k.sum() < 2:
                 continue  # the spread of the segments cannot be estimated: non-centred
-            tau2 = max(0.0, float(np.var(est[k, j], ddof=1) - np.mean(se[k, j] ** 2)))
+            tau2 = _between_variance(est[k, j], se[k, j])
             w[k, j] = tau2 / (tau2 + se[k, j] ** 2) if tau2 > 0 else 0.0
         w = np.where(w > 0.99, 1.0, np.where(w < 0.01, 0.0, np.round(w, 3)))
         return pd.DataFrame(w, index=labels, columns=list(self.latents))
@@ -677,7 +691,7 @@ class BayesianModel(BaseModel):
         sampler: Sampler = "nutpie",
         *,
         cores: int | None = None,
-        target_accept: float = 0.8,
+        target_accept: float | None = None,
         log_likelihood: bool | Literal["auto"] = "auto",
         progressbar: bool = False,
     ) -> BayesianModel:
@@ -696,6 +710,11 @@ class BayesianModel(BaseModel):
             (PyMC's NUTS with a full mass matrix, the fallback when nutpie is unavailable).
         cores
             Chains run in parallel (default: min(chains, CPU count)).
+        target_accept
+            NUTS's target acceptance rate (smaller steps when higher). Default 0.8, and 0.9
+            for hierarchical models, whose hyper-scale funnels need the smaller steps: on
+            200k customers in 10 segments 0.9 gave 3x the worst-parameter ESS per second of
+            0.8 (and 0.95 less than 0.9).
         log_likelihood
             Store the pointwise log-likelihood (per unique row) for :meth:`loo`; ``"auto"``
             stores it when draws × rows is at most :data:`LOG_LIKELIHOOD_CELLS`.
@@ -705,6 +724,10 @@ class BayesianModel(BaseModel):
         """
         if sampler not in ("nutpie", "pymc"):
             raise ValueError("sampler must be 'nutpie' or 'pymc'")
+        if target_accept is None:
+            target_accept = 0.9 if self.hierarchical else 0.8
+        if not 0 < target_accept < 1:
+            raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
         for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
             if not isinstance(value, int | np.integer) or value < (0 if name == "tune" else 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
