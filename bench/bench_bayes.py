@@ -321,6 +321,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--clv-pmm-n", type=int, default=10_000)
+    ap.add_argument("--hier-parametrizations", nargs="*",
+                    default=["auto", "centered", "non_centered"])
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args()
     if args.task:
@@ -362,6 +364,8 @@ def main() -> None:
         # the regime where the centred form samples well and the non-centred one poorly.
         for key, par, limit in (("hier_1m", "auto", 1200), ("hier_1m_c", "centered", 1200),
                                 ("hier_1m_nc", "non_centered", 600)):
+            if par not in args.hier_parametrizations:
+                continue
             res[key] = run_task("hier", timeout=limit, n=n1m, segments=10, draws=dr // 2,
                                 tune=dr // 2, parametrization=par)
     if "coverage" in only:
