@@ -69,15 +69,26 @@ def simulate(n: int, seed: int = 2024, segments: int = 0) -> pd.DataFrame:
                               random_seed=seed + 1)
     rng = np.random.default_rng(seed)
     sizes = rng.multinomial(n, np.full(segments, 1 / segments))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    return simulate_segments(
+        sizes, lambda s, size: {"T": T[starts[s]:starts[s] + size],
+                                "random_seed": seed + 10 + s})
+
+
+def simulate_segments(sizes: Any, per_segment: Any, **common: Any) -> pd.DataFrame:
+    """Segments "s0", "s1", ... of BG/NBD customers with :func:`segment_params`, consecutive
+    customer ids, in weeks at daily resolution; ``per_segment(s, size)`` gives each
+    segment's own ``simulate_bgnbd`` arguments (T, seed)."""
+    from clvmodels.simulate import simulate_bgnbd
+
     frames, start = [], 0
     for s, size in enumerate(sizes):
-        params = segment_params(s, segments)
-        f = simulate_bgnbd(int(size), **params, T=T[start:start + size], resolution=1 / 7,
-                           random_seed=seed + 10 + s)
+        f = simulate_bgnbd(int(size), **segment_params(s, len(sizes)), resolution=1 / 7,
+                           **per_segment(s, int(size)), **common)
         f.index = f.index + start
         f["segment"] = f"s{s}"
         frames.append(f)
-        start += size
+        start += int(size)
     out = pd.concat(frames)
     out.attrs["time_unit"] = "W"
     return out
@@ -223,25 +234,20 @@ def task_coverage(reps: int, draws: int, tune: int, seed: int) -> dict[str, Any]
     """Repeated simulations: 90% interval coverage and small-segment holdout MAE."""
     from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
     from clvmodels.models.bgnbd import BetaGeo
-    from clvmodels.simulate import simulate_bgnbd, uniform_observation_lengths
+    from clvmodels.simulate import uniform_observation_lengths
 
     sizes = [300, 1500, 2500, 3500, 4500, 6000]
     k = len(sizes)
     hits, total, mae_h, mae_m, fits, divergences = 0, 0, [], [], [], []
     per_param = {p: 0 for p in TRUE}
     for rep in range(reps):
-        frames, start = [], 0
-        for s, size in enumerate(sizes):
-            T = uniform_observation_lengths(size, 52.0, resolution=1 / 7,
-                                            random_seed=seed + 100 * rep + s)
-            f = simulate_bgnbd(size, **segment_params(s, k), T=T, holdout=52.0,
-                               resolution=1 / 7, random_seed=seed + 100 * rep + 50 + s)
-            f.index = f.index + start
-            f["segment"] = f"s{s}"
-            frames.append(f)
-            start += size
-        rfm = pd.concat(frames)
-        rfm.attrs["time_unit"] = "W"
+        base = seed + 100 * rep
+        rfm = simulate_segments(
+            sizes, lambda s, size, base=base: {
+                "T": uniform_observation_lengths(size, 52.0, resolution=1 / 7,
+                                                 random_seed=base + s),
+                "random_seed": base + 50 + s},
+            holdout=52.0)
         t0 = time.perf_counter()
         model = BayesianBetaGeo(segment_col="segment").fit(
             rfm, draws=draws, tune=tune, chains=2, random_seed=rep, log_likelihood=False)

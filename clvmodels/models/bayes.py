@@ -480,9 +480,21 @@ class BayesianModel(BaseModel):
         """Default priors for a non-hierarchical fit (natural parameters)."""
         raise NotImplementedError
 
-    def _default_hyperpriors(self, rows: Rows) -> dict[str, PriorSpec]:
-        """Default hyperpriors ``mu_<latent>``, ``sigma_<latent>`` for a hierarchical fit."""
+    #: scale of the default HalfNormal hyperprior of every ``sigma_<latent>``
+    _sigma_scale: ClassVar[float] = 1.0
+
+    def _default_mu_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+        """Default priors of the population means ``mu_<latent>``, keyed by latent."""
         raise NotImplementedError
+
+    def _default_hyperpriors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+        """Default hyperpriors ``mu_<latent>``, ``sigma_<latent>`` for a hierarchical fit."""
+        mus = self._default_mu_priors(rows)
+        out: dict[str, PriorSpec] = {}
+        for u in self.latents:
+            out[f"mu_{u}"] = mus[u]
+            out[f"sigma_{u}"] = _halfnormal(self._sigma_scale)
+        return out
 
     @staticmethod
     def _natural_from_latent(u: dict[str, Any], xp: Any) -> dict[str, Any]:

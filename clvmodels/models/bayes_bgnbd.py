@@ -18,7 +18,6 @@ from clvmodels.models.bayes import (
     BayesianTransactionModel,
     PriorSpec,
     Rows,
-    _halfnormal,
     _lognormal,
     _normal,
     unique_rows,
@@ -93,15 +92,10 @@ class BayesianBetaGeo(BayesianTransactionModel):
         return {"r": _lognormal(0.0, 2.0), "alpha": _lognormal(math.log(month), 2.5),
                 "a": _lognormal(0.0, 2.0), "b": _lognormal(0.0, 2.0)}
 
-    def _default_hyperpriors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+    def _default_mu_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
         month = _month_in(rows.time_unit if rows is not None else None)
-        mus = {"log_r": _normal(0.0, 2.0), "log_rate": _normal(-math.log(month), 2.5),
-               "logit_phi": _normal(0.0, 1.5), "log_kappa": _normal(1.0, 1.5)}
-        out: dict[str, PriorSpec] = {}
-        for u in self.latents:
-            out[f"mu_{u}"] = mus[u]
-            out[f"sigma_{u}"] = _halfnormal(1.0)
-        return out
+        return {"log_r": _normal(0.0, 2.0), "log_rate": _normal(-math.log(month), 2.5),
+                "logit_phi": _normal(0.0, 1.5), "log_kappa": _normal(1.0, 1.5)}
 
     @staticmethod
     def _natural_from_latent(u: dict[str, Any], xp: Any) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from clvmodels.models.bayes import (
     Rows,
     UnseenSegments,
     _expand,
-    _halfnormal,
     _lognormal,
     _normal,
     _plain,
@@ -102,15 +101,12 @@ class BayesianGammaGamma(BayesianModel):
         return {"p": _lognormal(0.0, 2.0), "q": _lognormal(1.0, 1.5),
                 "v": _lognormal(scale, 2.5)}
 
-    def _default_hyperpriors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+    _sigma_scale = 0.5
+
+    def _default_mu_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
         scale = math.log(rows.extra["mean_spend"]) if rows is not None else 0.0
-        mus = {"log_p": _normal(0.0, 2.0), "log_qm1": _normal(0.5, 1.5),
-               "log_mean": _normal(scale, 1.0)}
-        out: dict[str, PriorSpec] = {}
-        for u in self.latents:
-            out[f"mu_{u}"] = mus[u]
-            out[f"sigma_{u}"] = _halfnormal(0.5)
-        return out
+        return {"log_p": _normal(0.0, 2.0), "log_qm1": _normal(0.5, 1.5),
+                "log_mean": _normal(scale, 1.0)}
 
     @staticmethod
     def _latent_from_natural(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -203,8 +203,8 @@ def _bg_expectation_general(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.nd
             direct = (c > 0.25) & (t > 0)
             if direct.any():
                 i = direct
-                L = r[i] * lzc[i] + log_hyp2f1(r[i], b[i], c[i], z[i], zc=zc[i])
-                out[i] = -c[i] * np.expm1(L) / (a_[i] - 1.0)
+                out[i] = _expectation_direct(r[i], a_[i], c[i], lzc[i], log_hyp2f1(
+                    r[i], b[i], c[i], z[i], zc=zc[i]))
             i = ~direct & (t > 0)
             if i.any():
                 ri, bi, ci, zi, zci, li = r[i], b[i], c[i], z[i], zc[i], lzc[i]
@@ -225,12 +225,17 @@ def _bg_expectation_general(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.nd
     return value(a)
 
 
-def _horizon_grid(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarray | None:
-    """:func:`_bg_expectation_core` for parameters constant along t's last axis, or None.
+def _expectation_direct(r: np.ndarray, a: np.ndarray, c: np.ndarray, lzc: np.ndarray,
+                        log_f: np.ndarray) -> np.ndarray:
+    """The c > 1/4 form of :func:`_bg_expectation_core`: -c expm1(L) / (a - 1) with
+    L = r log(alpha / (alpha + t)) + log 2F1(r, b; c; t / (alpha + t)) (``lzc``, ``log_f``)."""
+    return -c * np.expm1(r * lzc + log_f) / (a - 1.0)
 
-    The same expression as its c > 1/4 branch, -c expm1(L) / (a - 1) with
-    L = r log(alpha / (alpha + t)) + log 2F1(r, b; c; t / (alpha + t)).
-    """
+
+def _horizon_grid(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarray | None:
+    """:func:`_bg_expectation_core` for parameters constant along t's last axis, or None:
+    :func:`_expectation_direct` with 2F1 from :func:`log_hyp2f1_grid`; rows outside that
+    form's domain (c <= 1/4, a near 1) go to :func:`_bg_expectation_general`."""
     t = np.asarray(t, dtype=float)
     if t.ndim == 0 or t.shape[-1] < 2:
         return None
@@ -248,8 +253,8 @@ def _horizon_grid(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarray | No
         i = good
         with np.errstate(divide="ignore"):
             lzc = np.log(alpha[i]) - np.log(alpha[i] + t[i])
-        L = r[i] * lzc + log_hyp2f1_grid(r[i], b[i], c[i], t[i] / (alpha[i] + t[i]))
-        out[i] = np.where(t[i] > 0, -c[i] * np.expm1(L) / (a[i] - 1.0), 0.0)
+        log_f = log_hyp2f1_grid(r[i], b[i], c[i], t[i] / (alpha[i] + t[i]))
+        out[i] = np.where(t[i] > 0, _expectation_direct(r[i], a[i], c[i], lzc, log_f), 0.0)
     if not good.all():
         i = ~good
         out[i] = _bg_expectation_general(r[i], alpha[i], a[i], b[i], t[i])
