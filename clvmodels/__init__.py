@@ -11,6 +11,7 @@ they load on first use.
 from typing import Any
 
 from clvmodels._validation import ValidationError
+from clvmodels._version import __version__
 from clvmodels.evaluation import ModelComparison, compare_models
 from clvmodels.models.base import ConvergenceWarning, NotFittedError, load_model
 from clvmodels.models.bgnbd import BetaGeo
@@ -25,8 +26,6 @@ from clvmodels.rfm import (
     rfm_summary,
 )
 from clvmodels.valuation import customer_lifetime_value
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "BayesianBetaGeo": "clvmodels.models.bayes_bgnbd",

@@ -35,8 +35,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from clvmodels import __version__
 from clvmodels._io import check_output_path, frame_format, write_frame
+from clvmodels._version import __version__
 from clvmodels.rfm import calibration_holdout_split, read_transactions, rfm_summary
 
 __all__ = ["DEMO_STEPS", "DemoRun", "app", "rfm_overview"]

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from clvmodels._io import check_output_path, write_text, write_with
+from clvmodels._version import __version__
 from clvmodels.evaluation import BASELINES, METRIC_COLUMNS, METRIC_DIRECTIONS
 from clvmodels.models.base import MODEL_LABELS as _MODEL_LABELS
 
@@ -194,7 +195,7 @@ def _diagnostics_figure(comparison: ModelComparison, name: str, model: Any) -> F
     tracking (from :mod:`clvmodels.plotting`)."""
     import matplotlib.pyplot as plt
 
-    from clvmodels import plotting
+    import clvmodels.plotting as plotting
 
     s = comparison.settings
     rfm = comparison.rfm
@@ -267,7 +268,7 @@ def _valuation_figure(comparison: ModelComparison) -> Figure | None:
     """CLV distribution and concentration (Lorenz) of the valuation model."""
     import matplotlib.pyplot as plt
 
-    from clvmodels import plotting
+    import clvmodels.plotting as plotting
 
     name = comparison.valuation_model
     if name is None:
@@ -281,7 +282,7 @@ def _valuation_figure(comparison: ModelComparison) -> Figure | None:
 
 
 def _spend_figure(comparison: ModelComparison) -> Figure | None:
-    from clvmodels import plotting
+    import clvmodels.plotting as plotting
 
     spend = comparison.spend_model
     if spend is None:
@@ -292,7 +293,7 @@ def _spend_figure(comparison: ModelComparison) -> Figure | None:
 
 def _bayes_figures(name: str, model: Any) -> list[tuple[str, str, Figure]]:
     """Trace plots (and the segment forest of a hierarchical model)."""
-    from clvmodels import plotting
+    import clvmodels.plotting as plotting
 
     out = []
     axes = plotting.plot_trace(model)
@@ -674,8 +675,10 @@ def _config_view(comparison: ModelComparison) -> dict[str, Any]:
         "columns": (f"customer id {s.get('customer_id_col')!r}, date "
                     f"{s.get('datetime_col')!r}, amount {s.get('monetary_value_col')!r}"),
     }
-    versions = {"python": platform.python_version()}
+    versions = {"python": platform.python_version(), "clvmodels": __version__}
     for pkg in _PACKAGES:
+        if pkg in versions:
+            continue
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

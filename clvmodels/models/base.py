@@ -434,7 +434,7 @@ class MLEModel(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description of the fitted model."""
         self._check_fitted()
-        from clvmodels import __version__
+        from clvmodels._version import __version__
 
         return {
             "format": "clvmodels-model",
