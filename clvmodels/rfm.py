@@ -12,22 +12,43 @@ Purchases on the same calendar day are one transaction (their amounts are summed
 in ``time_unit`` with fixed day counts (:data:`TIME_UNITS`), and the unit travels with the
 result in ``rfm.attrs["time_unit"]``.
 
-This module knows nothing of models. Engines (``clvmodels.engines``) compute the same contract
-in DuckDB or Spark; all of them return the *day-level* summary handled here by
-:func:`_finalise`, so the conversion to time units is written once.
+This module knows nothing of models. It holds the pandas engine and dispatches to the others
+(``clvmodels.engines``: DuckDB, ...) through a small table, :data:`ENGINES`. Every engine
+returns the same *day-level* summary and follows the rules of
+:mod:`clvmodels._summary_rules` (time units, validation messages, the range of dates), which
+also turns the day-level summary into time units, so the conversion is written once. The
+engines import those rules, never this module.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from clvmodels._validation import ValidationError, fail_rows, require_columns, validate_rfm
+# the rules every engine shares (re-exported: TIME_UNITS, time_unit_days, NegativeAmounts and
+# the day-level column names have always been importable from here)
+from clvmodels._summary_rules import (
+    DAY_COLUMNS,  # noqa: F401  (re-exported)
+    FIRST_DAY,
+    HOLDOUT_DAY_COLUMNS,  # noqa: F401  (re-exported)
+    LAST_DAY,
+    TIME_UNITS,
+    NegativeAmounts,
+    Problem,
+    all_negative_error,
+    as_day,
+    check_negative_amounts_option,
+    check_observation_end,
+    empty_error,
+    finalise_day_summary,
+    time_unit_days,
+)
+from clvmodels._validation import fail_rows, require_columns, validate_rfm
 
 __all__ = [
     "TIME_UNITS",
@@ -38,40 +59,7 @@ __all__ = [
     "time_unit_days",
 ]
 
-#: Length of each supported time unit in days. "M" is an average Gregorian month
-#: (365.25 / 12 days) and "Y" an average year, so a unit is always the same length.
-TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0, "Y": 365.25}
-
 Engine = Literal["pandas", "duckdb"]
-NegativeAmounts = Literal["raise", "drop"]
-
-# day-level summary columns every engine returns (index: customer id)
-DAY_COLUMNS = ["n_days", "first_day", "last_day", "total", "first_total"]
-HOLDOUT_DAY_COLUMNS = ["n_days_holdout", "total_holdout"]
-
-
-def time_unit_days(time_unit: str) -> float:
-    """Number of days in ``time_unit`` ("D", "W", "M" = 30.4375 days, "Y" = 365.25 days)."""
-    try:
-        return TIME_UNITS[time_unit]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown time_unit {time_unit!r}; use one of {sorted(TIME_UNITS)}"
-        ) from None
-
-
-def _as_day(value: object, name: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name}={value!r} is not a date") from exc
-    if ts is pd.NaT:
-        raise ValueError(f"{name} is NaT")
-    if ts.tzinfo is not None:
-        ts = ts.tz_localize(None)
-    return ts.normalize()
 
 
 # --------------------------------------------------------------------------------------
@@ -97,43 +85,34 @@ def prepare_transactions(
     cols = [customer_id_col, datetime_col] + ([monetary_value_col] if monetary_value_col else [])
     require_columns(transactions, cols, "transactions")
     if len(transactions) == 0:
-        raise ValidationError("transactions are empty: there is nothing to summarise")
+        raise empty_error()
     frame = transactions[cols]
-    fail_rows(frame, frame[customer_id_col].isna(), customer_id_col, "missing customer ids", cols)
+    fail_rows(frame, frame[customer_id_col].isna(), customer_id_col, Problem.MISSING_IDS, cols)
     raw_dates = frame[datetime_col]
-    fail_rows(frame, raw_dates.isna(), datetime_col, "missing dates", cols)
+    fail_rows(frame, raw_dates.isna(), datetime_col, Problem.MISSING_DATES, cols)
     days = _parse_dates(raw_dates)
-    fail_rows(frame, days.isna(), datetime_col,
-              "dates that cannot be parsed (or lie outside the years 1678-2261)", cols)
+    fail_rows(frame, days.isna(), datetime_col, Problem.UNPARSEABLE_DATES, cols)
     out = pd.DataFrame({"id": frame[customer_id_col].to_numpy(), "day": days.to_numpy()})
     if monetary_value_col:
         amount = pd.to_numeric(frame[monetary_value_col], errors="coerce")
         fail_rows(frame, amount.isna() & frame[monetary_value_col].notna(), monetary_value_col,
-                  "amounts that are not numbers", cols)
-        fail_rows(frame, amount.isna(), monetary_value_col, "missing amounts (NaN)", cols)
+                  Problem.AMOUNTS_NOT_NUMBERS, cols)
+        fail_rows(frame, amount.isna(), monetary_value_col, Problem.MISSING_AMOUNTS, cols)
         fail_rows(frame, ~np.isfinite(amount.to_numpy(dtype=float)), monetary_value_col,
-                  "amounts that are not finite", cols)
+                  Problem.AMOUNTS_NOT_FINITE, cols)
         negative = amount.to_numpy(dtype=float) < 0
         if negative_amounts == "raise":
-            fail_rows(frame, negative, monetary_value_col,
-                      "negative amounts (returns?); pass negative_amounts='drop' to ignore them",
-                      cols)
-        elif negative_amounts != "drop":
-            raise ValueError("negative_amounts must be 'raise' or 'drop'")
+            fail_rows(frame, negative, monetary_value_col, Problem.NEGATIVE_AMOUNTS, cols)
+        else:
+            check_negative_amounts_option(negative_amounts)
         out["amount"] = amount.to_numpy(dtype=float)
         if negative.any():
             out = out.loc[~negative].reset_index(drop=True)
             if out.empty:
-                raise ValidationError(
-                    f"column {monetary_value_col!r}: every transaction has a negative amount"
-                )
+                raise all_negative_error(monetary_value_col)
     else:
         out["amount"] = 0.0
     return out
-
-
-_FIRST_DAY = pd.Timestamp("1678-01-01")
-_LAST_DAY = pd.Timestamp("2261-12-31")
 
 
 def _parse_dates(raw: pd.Series) -> pd.Series:
@@ -171,19 +150,9 @@ def _parse_dates(raw: pd.Series) -> pd.Series:
     parsed = parsed.dt.normalize()
     # pandas 3 parses to microseconds; dates outside the nanosecond range (typos such as
     # 1197 or 2997) become NaT and are reported as unparseable, instead of failing later
-    # with a bare OutOfBoundsDatetime that names no column or row. The years 1677 and 2262
-    # are excluded whole: numpy's ns -> day conversion wraps around at the very edge.
-    in_range = parsed.between(_FIRST_DAY, _LAST_DAY)
+    # with a bare OutOfBoundsDatetime that names no column or row (see FIRST_DAY, LAST_DAY).
+    in_range = parsed.between(FIRST_DAY, LAST_DAY)
     return parsed.where(in_range).astype("datetime64[ns]")
-
-
-def _check_observation_end(first_date: pd.Timestamp, observation_end: pd.Timestamp | None,
-                           name: str = "observation_end") -> None:
-    if observation_end is not None and observation_end < first_date:
-        raise ValidationError(
-            f"{name}={observation_end.date()} is before every transaction "
-            f"(the first is on {first_date.date()}): no customer would remain"
-        )
 
 
 def day_summary_pandas(
@@ -219,44 +188,49 @@ def day_summary_pandas(
     return out
 
 
-def _finalise(
-    days: pd.DataFrame,
+# --------------------------------------------------------------------------------------
+# engines: name -> function computing the day-level summary
+# --------------------------------------------------------------------------------------
+
+#: An engine takes the transactions (a DataFrame, or whatever sources it reads), the period
+#: ends as calendar days (``observation_end=None``: the last transaction day) and the column
+#: keywords, validates the data by the rules of :mod:`clvmodels._summary_rules` and returns
+#: ``(day-level summary, observation end used)``.
+DaySummaryEngine = Callable[..., tuple[pd.DataFrame, pd.Timestamp]]
+
+
+def _pandas_engine(
+    transactions: pd.DataFrame | str | os.PathLike,
     *,
-    observation_end: pd.Timestamp,
-    time_unit: str,
-    customer_id_col: str,
-    with_monetary: bool,
-    calibration_end: pd.Timestamp | None = None,
-) -> pd.DataFrame:
-    """Day-level summary → RFM frame in ``time_unit`` (shared by every engine)."""
-    unit = time_unit_days(time_unit)
-    cut = calibration_end if calibration_end is not None else observation_end
-    n = days["n_days"].to_numpy(dtype=np.int64)
-    first = days["first_day"].to_numpy(dtype="datetime64[D]")
-    last = days["last_day"].to_numpy(dtype="datetime64[D]")
-    end = np.datetime64(cut.date(), "D")
-    out = pd.DataFrame(index=pd.Index(days.index, name=customer_id_col))
-    out["frequency"] = n - 1
-    out["recency"] = (last - first).astype(np.int64) / unit
-    out["T"] = (end - first).astype(np.int64) / unit
-    if with_monetary:
-        repeat_total = days["total"].to_numpy(dtype=float) - days["first_total"].to_numpy(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mv = np.where(n > 1, repeat_total / np.maximum(n - 1, 1), 0.0)
-        out["monetary_value"] = mv
-    if calibration_end is not None:
-        nh = days["n_days_holdout"].to_numpy(dtype=np.int64)
-        out["frequency_holdout"] = nh
-        if with_monetary:
-            th = days["total_holdout"].to_numpy(dtype=float)
-            out["monetary_value_holdout"] = np.where(nh > 0, th / np.maximum(nh, 1), 0.0)
-        out["duration_holdout"] = float((observation_end - calibration_end).days) / unit
-    out.attrs["time_unit"] = time_unit
-    out.attrs["observation_end"] = str(cut.date())
-    if calibration_end is not None:
-        out.attrs["calibration_end"] = str(calibration_end.date())
-        out.attrs["holdout_end"] = str(observation_end.date())
-    return out
+    observation_end: pd.Timestamp | None,
+    calibration_end: pd.Timestamp | None,
+    **keywords: Any,
+) -> tuple[pd.DataFrame, pd.Timestamp]:
+    if not isinstance(transactions, pd.DataFrame):
+        transactions = read_transactions(transactions)
+    tx = prepare_transactions(transactions, **keywords)
+    first_date = tx["day"].min()
+    obs_end = tx["day"].max() if observation_end is None else observation_end
+    check_observation_end(first_date, obs_end)
+    check_observation_end(first_date, calibration_end, "calibration_end")
+    days = day_summary_pandas(tx, observation_end=obs_end, calibration_end=calibration_end)
+    return days, obs_end
+
+
+def _duckdb_engine(
+    transactions: object, **keywords: Any
+) -> tuple[pd.DataFrame, pd.Timestamp]:
+    from clvmodels.engines.duckdb import day_summary_duckdb  # loads duckdb on first use
+
+    return day_summary_duckdb(transactions, **keywords)
+
+
+#: The summary engines by name (``engine=`` of :func:`rfm_summary`); each entry imports its
+#: engine on first use. Adding an engine = one module under ``clvmodels/engines`` + one entry.
+ENGINES: dict[str, DaySummaryEngine] = {
+    "pandas": _pandas_engine,
+    "duckdb": _duckdb_engine,
+}
 
 
 def _summarise(
@@ -272,38 +246,27 @@ def _summarise(
     negative_amounts: NegativeAmounts,
 ) -> pd.DataFrame:
     time_unit_days(time_unit)  # fail fast on a bad unit
-    obs_end = _as_day(observation_end, "observation_end")
-    cal_end = _as_day(calibration_end, "calibration_end")
+    obs_end = as_day(observation_end, "observation_end")
+    cal_end = as_day(calibration_end, "calibration_end")
     if cal_end is not None and obs_end is not None and obs_end < cal_end:
         raise ValueError(
             f"observation_end ({obs_end.date()}) is before calibration_end ({cal_end.date()})"
         )
-    keywords = dict(
+    try:
+        day_summary = ENGINES[engine]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown engine {engine!r}; use {' or '.join(map(repr, ENGINES))} "
+                         "(a Spark engine is planned but not built yet)") from None
+    days, obs_end = day_summary(
+        transactions,
+        observation_end=obs_end,
+        calibration_end=cal_end,
         customer_id_col=customer_id_col,
         datetime_col=datetime_col,
         monetary_value_col=monetary_value_col,
         negative_amounts=negative_amounts,
     )
-    if engine == "pandas":
-        if not isinstance(transactions, pd.DataFrame):
-            transactions = read_transactions(transactions)
-        tx = prepare_transactions(transactions, **keywords)
-        first_date = tx["day"].min()
-        if obs_end is None:
-            obs_end = tx["day"].max()
-        _check_observation_end(first_date, obs_end)
-        _check_observation_end(first_date, cal_end, "calibration_end")
-        days = day_summary_pandas(tx, observation_end=obs_end, calibration_end=cal_end)
-    elif engine == "duckdb":
-        from clvmodels.engines.duckdb import day_summary_duckdb
-
-        days, obs_end = day_summary_duckdb(
-            transactions, observation_end=obs_end, calibration_end=cal_end, **keywords
-        )
-    else:
-        raise ValueError(f"unknown engine {engine!r}; use 'pandas' or 'duckdb' "
-                         "(a Spark engine is planned but not built yet)")
-    return _finalise(
+    return finalise_day_summary(
         days,
         observation_end=obs_end,
         time_unit=time_unit,

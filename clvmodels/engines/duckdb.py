@@ -1,8 +1,9 @@
 """DuckDB engine for the RFM summary: DataFrames, or CSV / Parquet files larger than memory.
 
-:func:`day_summary_duckdb` returns exactly what the pandas engine
-(:func:`clvmodels.rfm.prepare_transactions` + :func:`clvmodels.rfm.day_summary_pandas`)
-returns, with the same validation and error messages, but computed by DuckDB:
+:func:`day_summary_duckdb` returns exactly what the pandas engine of :mod:`clvmodels.rfm`
+returns (the day-level summary), with the same validation and error messages — the rules
+both follow are in :mod:`clvmodels._summary_rules`, the one module of the package this engine
+builds on besides :mod:`clvmodels._validation` — but computed by DuckDB:
 
 * a DataFrame is registered with DuckDB (scanned in place, never copied);
 * a path, glob, directory or list of paths of CSV or Parquet files is read by DuckDB's
@@ -34,15 +35,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from clvmodels._validation import ValidationError, fail_rows, require_columns
-from clvmodels.rfm import (
-    _FIRST_DAY,
-    _LAST_DAY,
+from clvmodels._summary_rules import (
     DAY_COLUMNS,
+    FIRST_DAY,
     HOLDOUT_DAY_COLUMNS,
+    LAST_DAY,
     NegativeAmounts,
-    _check_observation_end,
+    Problem,
+    all_negative_error,
+    check_negative_amounts_option,
+    check_observation_end,
+    empty_error,
 )
+from clvmodels._validation import ValidationError, fail_rows, require_columns
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "day_summary_duckdb"]
 
@@ -192,7 +197,7 @@ def _frame_source(
 ) -> _Source:
     require_columns(frame, cols, "transactions")
     if len(frame) == 0:
-        raise ValidationError("transactions are empty: there is nothing to summarise")
+        raise empty_error()
     registered = frame
     categorical = [c for c in cols if isinstance(frame[c].dtype, pd.CategoricalDtype)]
     if categorical:
@@ -354,10 +359,9 @@ def _checks(
     if id_type in _FLOAT_TYPES:
         missing_id += " OR isnan(id)"
     checks = [
-        _Check(customer_id_col, "missing customer ids", missing_id),
-        _Check(datetime_col, "missing dates", "d_raw IS NULL"),
-        _Check(datetime_col, "dates that cannot be parsed (or lie outside the years "
-               f"{_FIRST_DAY.year}-{_LAST_DAY.year})", "d_raw IS NOT NULL AND day IS NULL"),
+        _Check(customer_id_col, Problem.MISSING_IDS, missing_id),
+        _Check(datetime_col, Problem.MISSING_DATES, "d_raw IS NULL"),
+        _Check(datetime_col, Problem.UNPARSEABLE_DATES, "d_raw IS NOT NULL AND day IS NULL"),
     ]
     if monetary_value_col is not None:
         col = monetary_value_col
@@ -367,15 +371,12 @@ def _checks(
         if not numeric:
             not_number = "a_raw IS NOT NULL AND (amt IS NULL OR isnan(amt))"
         checks += [
-            _Check(col, "amounts that are not numbers", not_number),
-            _Check(col, "missing amounts (NaN)", "amt IS NULL OR isnan(amt)"),
-            _Check(col, "amounts that are not finite", "isinf(amt)"),
+            _Check(col, Problem.AMOUNTS_NOT_NUMBERS, not_number),
+            _Check(col, Problem.MISSING_AMOUNTS, "amt IS NULL OR isnan(amt)"),
+            _Check(col, Problem.AMOUNTS_NOT_FINITE, "isinf(amt)"),
         ]
         if negative_amounts == "raise":
-            checks.append(
-                _Check(col, "negative amounts (returns?); pass negative_amounts='drop' to "
-                       "ignore them", "amt < 0")
-            )
+            checks.append(_Check(col, Problem.NEGATIVE_AMOUNTS, "amt < 0"))
     return checks
 
 
@@ -435,7 +436,7 @@ def _parsed_view_sql(
         select += ["CAST(NULL AS VARCHAR) AS a_raw", "CAST(0.0 AS DOUBLE) AS amt"]
     extras = "".join(f", {_ident(c)}" for c in extra)
     # like the pandas engine: days outside the range of datetime64[ns] are unparseable
-    in_range = f"day0 BETWEEN {_date_literal(_FIRST_DAY)} AND {_date_literal(_LAST_DAY)}"
+    in_range = f"day0 BETWEEN {_date_literal(FIRST_DAY)} AND {_date_literal(LAST_DAY)}"
     return (
         f"SELECT id, d_raw, CASE WHEN {in_range} THEN day0 END AS day, a_raw, amt{extras} "
         f"FROM (SELECT {', '.join(select)}{extras} FROM {source_sql})"
@@ -489,9 +490,9 @@ def day_summary_duckdb(
 
     Returns
     -------
-    The same frame as :func:`clvmodels.rfm.day_summary_pandas` (``n_days, first_day,
-    last_day, total, first_total`` [+ ``n_days_holdout, total_holdout``], index ``id`` sorted)
-    and the observation end actually used.
+    The same frame as the pandas engine (:func:`clvmodels.rfm.day_summary_pandas`):
+    ``n_days, first_day, last_day, total, first_total`` [+ ``n_days_holdout,
+    total_holdout``], index ``id`` sorted; and the observation end actually used.
 
     Raises
     ------
@@ -501,8 +502,8 @@ def day_summary_duckdb(
         calibration_end before every transaction); the message names the column and shows
         the first offending rows with their count.
     """
-    if monetary_value_col is not None and negative_amounts not in ("raise", "drop"):
-        raise ValueError("negative_amounts must be 'raise' or 'drop'")
+    if monetary_value_col is not None:
+        check_negative_amounts_option(negative_amounts)
     limit, n_threads = _settings(memory_limit, threads)
     cols = [customer_id_col, datetime_col] + ([monetary_value_col] if monetary_value_col else [])
 
@@ -634,14 +635,12 @@ def _summarise(
                 _fail(con, source, check, int(n_bad), cols)
     if n_groups == 0:
         if not _one_row(con, f"SELECT count(*) FROM {source.sql}")[0]:
-            raise ValidationError("transactions are empty: there is nothing to summarise")
-        raise ValidationError(
-            f"column {monetary_value_col!r}: every transaction has a negative amount"
-        )
+            raise empty_error()
+        raise all_negative_error(monetary_value_col)
     first = pd.Timestamp(first_day)
     obs_end = pd.Timestamp(last_day) if observation_end is None else observation_end
-    _check_observation_end(first, obs_end)
-    _check_observation_end(first, calibration_end, "calibration_end")
+    check_observation_end(first, obs_end)
+    check_observation_end(first, calibration_end, "calibration_end")
 
     # pass 2: per customer, from the (much smaller) daily table
     holdout = calibration_end is not None
