@@ -1,4 +1,5 @@
-"""Diagnostic plots for fitted CLV models, and the small tables behind them.
+"""Diagnostic plots for fitted CLV models: this module draws, :mod:`clvmodels.diagnostics`
+computes.
 
 Every ``plot_*`` function takes ``ax=None`` (a new figure is made when none is given) and
 returns the Axes it drew on (an array of Axes for the multi-panel Bayesian diagnostics). The
@@ -6,9 +7,10 @@ same functions serve maximum-likelihood and Bayesian models: for a Bayesian mode
 ``is_bayesian``) the model curve is the posterior mean and a shaded band (or error bars) shows
 the central ``interval`` (90% by default) of the posterior.
 
-The numbers behind each plot come from a public ``*_table`` function, so holdout metrics
-(chi-square, tracking error, Gini, top-decile capture) are computed once, here, and the
-report and evaluation code reuse them:
+The numbers behind each plot come from a public ``*_table`` function of
+:mod:`clvmodels.diagnostics` (re-exported here), so holdout metrics (chi-square, tracking
+error, Gini, top-decile capture) are computed once, there, and the evaluation and the report
+reuse them:
 
 =============================================  =================================================
 table                                          plot
@@ -28,14 +30,6 @@ table                                          plot
 ``model.segment_params_``                      :func:`plot_segment_forest`
 =============================================  =================================================
 
-Bayesian quantities that the models do not expose directly (the purchase-count distribution
-per posterior draw, the spend density per draw) are computed from the posterior in
-``model.idata_`` with the model's own broadcasting functions (the same hooks its
-maximum-likelihood twin uses), on an evenly thinned set of at most ``max_draws`` draws.
-Everything is vectorised over customers: customers are grouped by the few values a quantity
-depends on (T for the calibration histogram, the first-purchase day for tracking, x for the
-spend density) and never looped over in Python.
-
 Colours: :data:`ACTUAL_COLOR` for what was observed, :data:`MODEL_COLOR` for the model.
 """
 
@@ -53,13 +47,26 @@ import pandas as pd
 from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, PercentFormatter
-from scipy import stats
 
-from clvmodels._validation import ValidationError, require_columns
-from clvmodels.models.base import MODEL_LABELS as _MODEL_LABELS
-from clvmodels.models.base import rfm_arrays
-from clvmodels.rfm import _as_day as _rfm_as_day
-from clvmodels.rfm import prepare_transactions, time_unit_days
+from clvmodels.diagnostics import (
+    DEFAULT_INTERVAL,
+    DEFAULT_MAX_DRAWS,
+    Period,
+    _as_day,
+    _is_bayesian,
+    _model_label,
+    _unit_name,
+    _values,
+    calibration_histogram_table,
+    conditional_expectation_table,
+    frequency_recency_table,
+    gains_table,
+    lorenz_table,
+    posterior_predictive_histogram_table,
+    probability_alive_history,
+    spend_density_table,
+    tracking_table,
+)
 
 __all__ = [
     "ACTUAL_COLOR",
@@ -98,45 +105,11 @@ ACTUAL_COLOR = "#0072B2"
 MODEL_COLOR = "#D55E00"
 #: Opacity of the credible-interval bands.
 BAND_ALPHA = 0.25
-#: Default probability mass of the central credible interval drawn for Bayesian models.
-DEFAULT_INTERVAL = 0.9
-#: Posterior draws (evenly thinned) used where a quantity is computed per draw here.
-DEFAULT_MAX_DRAWS = 200
-#: draws × groups × points evaluated at once (~16 MB of float64)
-_CHUNK_CELLS = 2_000_000
-
-_UNIT_PLURAL = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
-_UNIT_SINGULAR = {"D": "day", "W": "week", "M": "month", "Y": "year"}
-
-Period = str | float
 
 
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-
-
-def _is_bayesian(model: Any) -> bool:
-    """Whether ``model`` is a Bayesian model (posterior draws in ``idata_``)."""
-    return bool(getattr(model, "is_bayesian", False))
-
-
-def _model_label(model: Any, label: str | None = None) -> str:
-    """A readable model name for legends ("BG/NBD", "Bayesian BG/NBD", ...)."""
-    if label is not None:
-        return label
-    name = type(model).__name__
-    out = _MODEL_LABELS.get(name, name)
-    if getattr(model, "segment_col", None):
-        out += f" (by {model.segment_col})"
-    return out
-
-
-def _unit_name(unit: str | None, plural: bool = True) -> str:
-    """"weeks" for "W" (or "week"); "time units" when the unit is unknown."""
-    if unit is None:
-        return "time units" if plural else "time unit"
-    return (_UNIT_PLURAL if plural else _UNIT_SINGULAR).get(unit, unit)
 
 
 def _fmt_number(value: float, digits: int = 0) -> str:
@@ -175,113 +148,9 @@ def _new_axes(ax: Any, n: int, ncols: int | None = None,
     return flat[:n]
 
 
-def _check_interval(interval: float | None) -> float | None:
-    if interval is not None and not 0 < interval < 1:
-        raise ValueError(f"interval must be in (0, 1) or None, got {interval!r}")
-    return interval
-
-
 def _interval_label(interval: float | None) -> str:
     """"90% credible interval" for ``interval=0.9``."""
     return f"{round(100 * (interval or DEFAULT_INTERVAL)):g}% credible interval"
-
-
-def _quantiles(draws: np.ndarray, interval: float, axis: int = 0
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Central ``interval`` of ``draws`` along ``axis``: (lower, upper)."""
-    q = (1.0 - interval) / 2.0
-    lo, hi = np.quantile(draws, [q, 1.0 - q], axis=axis)
-    return lo, hi
-
-
-def _draw_index(total: int, k: int, *, repeat: bool = False) -> np.ndarray:
-    """``k`` evenly spaced indices into ``total`` draws (all of them when ``k >= total``,
-    unless ``repeat``: then exactly ``k``, repeating draws)."""
-    if k >= total and not repeat:
-        return np.arange(total)
-    return np.round(np.linspace(0, total - 1, k)).astype(np.int64)
-
-
-def _segment_codes(model: Any, frame: pd.DataFrame) -> np.ndarray:
-    """Each customer's segment code for a hierarchical Bayesian model (0 otherwise)."""
-    col = getattr(model, "segment_col", None)
-    if not (_is_bayesian(model) and col):
-        return np.zeros(len(frame), dtype=np.int64)
-    require_columns(frame, [col], "RFM frame")
-    labels = pd.Index(model.segment_labels_)
-    codes = labels.get_indexer(frame[col])
-    if np.any(codes < 0):
-        unseen = sorted({str(v) for v in frame.loc[codes < 0, col].unique()})
-        raise ValueError(f"segment(s) {unseen[:10]} in column {col!r} were not seen when the "
-                         "model was fitted")
-    return codes.astype(np.int64)
-
-
-def _param_draws(model: Any, codes: np.ndarray, max_draws: int, *, repeat: bool = False
-                 ) -> dict[str, np.ndarray]:
-    """Parameters per (draw, group): ``{name: (S, len(codes))}``.
-
-    Maximum-likelihood models give one "draw" (the estimate). Bayesian models give ``S`` evenly
-    thinned posterior draws (at most ``max_draws``; exactly that many with ``repeat``), each
-    group taking its segment's parameters when the model is hierarchical.
-    """
-    codes = np.asarray(codes, dtype=np.int64)
-    if not _is_bayesian(model):
-        model._check_fitted()
-        return {n: np.full((1, len(codes)), float(v)) for n, v in model.params_.items()}
-    model._check_fitted()
-    post = model.idata_.posterior
-    total = int(post.sizes["chain"] * post.sizes["draw"])
-    take = _draw_index(total, max_draws, repeat=repeat)
-    out = {}
-    for name in model.param_names:
-        values = post[name].to_numpy().reshape(total, -1)[take]  # (S, n_segments or 1)
-        out[name] = values[:, codes]
-    return out
-
-
-def _with_segment(model: Any, frame: pd.DataFrame, segment: Any) -> dict[str, Any]:
-    """For a hierarchical model, add ``segment`` to a constructed frame; the keyword
-    arguments its predictions then need (``unseen_segments="population"`` for ``None``)."""
-    col = getattr(model, "segment_col", None)
-    if not (_is_bayesian(model) and col):
-        return {}
-    if segment is None:
-        frame[col] = "__population__"  # not a fitted segment: predicted at population level
-        return {"unseen_segments": "population"}
-    frame[col] = [segment] * len(frame)
-    return {}
-
-
-def _predict(method: Any, frame: pd.DataFrame, *args: Any, bayesian: bool,
-             interval: float | None, **kwargs: Any) -> pd.DataFrame:
-    """Call a prediction method; always return a frame with ``value`` [, lower, upper]."""
-    if bayesian and interval is not None:
-        res = method(frame, *args, interval=interval, **kwargs)
-        name = res.columns[0]
-        return pd.DataFrame({"value": res[name].to_numpy(),
-                             "lower": res[f"{name}_lower"].to_numpy(),
-                             "upper": res[f"{name}_upper"].to_numpy()}, index=frame.index)
-    res = method(frame, *args, **kwargs)
-    return pd.DataFrame({"value": np.asarray(res, dtype=float)}, index=frame.index)
-
-
-def _as_day(value: Any, name: str) -> pd.Timestamp:
-    """A required date normalised to its calendar day (tz-naive); see :mod:`clvmodels.rfm`."""
-    day = _rfm_as_day(value, name)
-    if day is None:
-        raise ValueError(f"{name} is missing")
-    return day
-
-
-def _frequency_labels(max_frequency: int) -> list[str]:
-    return [str(i) for i in range(max_frequency)] + [f"{max_frequency}+"]
-
-
-def _check_max_frequency(max_frequency: int) -> int:
-    if not isinstance(max_frequency, int | np.integer) or max_frequency < 1:
-        raise ValueError(f"max_frequency must be a positive integer, got {max_frequency!r}")
-    return int(max_frequency)
 
 
 def _date_axis(ax: Axes) -> None:
@@ -302,84 +171,6 @@ def _mark_calibration_end(ax: Axes, when: Any, *, top: bool = True) -> None:
 # --------------------------------------------------------------------------------------
 # calibration histogram
 # --------------------------------------------------------------------------------------
-
-
-def _histogram_probabilities(model: Any, rfm: pd.DataFrame, max_frequency: int,
-                             max_draws: int, *, repeat: bool = False
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """P(X(T) = n) for n = 0..k-1 and the k+ remainder, per draw and group of customers.
-
-    Returns ``(probs (S, G, k+1), customers per group (G,), actual counts (k+1,))``; the
-    groups are the distinct (segment, T) of ``rfm``.
-    """
-    k = _check_max_frequency(max_frequency)
-    x, _, T, _ = rfm_arrays(rfm, time_unit=getattr(model, "time_unit_", None))
-    actual = np.bincount(np.minimum(x, k).astype(np.int64), minlength=k + 1).astype(float)
-    codes = _segment_codes(model, rfm)
-    keys = pd.DataFrame({"code": codes, "T": T}).value_counts(sort=False).sort_index()
-    g_codes = keys.index.get_level_values("code").to_numpy(np.int64)
-    g_T = keys.index.get_level_values("T").to_numpy(float)
-    counts = keys.to_numpy(dtype=float)
-    n = np.arange(k, dtype=float)
-    if _is_bayesian(model):
-        pmf = getattr(model, "_pmf", None)
-        if pmf is None:
-            raise NotImplementedError(f"{type(model).__name__} has no purchase-count "
-                                      "distribution")
-        draws = _param_draws(model, g_codes, max_draws, repeat=repeat)
-        S, G = next(iter(draws.values())).shape
-        probs = np.empty((S, G, k))
-        step = max(1, _CHUNK_CELLS // max(1, S * k))
-        for g0 in range(0, G, step):
-            sl = slice(g0, g0 + step)
-            p = {name: v[:, sl, None] for name, v in draws.items()}
-            probs[:, sl, :] = pmf(p, n[None, None, :], g_T[None, sl, None])
-    else:
-        probs = np.asarray(model.purchase_count_probability(n[None, :], g_T[:, None]),
-                           dtype=float)[None]
-    probs = np.clip(probs, 0.0, 1.0)
-    tail = np.clip(1.0 - probs.sum(axis=-1, keepdims=True), 0.0, 1.0)
-    return np.concatenate([probs, tail], axis=-1), counts, actual
-
-
-def calibration_histogram_table(model: Any, rfm: pd.DataFrame, max_frequency: int = 7, *,
-                                interval: float | None = DEFAULT_INTERVAL,
-                                max_draws: int = DEFAULT_MAX_DRAWS) -> pd.DataFrame:
-    """Customers by number of repeat purchases in calibration: actual vs model expected.
-
-    The expected number of customers with n repeat purchases is sum_i P(X(T_i) = n) over the
-    customers' own observation lengths T_i (FHL 2005, Figure 1; eq. 8 for the BG/NBD),
-    computed once per distinct T. The last row pools ``max_frequency`` and more.
-
-    Returns a DataFrame indexed by ``"0", "1", ..., "7+"`` (index name ``frequency``) with
-    columns ``actual`` and ``expected`` (the posterior mean for a Bayesian model, with
-    ``expected_lower`` / ``expected_upper``, the central ``interval`` over ``max_draws`` thinned
-    posterior draws). ``attrs`` hold the goodness-of-fit statistic
-    ``chi_square = sum (actual - expected)^2 / expected``, its degrees of freedom
-    ``dof = rows - 1 - number of model parameters``, the ``p_value`` and ``n_customers``.
-
-    On CDNOW (BG/NBD, weeks, calibration to 1997-09-30) the expected counts are 1407.7,
-    460.3, 192.5, 101.2, 59.8, 38.1, 25.5, 71.9 against 1411, 439, 214, 100, 62, 38, 29, 64.
-    """
-    _check_interval(interval)
-    probs, counts, actual = _histogram_probabilities(model, rfm, max_frequency, max_draws)
-    expected_draws = np.einsum("sgk,g->sk", probs, counts)
-    expected = expected_draws.mean(axis=0)
-    out = pd.DataFrame({"actual": actual, "expected": expected},
-                       index=pd.Index(_frequency_labels(max_frequency), name="frequency"))
-    if _is_bayesian(model) and interval is not None:
-        out["expected_lower"], out["expected_upper"] = _quantiles(expected_draws, interval)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        chi2 = float(np.sum((actual - expected) ** 2 / expected))
-    dof = len(out) - 1 - len(model.param_names)
-    out.attrs.update(
-        chi_square=chi2, dof=dof,
-        p_value=float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan"),
-        n_customers=int(counts.sum()),
-        time_unit=rfm.attrs.get("time_unit", getattr(model, "time_unit_", None)),
-        model=_model_label(model),
-    )
-    return out
 
 
 def plot_calibration_histogram(model: Any, rfm: pd.DataFrame, max_frequency: int = 7, *,
@@ -423,47 +214,6 @@ def plot_calibration_histogram(model: Any, rfm: pd.DataFrame, max_frequency: int
 # --------------------------------------------------------------------------------------
 
 
-def posterior_predictive_histogram_table(model: Any, rfm: pd.DataFrame,
-                                         max_frequency: int = 7, *, n_replicates: int = 200,
-                                         interval: float = DEFAULT_INTERVAL,
-                                         random_seed: int | None = 0) -> pd.DataFrame:
-    """Posterior predictive check of the calibration histogram.
-
-    For each of ``n_replicates`` evenly thinned posterior draws, a replicated data set is
-    simulated — each customer's number of repeat purchases drawn from the model's P(X(T_i) = n)
-    (a multinomial per group of customers sharing T) — and binned 0..k+. For a
-    maximum-likelihood model every replicate uses the estimate (a parametric bootstrap).
-
-    Returns a DataFrame indexed like :func:`calibration_histogram_table` with ``actual``,
-    ``replicated_mean``, ``replicated_lower`` and ``replicated_upper`` (central ``interval``
-    of the replicated counts). ``attrs["p_value"]`` is the posterior predictive p-value of
-    the chi-square discrepancy: the share of replicates whose chi-square against that draw's
-    expected counts is at least the observed data's (values near 0 flag misfit).
-    """
-    if not isinstance(n_replicates, int | np.integer) or n_replicates < 2:
-        raise ValueError(f"n_replicates must be an integer >= 2, got {n_replicates!r}")
-    _check_interval(interval)
-    probs, counts, actual = _histogram_probabilities(model, rfm, max_frequency, n_replicates,
-                                                     repeat=True)
-    if probs.shape[0] == 1:
-        probs = np.broadcast_to(probs, (n_replicates, *probs.shape[1:]))
-    probs = probs / probs.sum(axis=-1, keepdims=True)
-    rng = np.random.default_rng(random_seed)
-    reps = rng.multinomial(counts.astype(np.int64)[None, :], probs).sum(axis=1)  # (S, k+1)
-    expected = np.einsum("sgk,g->sk", probs, counts)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d_rep = np.sum((reps - expected) ** 2 / expected, axis=1)
-        d_obs = np.sum((actual[None, :] - expected) ** 2 / expected, axis=1)
-    lo, hi = _quantiles(reps, interval)
-    out = pd.DataFrame({"actual": actual, "replicated_mean": reps.mean(axis=0),
-                        "replicated_lower": lo, "replicated_upper": hi},
-                       index=pd.Index(_frequency_labels(max_frequency), name="frequency"))
-    out.attrs.update(p_value=float(np.mean(d_rep >= d_obs)), n_replicates=len(reps),
-                     interval=interval, n_customers=int(counts.sum()),
-                     model=_model_label(model))
-    return out
-
-
 def plot_posterior_predictive_histogram(model: Any, rfm: pd.DataFrame,
                                         max_frequency: int = 7, *, n_replicates: int = 200,
                                         interval: float = DEFAULT_INTERVAL,
@@ -503,61 +253,6 @@ def plot_posterior_predictive_histogram(model: Any, rfm: pd.DataFrame,
 # --------------------------------------------------------------------------------------
 
 
-def conditional_expectation_table(model: Any, split: pd.DataFrame, max_frequency: int = 7, *,
-                                  interval: float | None = DEFAULT_INTERVAL) -> pd.DataFrame:
-    """Average holdout purchases per calibration frequency: actual vs model (FHL 2005, Fig. 4).
-
-    ``split`` is a :func:`clvmodels.calibration_holdout_split` frame. Customers are grouped by
-    calibration frequency 0..k-1 and k+; per group the actual mean of ``frequency_holdout`` is
-    compared with the mean of the model's conditional expectation E[Y(t) | x, t_x, T] over
-    the holdout length ``duration_holdout``.
-
-    Returns a DataFrame indexed by ``"0", ..., "7+"`` (name ``frequency``) with
-    ``n_customers``, ``actual``, ``expected`` [, ``expected_lower``, ``expected_upper``: the
-    central ``interval`` of the group mean over the posterior draws]. ``attrs["duration"]`` is
-    the holdout length in the model's time unit.
-    """
-    _check_interval(interval)
-    k = _check_max_frequency(max_frequency)
-    require_columns(split, ["frequency", "frequency_holdout", "duration_holdout"],
-                    "calibration/holdout frame")
-    x = split["frequency"].to_numpy(float)
-    groups = np.minimum(x, k).astype(np.int64)
-    n_groups = np.bincount(groups, minlength=k + 1).astype(float)
-    duration = split["duration_holdout"].to_numpy(float)
-    t: float | np.ndarray = float(duration[0]) if np.all(duration == duration[0]) else duration
-    actual = np.bincount(groups, weights=split["frequency_holdout"].to_numpy(float),
-                         minlength=k + 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        actual = actual / n_groups
-    out = pd.DataFrame({"n_customers": n_groups.astype(np.int64), "actual": actual},
-                       index=pd.Index(_frequency_labels(k), name="frequency"))
-    if _is_bayesian(model):
-        post = model.idata_.posterior
-        S = int(post.sizes["chain"] * post.sizes["draw"])
-        sums = np.zeros((S, k + 1))
-        step = max(1, _CHUNK_CELLS // S)
-        for c0 in range(0, len(split), step):
-            part = split.iloc[c0:c0 + step]
-            t_part = t if np.ndim(t) == 0 else t[c0:c0 + step]
-            draws = model.expected_purchases_draws(part, t_part).to_numpy().reshape(S, -1)
-            onehot = np.eye(k + 1)[groups[c0:c0 + step]]  # (chunk, k+1)
-            sums += draws @ onehot
-        with np.errstate(divide="ignore", invalid="ignore"):
-            means = sums / n_groups
-        out["expected"] = means.mean(axis=0)
-        if interval is not None:
-            out["expected_lower"], out["expected_upper"] = _quantiles(means, interval)
-    else:
-        expected = model.expected_purchases(split, t).to_numpy(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["expected"] = np.bincount(groups, weights=expected, minlength=k + 1) / n_groups
-    out.attrs.update(duration=float(np.mean(duration)),
-                     time_unit=split.attrs.get("time_unit", getattr(model, "time_unit_", None)),
-                     model=_model_label(model))
-    return out
-
-
 def plot_conditional_expectation(model: Any, split: pd.DataFrame, max_frequency: int = 7, *,
                                  interval: float | None = DEFAULT_INTERVAL,
                                  label: str | None = None, ax: Axes | None = None) -> Axes:
@@ -590,168 +285,6 @@ def plot_conditional_expectation(model: Any, split: pd.DataFrame, max_frequency:
 # --------------------------------------------------------------------------------------
 # tracking: repeat transactions per period over calibration + holdout
 # --------------------------------------------------------------------------------------
-
-
-def _period_days(period: Period) -> float:
-    if isinstance(period, str):
-        return time_unit_days(period)
-    value = float(period)
-    if not value >= 1:
-        raise ValueError(f"period must be a time unit ('D', 'W', 'M', 'Y') or a number of days "
-                         f">= 1, got {period!r}")
-    return value
-
-
-def _period_name(period: Period) -> str:
-    if isinstance(period, str):
-        return _unit_name(period, plural=False)
-    return f"{float(period):g} days"
-
-
-def _expected_cumulative(model: Any, first_offsets: np.ndarray, boundaries: np.ndarray,
-                         unit_days: float, segment: Any = None) -> np.ndarray:
-    """sum_i E[X(b - first_i)] at each boundary day offset ``b``: shape (S, len(boundaries)).
-
-    E[X] depends on the lag in days alone, so it is evaluated once per distinct lag and
-    combined with the (boundary × lag) customer counts ``W`` in one matrix product.
-    """
-    f_off, f_count = np.unique(first_offsets, return_counts=True)
-    lag = np.maximum(boundaries[:, None] - f_off[None, :], 0)  # (B, U) days
-    u_lag, inv = np.unique(lag, return_inverse=True)
-    n_b, n_l = len(boundaries), len(u_lag)
-    rows = np.repeat(np.arange(n_b), len(f_off))
-    W = np.bincount(rows * n_l + inv.reshape(-1), weights=np.tile(f_count, n_b).astype(float),
-                    minlength=n_b * n_l).reshape(n_b, n_l)
-    t = u_lag / unit_days
-    if not _is_bayesian(model):
-        return (W @ np.asarray(model.expected_purchases_new_customer(t), float))[None, :]
-    post = model.idata_.posterior
-    S = int(post.sizes["chain"] * post.sizes["draw"])
-    kwargs = {"segment": segment} if segment is not None else {}
-    E = np.empty((S, n_l))
-    step = max(1, _CHUNK_CELLS // S)
-    for j in range(0, n_l, step):
-        E[:, j:j + step] = model.expected_purchases_new_customer_draws(
-            t[j:j + step], **kwargs).to_numpy().reshape(S, -1)
-    return E @ W.T
-
-
-def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
-                   observation_end: Any, period: Period = "W", *,
-                   customer_id_col: str = "customer_id", datetime_col: str = "date",
-                   segments: pd.Series | None = None,
-                   interval: float | None = DEFAULT_INTERVAL) -> pd.DataFrame:
-    """Repeat transactions per period over calibration + holdout: actual vs model.
-
-    The cohort is every customer whose first purchase is on or before ``calibration_end``;
-    a transaction is a customer-day (as in :func:`clvmodels.rfm_summary`) and the first one
-    of each customer is not a repeat. Periods have a fixed length (``period``: "D", "W", "M"
-    = 30.4375 days, "Y", or a number of days) and start on the cohort's first purchase day;
-    the last one ends on ``observation_end`` (and may be shorter).
-
-    The model's expected cumulative repeat transactions by the end of day D are
-    sum_i E[X(D - first_i)] (FHL 2005, Figure 2; E[X(t)] from
-    ``expected_purchases_new_customer``), zero before a customer's first purchase. E[X] is a
-    function of the day offset alone, so it is evaluated once per distinct offset and combined
-    with the (period × offset) customer counts in one matrix product — no loop over
-    customers. Bayesian models use every posterior draw. A hierarchical model uses each
-    customer's own segment when ``segments`` (a Series: customer id → segment label, e.g.
-    ``split[model.segment_col]``) is given — one evaluation per segment — and otherwise the
-    population level (a new segment drawn from the hyperdistribution, which is much less
-    certain).
-
-    Returns a DataFrame indexed by period number 1..K with ``period_start``, ``period_end``
-    (the last day of the period), ``in_holdout``, ``actual``, ``expected`` (per period),
-    ``actual_cumulative``, ``expected_cumulative`` [and ``*_lower`` / ``*_upper`` for
-    ``expected`` and ``expected_cumulative``]. ``attrs``: ``calibration_end``,
-    ``observation_end``, ``period``, ``n_customers``, ``calibration_actual`` /
-    ``calibration_expected`` (cumulative repeat transactions at ``calibration_end``),
-    ``holdout_actual`` / ``holdout_expected`` (repeat transactions after it) and
-    ``holdout_percent_error`` = 100 (expected / actual - 1) over the holdout.
-    """
-    _check_interval(interval)
-    cal_end = _as_day(calibration_end, "calibration_end")
-    obs_end = _as_day(observation_end, "observation_end")
-    if obs_end < cal_end:
-        raise ValueError(f"observation_end ({obs_end.date()}) is before calibration_end "
-                         f"({cal_end.date()})")
-    length = _period_days(period)
-    tx = prepare_transactions(transactions, customer_id_col=customer_id_col,
-                              datetime_col=datetime_col, monetary_value_col=None)
-    tx = tx.loc[tx["day"] <= obs_end, ["id", "day"]].drop_duplicates()
-    first = tx.groupby("id")["day"].transform("min")
-    cohort = (first <= cal_end).to_numpy()
-    if not cohort.any():
-        raise ValidationError(f"column {datetime_col!r}: no customer made a first purchase on "
-                              f"or before calibration_end={cal_end.date()}")
-    tx, first = tx.loc[cohort], first.loc[cohort]
-    start = first.min()
-    span = int((obs_end - start).days)  # offset of the last day
-    n_periods = max(1, math.ceil((span + 1) / length - 1e-9))
-    ends = np.minimum(np.floor(np.arange(1, n_periods + 1) * length + 1e-9).astype(np.int64) - 1,
-                      span)
-    ends[-1] = span
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    cal_off = int((cal_end - start).days)
-
-    # actual repeat transactions per period
-    repeat = (tx["day"] > first).to_numpy()
-    rep_off = (tx["day"].to_numpy()[repeat] - np.datetime64(start, "D")).astype(
-        "timedelta64[D]").astype(np.int64)
-    actual = np.bincount(np.searchsorted(ends, rep_off, side="left"),
-                         minlength=n_periods).astype(float)
-
-    # expected: at each period end and at the calibration end (the last boundary)
-    firsts = tx.loc[~tx["id"].duplicated(), ["id", "day"]]
-    first_off = (firsts["day"].to_numpy() - np.datetime64(start, "D")).astype(
-        "timedelta64[D]").astype(np.int64)
-    boundaries = np.append(ends, cal_off)
-    unit_days = time_unit_days(model.time_unit_ or "D")
-    bayes = _is_bayesian(model)
-    if bayes and getattr(model, "segment_col", None) and segments is not None:
-        labels = pd.Series(segments).reindex(firsts["id"].to_numpy())
-        if labels.isna().any():
-            missing = labels.index[labels.isna().to_numpy()][:5].tolist()
-            raise ValueError(f"segments has no label for customer(s) {missing}")
-        codes, uniques = pd.factorize(labels)
-        cum_draws = sum(_expected_cumulative(model, first_off[codes == c], boundaries,
-                                             unit_days, segment=label)
-                        for c, label in enumerate(uniques))
-    else:
-        cum_draws = _expected_cumulative(model, first_off, boundaries, unit_days)
-    cal_draws, cum_draws = cum_draws[:, -1], cum_draws[:, :-1]
-    inc_draws = np.diff(cum_draws, axis=1, prepend=0.0)
-
-    out = pd.DataFrame(
-        {
-            "period_start": start + pd.to_timedelta(starts, unit="D"),
-            "period_end": start + pd.to_timedelta(ends, unit="D"),
-            "in_holdout": ends > cal_off,
-            "actual": actual,
-            "expected": inc_draws.mean(axis=0),
-            "actual_cumulative": np.cumsum(actual),
-            "expected_cumulative": cum_draws.mean(axis=0),
-        },
-        index=pd.RangeIndex(1, n_periods + 1, name="period"),
-    )
-    if bayes and interval is not None:
-        out["expected_lower"], out["expected_upper"] = _quantiles(inc_draws, interval)
-        lo, hi = _quantiles(cum_draws, interval)
-        out["expected_cumulative_lower"], out["expected_cumulative_upper"] = lo, hi
-    cal_actual = float(np.sum(rep_off <= cal_off))
-    cal_expected = float(cal_draws.mean())
-    hold_actual = float(len(rep_off)) - cal_actual
-    hold_expected = float((cum_draws[:, -1] - cal_draws).mean())
-    out.attrs.update(
-        calibration_end=str(cal_end.date()), observation_end=str(obs_end.date()),
-        period=period, period_name=_period_name(period), n_customers=len(firsts),
-        calibration_actual=cal_actual, calibration_expected=cal_expected,
-        holdout_actual=hold_actual, holdout_expected=hold_expected,
-        holdout_percent_error=(100.0 * (hold_expected / hold_actual - 1.0)
-                               if hold_actual > 0 else float("nan")),
-        model=_model_label(model),
-    )
-    return out
 
 
 def plot_tracking(model: Any, transactions: pd.DataFrame, calibration_end: Any,
@@ -808,54 +341,6 @@ def plot_tracking(model: Any, transactions: pd.DataFrame, calibration_end: Any,
 # --------------------------------------------------------------------------------------
 # frequency / recency matrices
 # --------------------------------------------------------------------------------------
-
-
-def frequency_recency_table(model: Any, rfm: pd.DataFrame, *,
-                            kind: Literal["expected_purchases",
-                                          "probability_alive"] = "expected_purchases",
-                            t: float = 1.0, T: float | None = None,
-                            max_frequency: int | None = None, n_recency: int = 50,
-                            segment: Any = None) -> pd.DataFrame:
-    """Expected purchases in the next ``t`` periods, or P(alive), on a frequency × recency grid.
-
-    Customers have been observed for ``T`` (default: the longest T in ``rfm``); frequency runs
-    0..``max_frequency`` (default: the 99th percentile of ``rfm``'s frequencies) and recency
-    over ``n_recency`` points from 0 to T. Impossible cells (no repeat purchase but recency
-    > 0, or repeat purchases at recency 0) are NaN. Bayesian models give the posterior mean;
-    a hierarchical one predicts for ``segment`` (``None``: the population level).
-
-    Returns a DataFrame: index ``frequency``, columns the recency values (in the model's time
-    unit); ``attrs`` hold ``kind``, ``t``, ``T`` and ``time_unit``.
-    """
-    if kind not in ("expected_purchases", "probability_alive"):
-        raise ValueError("kind must be 'expected_purchases' or 'probability_alive'")
-    x, _, T_data, _ = rfm_arrays(rfm, time_unit=getattr(model, "time_unit_", None))
-    T_grid = float(np.max(T_data)) if T is None else float(T)
-    if not T_grid > 0:
-        raise ValueError(f"T must be positive, got {T_grid!r}")
-    if max_frequency is None:
-        max_frequency = max(1, math.ceil(float(np.quantile(x, 0.99))))
-    if not isinstance(n_recency, int) or n_recency < 2:
-        raise ValueError(f"n_recency must be an integer >= 2, got {n_recency!r}")
-    freq = np.arange(int(max_frequency) + 1, dtype=float)
-    rec = np.linspace(0.0, T_grid, n_recency)
-    xx, rr = np.meshgrid(freq, rec, indexing="ij")
-    valid = (xx == 0) == (rr == 0)
-    frame = pd.DataFrame({"frequency": xx[valid], "recency": rr[valid],
-                          "T": np.full(int(valid.sum()), T_grid)})
-    frame.attrs["time_unit"] = getattr(model, "time_unit_", None) or rfm.attrs.get("time_unit")
-    extra = _with_segment(model, frame, segment)
-    if kind == "probability_alive":
-        values = model.probability_alive(frame, **extra)
-    else:
-        values = model.expected_purchases(frame, t, **extra)
-    grid = np.full(xx.shape, np.nan)
-    grid[valid] = np.asarray(values, dtype=float)
-    out = pd.DataFrame(grid, index=pd.Index(freq.astype(np.int64), name="frequency"),
-                       columns=pd.Index(rec, name="recency"))
-    out.attrs.update(kind=kind, t=float(t), T=T_grid, time_unit=frame.attrs["time_unit"],
-                     model=_model_label(model))
-    return out
 
 
 def plot_frequency_recency_matrix(model: Any, rfm: pd.DataFrame, *,
@@ -915,80 +400,6 @@ def plot_probability_alive_matrix(model: Any, rfm: pd.DataFrame, *, T: float | N
 # --------------------------------------------------------------------------------------
 
 
-def _purchase_days(purchases: pd.DataFrame | Sequence[Any] | pd.Series | pd.DatetimeIndex,
-                   customer_id: Any, customer_id_col: str, datetime_col: str
-                   ) -> pd.DatetimeIndex:
-    if isinstance(purchases, pd.DataFrame):
-        if customer_id is None:
-            raise ValueError("customer_id is required when purchases is a transactions frame")
-        tx = prepare_transactions(purchases, customer_id_col=customer_id_col,
-                                  datetime_col=datetime_col, monetary_value_col=None)
-        days = tx.loc[tx["id"] == customer_id, "day"]
-        if days.empty:
-            raise ValueError(f"customer {customer_id!r} has no transactions in column "
-                             f"{customer_id_col!r}")
-        return pd.DatetimeIndex(days.unique()).sort_values().as_unit("ns")
-    dates = pd.to_datetime(pd.Series(list(purchases) if not isinstance(purchases, pd.Series)
-                                     else purchases), errors="raise")
-    if dates.empty or dates.isna().any():
-        raise ValueError("purchases must hold at least one date and no missing dates")
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    return pd.DatetimeIndex(dates.dt.normalize().unique()).sort_values().as_unit("ns")
-
-
-def probability_alive_history(model: Any,
-                              purchases: pd.DataFrame | Sequence[Any] | pd.Series,
-                              observation_end: Any, *, customer_id: Any = None,
-                              customer_id_col: str = "customer_id", datetime_col: str = "date",
-                              freq: str = "D", segment: Any = None,
-                              interval: float | None = DEFAULT_INTERVAL) -> pd.DataFrame:
-    """One customer's P(alive) on a date grid from their first purchase to ``observation_end``.
-
-    ``purchases`` is the customer's purchase dates, or a transactions frame with
-    ``customer_id``. On each day of the grid (``freq``: a pandas frequency, "D" or "W"; the
-    purchase days themselves are always included, so the jumps show) the customer's history
-    so far is summarised as (frequency, recency, T) — purchases on the same day count once —
-    and passed to the model's ``probability_alive``. Bayesian models add ``lower`` / ``upper``
-    (the central ``interval``); a hierarchical one predicts for ``segment`` (``None``:
-    population level).
-
-    Returns a DataFrame indexed by ``date`` with ``frequency``, ``recency``, ``T``,
-    ``probability_alive`` [, ``lower``, ``upper``] and ``is_purchase``.
-    """
-    _check_interval(interval)
-    end = _as_day(observation_end, "observation_end")
-    days = _purchase_days(purchases, customer_id, customer_id_col, datetime_col)
-    days = days[days <= end]
-    if len(days) == 0:
-        raise ValueError(f"no purchase on or before observation_end={end.date()}")
-    first = days[0]
-    grid = (pd.date_range(first, end, freq=freq).as_unit("ns").union(days)
-            .union(pd.DatetimeIndex([end]).as_unit("ns")))
-    n_before = np.searchsorted(days.to_numpy(), grid.to_numpy(), side="right")
-    last = days.to_numpy()[n_before - 1]
-    unit = getattr(model, "time_unit_", None) or "D"
-    scale = time_unit_days(unit)
-    frame = pd.DataFrame({
-        "frequency": (n_before - 1).astype(float),
-        "recency": (last - first.to_datetime64()).astype("timedelta64[D]").astype(float) / scale,
-        "T": (grid.to_numpy() - first.to_datetime64()).astype("timedelta64[D]").astype(float)
-        / scale,
-    }, index=pd.RangeIndex(len(grid)))
-    frame.attrs["time_unit"] = unit
-    extra = _with_segment(model, frame, segment)
-    pred = _predict(model.probability_alive, frame, bayesian=_is_bayesian(model),
-                    interval=interval, **extra)
-    out = frame[["frequency", "recency", "T"]].copy()
-    out["probability_alive"] = pred["value"].to_numpy()
-    if "lower" in pred:
-        out["lower"], out["upper"] = pred["lower"].to_numpy(), pred["upper"].to_numpy()
-    out["is_purchase"] = grid.isin(days)
-    out.index = pd.DatetimeIndex(grid, name="date")
-    out.attrs.update(time_unit=unit, customer_id=customer_id, model=_model_label(model))
-    return out
-
-
 def plot_probability_alive_history(model: Any,
                                    purchases: pd.DataFrame | Sequence[Any] | pd.Series,
                                    observation_end: Any, *, customer_id: Any = None,
@@ -1032,69 +443,6 @@ def plot_probability_alive_history(model: Any,
 # --------------------------------------------------------------------------------------
 # Gamma-Gamma: spend density
 # --------------------------------------------------------------------------------------
-
-
-def spend_density_table(model: Any, rfm: pd.DataFrame, *, n_points: int = 200,
-                        max_spend: float | None = None,
-                        interval: float | None = DEFAULT_INTERVAL,
-                        max_draws: int = DEFAULT_MAX_DRAWS) -> pd.DataFrame:
-    """The Gamma-Gamma model's density of customers' mean repeat spend, on a grid.
-
-    Given x repeat purchases, a customer's mean spend m_x has density
-    exp(LL(p, q, v | x, m_x)) (Fader & Hardie 2013, eq. 5), so the model's distribution of
-    m_x across the repeat buyers of ``rfm`` is the mixture of those densities over their x —
-    directly comparable with a density histogram of the observed ``monetary_value``. It is
-    evaluated once per distinct x (and segment).
-
-    The grid runs up to ``max_spend`` (default: 1.05 × the 99th percentile of the observed
-    mean spend). Returns a DataFrame indexed by ``spend`` with ``density``
-    [, ``density_lower``, ``density_upper``]; ``attrs``: ``observed_mean``,
-    ``model_mean`` (population mean spend p v / (q - 1), posterior mean for Bayesian models),
-    ``n_customers`` and ``max_spend``.
-    """
-    from clvmodels.models.gammagamma import log_likelihood, population_mean_spend
-
-    if tuple(getattr(model, "param_names", ())) != ("p", "q", "v"):
-        raise TypeError(f"spend densities need a Gamma-Gamma model, got {type(model).__name__}")
-    _check_interval(interval)
-    require_columns(rfm, ["frequency", "monetary_value"], "RFM frame")
-    rep = rfm.loc[rfm["frequency"] > 0]
-    if len(rep) == 0:
-        raise ValidationError("column 'frequency': no repeat buyers (frequency > 0)")
-    m = rep["monetary_value"].to_numpy(float)
-    top = float(np.quantile(m, 0.99)) * 1.05 if max_spend is None else float(max_spend)
-    if not top > 0:
-        raise ValueError(f"max_spend must be positive, got {top!r}")
-    grid = np.linspace(0.0, top, n_points + 1)[1:]
-    codes = _segment_codes(model, rep)
-    keys = pd.DataFrame({"code": codes, "x": rep["frequency"].to_numpy(float)}
-                        ).value_counts(sort=False).sort_index()
-    g_codes = keys.index.get_level_values("code").to_numpy(np.int64)
-    g_x = keys.index.get_level_values("x").to_numpy(float)
-    weights = keys.to_numpy(float) / len(rep)
-    draws = _param_draws(model, g_codes, max_draws)
-    S, G = draws["p"].shape
-    dens = np.zeros((S, n_points))
-    step = max(1, _CHUNK_CELLS // max(1, S * n_points))
-    for g0 in range(0, G, step):
-        sl = slice(g0, g0 + step)
-        p, q, v = (draws[n][:, sl, None] for n in ("p", "q", "v"))
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ll = log_likelihood(p, q, v, g_x[None, sl, None], grid[None, None, :])
-        dens += np.einsum("sgn,g->sn", np.exp(ll), weights[sl])
-    out = pd.DataFrame({"density": dens.mean(axis=0)}, index=pd.Index(grid, name="spend"))
-    if _is_bayesian(model) and interval is not None:
-        out["density_lower"], out["density_upper"] = _quantiles(dens, interval)
-    pop = _param_draws(model, np.zeros(1, dtype=np.int64), max_draws) if not getattr(
-        model, "segment_col", None) else None
-    if pop is not None:
-        model_mean = float(np.mean(population_mean_spend(pop["p"], pop["q"], pop["v"])))
-    else:
-        model_mean = float(model.population_mean_spend())
-    out.attrs.update(observed_mean=float(m.mean()), model_mean=model_mean,
-                     n_customers=len(rep), max_spend=top, model=_model_label(model),
-                     share_above_max=float(np.mean(m > top)))
-    return out
 
 
 def plot_spend_density(model: Any, rfm: pd.DataFrame, *, bins: int = 40,
@@ -1142,119 +490,6 @@ def plot_spend_density(model: Any, rfm: pd.DataFrame, *, bins: int = 40,
 # --------------------------------------------------------------------------------------
 # CLV: distribution, Lorenz curve, gains
 # --------------------------------------------------------------------------------------
-
-
-def _values(values: Any, name: str = "values") -> np.ndarray:
-    """A 1-D float array from a Series, array or CLV frame (its ``clv`` column)."""
-    if isinstance(values, pd.DataFrame):
-        require_columns(values, ["clv"], "CLV frame")
-        values = values["clv"]
-    arr = np.asarray(values, dtype=float).reshape(-1)
-    if len(arr) == 0:
-        raise ValueError(f"{name} is empty")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains missing or infinite values")
-    return arr
-
-
-def _share_grid(n_points: int) -> np.ndarray:
-    if not isinstance(n_points, int) or n_points < 2:
-        raise ValueError(f"n_points must be an integer >= 2, got {n_points!r}")
-    return np.linspace(0.0, 1.0, n_points)
-
-
-def _cumulative_share(order_values: np.ndarray, weights: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact breakpoints (share of customers, share of total) of a ranked curve.
-
-    ``order_values`` are the ranking keys in rank order; customers with equal keys form one
-    group whose value is spread evenly along it (so ties have no arbitrary order).
-    """
-    n = len(order_values)
-    ends = np.flatnonzero(np.r_[order_values[1:] != order_values[:-1], True]) + 1
-    cum = np.r_[0.0, np.cumsum(weights)[ends - 1]]
-    total = cum[-1]
-    share_c = np.r_[0.0, ends / n]
-    share_v = cum / total if total > 0 else np.full(len(cum), np.nan)
-    return share_c, share_v
-
-
-def lorenz_table(values: Any, *, n_points: int = 101) -> pd.DataFrame:
-    """Concentration of value across customers: the Lorenz curve and its Gini coefficient.
-
-    ``values`` (CLV, revenue ...; a Series, array, or a CLV frame's ``clv``) must be
-    non-negative. On a grid of ``n_points`` shares of customers F, returns ``lorenz`` — the
-    share of value held by the *least* valuable F (the Lorenz curve L(F)) — and ``top_share``
-    — the share held by the *most* valuable F, 1 - L(1 - F), the "top 10% of customers hold
-    x%" view. ``attrs``: ``gini`` = 1 - 2 ∫ L (exact, from every customer: 0 when all are
-    equal, → 1 when one customer holds everything), ``top_10_share`` and ``top_20_share``,
-    ``total`` and ``n_customers``.
-    """
-    arr = _values(values)
-    if np.any(arr < 0):
-        raise ValueError("values must be non-negative for a Lorenz curve")
-    sorted_values = np.sort(arr)
-    F, L = _cumulative_share(sorted_values, sorted_values)
-    grid = _share_grid(n_points)
-    lorenz = np.interp(grid, F, L)
-    top = 1.0 - np.interp(1.0 - grid, F, L)
-    gini = float(1.0 - np.sum(np.diff(F) * (L[1:] + L[:-1])))
-    out = pd.DataFrame({"lorenz": lorenz, "top_share": top},
-                       index=pd.Index(grid, name="share_of_customers"))
-    out.attrs.update(gini=gini, top_10_share=float(1.0 - np.interp(0.9, F, L)),
-                     top_20_share=float(1.0 - np.interp(0.8, F, L)), total=float(arr.sum()),
-                     n_customers=len(arr))
-    return out
-
-
-def gains_table(predicted: Any, actual: Any, *, n_points: int = 101) -> pd.DataFrame:
-    """Gains curve: share of the actual (e.g. holdout) value captured by the customers ranked
-    highest by a prediction.
-
-    Customers are ranked by ``predicted`` (highest first; tied predictions share their actual
-    value evenly); ``actual`` must be non-negative. Two Series are aligned on their index;
-    otherwise they must have the same length. On a grid of ``n_points`` shares of customers
-    returns ``model`` (captured by the prediction's ranking), ``perfect`` (ranking by the
-    actual values themselves) and ``random`` (the diagonal).
-
-    ``attrs``: ``top_decile_capture`` (model's share at 10%), ``top_decile_capture_perfect``,
-    ``gini`` = 2 × area between the model curve and the diagonal (1 - 1/n-ish for a perfect
-    ranking, 0 for a random one), ``normalized_gini`` = gini / perfect gini, ``n_customers``.
-    """
-    if isinstance(predicted, pd.Series) and isinstance(actual, pd.Series):
-        if not predicted.index.equals(actual.index):
-            if set(predicted.index) != set(actual.index):
-                raise ValueError("predicted and actual must have the same customers (index)")
-            actual = actual.reindex(predicted.index)
-    pred = _values(predicted, "predicted")
-    act = _values(actual, "actual")
-    if len(pred) != len(act):
-        raise ValueError(f"predicted ({len(pred)}) and actual ({len(act)}) differ in length")
-    if np.any(act < 0):
-        raise ValueError("actual values must be non-negative for a gains curve")
-    grid = _share_grid(n_points)
-
-    def curve(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(-keys, kind="stable")
-        return _cumulative_share(-keys[order], act[order])
-
-    Fm, Gm = curve(pred)
-    Fp, Gp = curve(act)
-
-    def gini(F: np.ndarray, G: np.ndarray) -> float:
-        return float(np.sum(np.diff(F) * (G[1:] + G[:-1])) - 1.0)
-
-    g_model, g_perfect = gini(Fm, Gm), gini(Fp, Gp)
-    out = pd.DataFrame({"model": np.interp(grid, Fm, Gm), "perfect": np.interp(grid, Fp, Gp),
-                        "random": grid}, index=pd.Index(grid, name="share_of_customers"))
-    out.attrs.update(
-        top_decile_capture=float(np.interp(0.1, Fm, Gm)),
-        top_decile_capture_perfect=float(np.interp(0.1, Fp, Gp)),
-        gini=g_model,
-        normalized_gini=g_model / g_perfect if g_perfect > 0 else float("nan"),
-        n_customers=len(act),
-    )
-    return out
 
 
 def plot_clv_distribution(clv: Any, *, bins: int = 50, clip_quantile: float = 0.99,
