@@ -159,7 +159,7 @@ def task_fit_pmm(n: int, draws: int, tune: int) -> dict[str, Any]:
 
 
 def task_clv_ours(n: int, model_path: str) -> dict[str, Any]:
-    from clvmodels.models.base import load_model
+    from clvmodels.models.persistence import load_model
     from clvmodels.valuation import customer_lifetime_value
 
     rfm = simulate(n)
@@ -185,7 +185,7 @@ def task_clv_pmm(n: int, model_path: str) -> dict[str, Any]:
     from pymc_marketing.clv import BetaGeoModel
     from pymc_marketing.clv.utils import customer_lifetime_value as pmm_clv
 
-    from clvmodels.models.base import load_model
+    from clvmodels.models.persistence import load_model
 
     rfm = simulate(n)
     bg = load_model(model_path)

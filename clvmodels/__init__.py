@@ -3,21 +3,17 @@
 Transactions → RFM summary (:func:`rfm_summary`) → buy-till-you-die model (:class:`BetaGeo`,
 :class:`ParetoNBD`, :class:`ModifiedBetaGeo`) and spend model (:class:`GammaGamma`) →
 per-customer forecasts → CLV discounted to present value (:func:`customer_lifetime_value`).
-The Bayesian models (:class:`BayesianBetaGeo`, :class:`BayesianModifiedBetaGeo`,
-:class:`BayesianGammaGamma`) import PyMC, so
-they load on first use.
+Every model class of every family (maximum likelihood and Bayesian) is registered where it is
+defined (:mod:`clvmodels.models.registry`) and exported here; the Bayesian ones import PyMC
+only when they are fitted.
 """
-
-from typing import Any
 
 from clvmodels._validation import ValidationError
 from clvmodels._version import __version__
 from clvmodels.evaluation import ModelComparison, compare_models
-from clvmodels.models.base import ConvergenceWarning, NotFittedError, load_model
-from clvmodels.models.bgnbd import BetaGeo
-from clvmodels.models.gammagamma import GammaGamma
-from clvmodels.models.mbgnbd import ModifiedBetaGeo
-from clvmodels.models.paretonbd import ParetoNBD
+from clvmodels.models import registry as _registry
+from clvmodels.models.base import ConvergenceWarning, NotFittedError
+from clvmodels.models.persistence import ModelFileError, load_model
 from clvmodels.rfm import (
     TIME_UNITS,
     CompressedRFM,
@@ -27,25 +23,17 @@ from clvmodels.rfm import (
 )
 from clvmodels.valuation import customer_lifetime_value
 
-_LAZY = {
-    "BayesianBetaGeo": "clvmodels.models.bayes_bgnbd",
-    "BayesianGammaGamma": "clvmodels.models.bayes_gammagamma",
-    "BayesianModifiedBetaGeo": "clvmodels.models.bayes_bgnbd",
-}
+# every model class of every family module, found through the registry (no hand-kept list)
+_MODEL_CLASSES = {cls.__name__: cls for cls in _registry.models()}
+globals().update(_MODEL_CLASSES)
 
 __all__ = [
     "TIME_UNITS",
-    "BayesianBetaGeo",
-    "BayesianGammaGamma",
-    "BayesianModifiedBetaGeo",
-    "BetaGeo",
     "CompressedRFM",
     "ConvergenceWarning",
-    "GammaGamma",
     "ModelComparison",
-    "ModifiedBetaGeo",
+    "ModelFileError",
     "NotFittedError",
-    "ParetoNBD",
     "ValidationError",
     "__version__",
     "calibration_holdout_split",
@@ -54,12 +42,5 @@ __all__ = [
     "customer_lifetime_value",
     "load_model",
     "rfm_summary",
+    *sorted(_MODEL_CLASSES),
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'clvmodels' has no attribute {name!r}")

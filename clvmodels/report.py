@@ -36,7 +36,7 @@ import pandas as pd
 from clvmodels._io import check_output_path, write_text, write_with
 from clvmodels._version import __version__
 from clvmodels.evaluation import BASELINES, METRIC_COLUMNS, METRIC_DIRECTIONS
-from clvmodels.models.base import MODEL_LABELS as _MODEL_LABELS
+from clvmodels.models.registry import label_of
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -148,7 +148,7 @@ def format_metric(column: str, value: Any) -> str:
 
 
 def _model_label(model: Any) -> str:
-    return _MODEL_LABELS.get(type(model).__name__, type(model).__name__)
+    return label_of(model)
 
 
 # --------------------------------------------------------------------------------------

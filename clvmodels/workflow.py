@@ -7,7 +7,6 @@ command line stays a thin wrapper. Steps report progress through an optional cal
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,57 +14,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvmodels.models.base import MLEModel
-from clvmodels.rfm import calibration_holdout_split, rfm_summary, time_unit_days
+from clvmodels.models import registry
+from clvmodels.rfm import calibration_holdout_split, rfm_summary
+from clvmodels.valuation import parse_horizon  # re-exported: it has always been importable here
 
 __all__ = ["TRANSACTION_MODELS", "ForecastResult", "forecast", "model_class", "parse_horizon"]
 
-#: Short names of the transaction models, as the CLI and reports spell them.
-TRANSACTION_MODELS = ("bgnbd", "pnbd", "mbgnbd")
+def __getattr__(name: str) -> Any:
+    if name == "TRANSACTION_MODELS":  # computed: the registry may grow
+        return tuple(registry.model_names(role="transaction", bayesian=False))
+    raise AttributeError(f"module 'clvmodels.workflow' has no attribute {name!r}")
 
 
-def model_class(name: str) -> type[MLEModel]:
-    """The maximum-likelihood model class for a short name ("bgnbd", "pnbd", "mbgnbd",
-    "gammagamma")."""
-    if name == "bgnbd":
-        from clvmodels.models.bgnbd import BetaGeo
-
-        return BetaGeo
-    if name == "mbgnbd":
-        from clvmodels.models.mbgnbd import ModifiedBetaGeo
-
-        return ModifiedBetaGeo
-    if name == "pnbd":
-        from clvmodels.models.paretonbd import ParetoNBD
-
-        return ParetoNBD
-    if name == "gammagamma":
-        from clvmodels.models.gammagamma import GammaGamma
-
-        return GammaGamma
-    raise ValueError(
-        f"unknown model {name!r}; use one of {', '.join((*TRANSACTION_MODELS, 'gammagamma'))}"
-    )
-
-
-_HORIZON = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([DWMY]?)\s*$", re.IGNORECASE)
-
-
-def parse_horizon(text: str | float, time_unit: str) -> float:
-    """A horizon such as "12M", "52W", "90D", "2Y" or a bare number (model time units),
-    converted to ``time_unit`` with the fixed day counts of :data:`clvmodels.TIME_UNITS`."""
-    if isinstance(text, int | float):
-        value, unit = float(text), ""
-    else:
-        match = _HORIZON.match(str(text))
-        if not match:
-            raise ValueError(f"cannot read horizon {text!r}: write e.g. 12M, 52W, 365D or 1Y")
-        value, unit = float(match.group(1)), match.group(2).upper()
-    if not value > 0:
-        raise ValueError(f"horizon must be positive, got {text!r}")
-    if not unit:
-        return value
-    return value * time_unit_days(unit) / time_unit_days(time_unit)
+def model_class(name: str) -> type:
+    """The model class registered under ``name`` ("bgnbd", "pnbd", "bgbb", "sbg",
+    "gammagamma", "bayes-bgnbd" …; see :func:`clvmodels.models.registry.model_names`)."""
+    return registry.get_model(name)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import xarray as xr
 
 from clvmodels.models import bgnbd, gammagamma
 from clvmodels.models._math import NP, tensor_namespace
-from clvmodels.models.base import load_model
+from clvmodels.models.persistence import load_model
 from clvmodels.models.bayes import (
     RowSpace,
     SamplingWarning,

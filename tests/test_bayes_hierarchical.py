@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from clvmodels.models import bgnbd
-from clvmodels.models.base import load_model
+from clvmodels.models.persistence import load_model
 from clvmodels.models.bayes import SamplingWarning
 from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
 from clvmodels.models.bayes_gammagamma import BayesianGammaGamma

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clvmodels.cli import app
-from clvmodels.models.base import load_model
+from clvmodels.models.persistence import load_model
 from clvmodels.models.bgnbd import BetaGeo
 from clvmodels.workflow import forecast, parse_horizon
 

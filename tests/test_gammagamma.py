@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from clvmodels import ValidationError
 from clvmodels.models import gammagamma
-from clvmodels.models.base import load_model
+from clvmodels.models.persistence import load_model
 from clvmodels.models.gammagamma import GammaGamma
 
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from clvmodels.models import paretonbd as pn
 from clvmodels.models._math import NP
 from clvmodels.models._special import log_hyp2f1
-from clvmodels.models.base import FitData, load_model
+from clvmodels.models.persistence import load_model
+from clvmodels.rows import UniqueRows
 from clvmodels.models.paretonbd import ParetoNBD
 
 CDNOW = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}  # REFERENCE.md
@@ -394,7 +395,7 @@ def test_gradient_matches_finite_differences(params: tuple[float, ...]) -> None:
 
 
 def test_model_gradient_on_compressed_rows(pnbd: ParetoNBD, cdnow_rfm: pd.DataFrame) -> None:
-    d: FitData = pnbd._fit_data(cdnow_rfm)
+    d: UniqueRows = pnbd._fit_data(cdnow_rfm)
     assert d.n_rows < len(cdnow_rfm)
     p = {"r": 0.7, "alpha": 8.0, "s": 1.4, "beta": 5.0}
     rows = pnbd._loglik_grad(p, d)

@@ -451,6 +451,7 @@ class BayesianModel(BaseModel):
     """
 
     is_bayesian: ClassVar[bool] = True
+    bayesian: ClassVar[bool] = True
     #: name of the data columns the likelihood reads, in ``Rows.columns``
     data_columns: ClassVar[tuple[str, ...]] = ()
     #: name of the column used as the CustomDist's observed value

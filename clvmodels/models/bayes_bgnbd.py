@@ -75,7 +75,9 @@ class BayesianBetaGeo(BayesianTransactionModel):
     """
 
     param_names = ("r", "alpha", "a", "b")
-    short_name = "bayes_bgnbd"
+    name = "bayes-bgnbd"
+    label = "Bayesian BG/NBD"
+    data_kind = "continuous"
     latents = ("log_r", "log_rate", "logit_phi", "log_kappa")
     _modified = False
     _mle_class = BetaGeo
@@ -159,6 +161,7 @@ class BayesianModifiedBetaGeo(BayesianBetaGeo):
     Every formula is :mod:`clvmodels.models.mbgnbd`'s (the BG family with ``modified=True``).
     """
 
-    short_name = "bayes_mbgnbd"
+    name = "bayes-mbgnbd"
+    label = "Bayesian MBG/NBD"
     _modified = True
     _mle_class = ModifiedBetaGeo

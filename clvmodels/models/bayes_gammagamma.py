@@ -62,7 +62,9 @@ class BayesianGammaGamma(BayesianModel):
     """
 
     param_names = ("p", "q", "v")
-    short_name = "bayes_gammagamma"
+    name = "bayes-gammagamma"
+    label = "Bayesian Gamma-Gamma"
+    data_kind = "spend"
     latents = ("log_p", "log_qm1", "log_mean")
     _mle_class = GammaGamma
     data_columns = ("x", "m")

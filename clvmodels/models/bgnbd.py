@@ -19,7 +19,9 @@ from scipy import special
 
 from clvmodels.models._math import NP
 from clvmodels.models._special import log_hyp2f1, log_hyp2f1_grid
-from clvmodels.models.base import MLEModel, TransactionModel
+from clvmodels.models.mle import MLEModel
+from clvmodels.models.transaction import TransactionModel
+from clvmodels.simulate import simulate_bgnbd
 
 __all__ = [
     "BetaGeo",
@@ -359,8 +361,28 @@ def purchase_count_probability(r: Any, alpha: Any, a: Any, b: Any, n: Any, t: An
     return bg_family_pmf(r, alpha, a, b, n, t, modified=False)
 
 
+def bg_family_conditional_pmf(r: Any, alpha: Any, a: Any, b: Any, n: Any, x: Any, tx: Any,
+                              T: Any, t: Any, *, modified: bool) -> np.ndarray:
+    """P(Y(t) = n | x, t_x, T): repeat purchases in (T, T + t] given the history.
+
+    Alive at T, a customer's purchase rate and drop-out probability have the posterior
+    Gamma(r + x, alpha + T) and Beta(a, b + x) (MBG: b + x + 1) distributions, and from T on
+    they buy like a new BG/NBD customer with those parameters (FHL 2005, eq. 8 with updated
+    parameters); a dead customer buys nothing:
+    ``P(alive) P_new(n; r + x, alpha + T, a, b + x, t) + (1 - P(alive)) 1{n = 0}``.
+    """
+    alive = bg_family_probability_alive(r, alpha, a, b, x, tx, T, modified=modified)
+    # known to be alive at T, a customer can only drop out after future purchases — the
+    # BG/NBD structure for both models — with the MBG's drop-out Beta updated by one more
+    # survived opportunity
+    new = bg_family_pmf(r + x, alpha + T, a, b + x + (1.0 if modified else 0.0), n, t,
+                        modified=False)
+    return alive * new + (1.0 - alive) * (np.asarray(n) == 0)
+
+
 class _BGFamily(TransactionModel, MLEModel):
     param_names = ("r", "alpha", "a", "b")
+    data_kind = "continuous"
     _modified = False
 
     def _loglik(self, p: dict[str, Any], d: Any, m: Any = NP) -> Any:
@@ -400,6 +422,11 @@ class _BGFamily(TransactionModel, MLEModel):
     def _pmf(self, p: dict[str, Any], n: Any, t: Any) -> np.ndarray:
         return bg_family_pmf(p["r"], p["alpha"], p["a"], p["b"], n, t, modified=self._modified)
 
+    def _conditional_pmf(self, p: dict[str, Any], n: Any, x: Any, tx: Any, T: Any, t: Any
+                         ) -> np.ndarray:
+        return bg_family_conditional_pmf(p["r"], p["alpha"], p["a"], p["b"], n, x, tx, T, t,
+                                         modified=self._modified)
+
 
 class BetaGeo(_BGFamily):
     """BG/NBD model (Fader, Hardie & Lee 2005), fitted by maximum likelihood.
@@ -414,4 +441,8 @@ class BetaGeo(_BGFamily):
     >>> model.expected_purchases(rfm, t=39)   # doctest: +SKIP
     """
 
-    short_name = "bgnbd"
+    name = "bgnbd"
+    label = "BG/NBD"
+    citation = ("Fader, Hardie & Lee (2005), Counting your customers the easy way, "
+                "Marketing Science 24(2)")
+    simulator = staticmethod(simulate_bgnbd)

@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from clvmodels._validation import ValidationError, validate_rfm
+from clvmodels._validation import ValidationError
+from clvmodels.datakinds import validate_spend
 from clvmodels.models._math import NP
-from clvmodels.models.base import FitData, MLEModel
+from clvmodels.models.mle import MLEModel
+from clvmodels.rows import UniqueRows
 
 __all__ = ["GammaGamma", "expected_spend", "log_likelihood", "population_mean_spend"]
 
@@ -72,34 +74,34 @@ class GammaGamma(MLEModel):
     """
 
     param_names = ("p", "q", "v")
-    short_name = "gammagamma"
+    name = "gammagamma"
+    label = "Gamma-Gamma"
+    data_kind = "spend"
+    citation = ("Fader, Hardie & Lee (2005), RFM and CLV: using iso-value curves, JMR 42(4); "
+                "Fader & Hardie (2013), The Gamma-Gamma model of monetary value")
     uses_monetary = True
 
-    def _loglik(self, p: dict[str, Any], d: FitData, m: Any = NP) -> Any:
+    def _loglik(self, p: dict[str, Any], d: UniqueRows, m: Any = NP) -> Any:
         return log_likelihood(p["p"], p["q"], p["v"], d.x, d.m, m=m)
 
-    def _loglik_grad(self, p: dict[str, Any], d: FitData) -> np.ndarray:
+    def _loglik_grad(self, p: dict[str, Any], d: UniqueRows) -> np.ndarray:
         return log_likelihood_grad(p["p"], p["q"], p["v"], d.x, d.m)
 
-    def _initial_params(self, d: FitData) -> np.ndarray:
+    def _initial_params(self, d: UniqueRows) -> np.ndarray:
         mean_spend = float(np.average(d.m, weights=d.w))
         return np.array([1.0, 2.0, max(mean_spend, 1e-6)])
 
-    def _fit_data(self, rfm: pd.DataFrame) -> FitData:
-        validate_rfm(rfm, require_monetary=True)
-        repeat = rfm.loc[rfm["frequency"] > 0, ["frequency", "monetary_value"]]
-        if len(repeat) < 2:
+    def _fit_data(self, data: pd.DataFrame, weights: str | np.ndarray | None = None
+                  ) -> UniqueRows:
+        d = self._data_rows(data, weights=weights)
+        if d.n_customers < 2:
             raise ValidationError(
                 "column 'frequency': the Gamma-Gamma model needs at least 2 repeat buyers "
-                f"(frequency > 0); found {len(repeat)}"
+                f"(frequency > 0); found {d.n_customers}"
             )
-        keys = repeat.to_numpy(dtype=float)
-        uniq, counts = np.unique(keys, axis=0, return_counts=True)
-        return FitData(x=uniq[:, 0].copy(), tx=uniq[:, 0] * 0.0, T=uniq[:, 0] * 0.0,
-                       w=counts.astype(float), m=uniq[:, 1].copy(),
-                       time_unit=rfm.attrs.get("time_unit"))
+        return d
 
-    def _data_summary(self, rfm: pd.DataFrame, d: FitData) -> dict[str, Any]:
+    def _data_summary(self, rfm: pd.DataFrame, d: UniqueRows) -> dict[str, Any]:
         corr = self.frequency_spend_correlation(rfm)
         return {
             "n_customers": int(d.n_customers),
@@ -133,7 +135,7 @@ class GammaGamma(MLEModel):
         The Gamma-Gamma model assumes none; values far from 0 mean its forecasts may be
         biased. Returns Pearson and Spearman coefficients and the number of customers used.
         """
-        validate_rfm(rfm, require_monetary=True)
+        validate_spend(rfm)
         rep = rfm.loc[rfm["frequency"] > 0]
         if len(rep) < 3:
             return {"pearson": float("nan"), "spearman": float("nan"), "n": len(rep)}
@@ -153,7 +155,7 @@ class GammaGamma(MLEModel):
         Customers with frequency 0 get the population mean p v / (q - 1).
         """
         self._check_fitted()
-        validate_rfm(rfm, require_monetary=True)
+        validate_spend(rfm)
         p = self._p()
         out = expected_spend(p["p"], p["q"], p["v"], rfm["frequency"].to_numpy(float),
                              rfm["monetary_value"].to_numpy(float))

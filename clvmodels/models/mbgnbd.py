@@ -21,6 +21,7 @@ from clvmodels.models.bgnbd import (
     bg_family_pmf,
     bg_family_probability_alive,
 )
+from clvmodels.simulate import simulate_mbgnbd
 
 __all__ = [
     "ModifiedBetaGeo",
@@ -67,5 +68,9 @@ class ModifiedBetaGeo(_BGFamily):
     Parameters ``r, alpha, a, b`` as in :class:`clvmodels.BetaGeo`.
     """
 
-    short_name = "mbgnbd"
+    name = "mbgnbd"
+    label = "MBG/NBD"
+    citation = ("Batislam, Denizel & Filiztekin (2007), Empirical validation and comparison "
+                "of models for customer base analysis, IJRM 24(3)")
+    simulator = staticmethod(simulate_mbgnbd)
     _modified = True

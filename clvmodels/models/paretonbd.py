@@ -56,7 +56,10 @@ from scipy import special
 
 from clvmodels.models._math import NP
 from clvmodels.models._special import log_hyperu
-from clvmodels.models.base import FitData, MLEModel, TransactionModel
+from clvmodels.models.mle import MLEModel
+from clvmodels.models.transaction import TransactionModel
+from clvmodels.rows import UniqueRows
+from clvmodels.simulate import simulate_paretonbd
 from clvmodels.rfm import TIME_UNITS
 
 __all__ = [
@@ -709,6 +712,20 @@ def purchase_count_probability(r: Any, alpha: Any, s: Any, beta: Any, n: Any, t:
     return (term1 + term2).reshape(shape)
 
 
+def conditional_purchase_count_probability(r: Any, alpha: Any, s: Any, beta: Any, n: Any,
+                                           x: Any, tx: Any, T: Any, t: Any) -> np.ndarray:
+    """P(Y(t) = n | x, t_x, T): repeat purchases in (T, T + t] given the history.
+
+    Alive at T, the purchase and death rates have the posterior Gamma(r + x, alpha + T) and
+    Gamma(s, beta + T) distributions (memorylessness), so the customer buys like a new one
+    with those parameters (Fader, Hardie & Lee 2005 note, eq. 19 with updated parameters);
+    a dead customer buys nothing: ``P(alive) P_new(n) + (1 - P(alive)) 1{n = 0}``.
+    """
+    alive = probability_alive(r, alpha, s, beta, x, tx, T)
+    new = purchase_count_probability(r + x, alpha + T, s, beta + T, n, t)
+    return alive * new + (1.0 - alive) * (np.asarray(n) == 0)
+
+
 def annual_to_continuous_rate(discount_rate: float, time_unit: str) -> float:
     """Continuous discount rate per time unit for an annual rate d: ln(1 + d) / units per year.
 
@@ -731,9 +748,9 @@ def annual_to_continuous_rate(discount_rate: float, time_unit: str) -> float:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """Unique values of a FitData's rows, so per-x and per-(x, t) work is done once."""
+    """Unique values of a UniqueRows's rows, so per-x and per-(x, t) work is done once."""
 
-    data: FitData
+    data: UniqueRows
     ux: np.ndarray
     inv_x: np.ndarray
     x1: np.ndarray  # unique (x, T) pairs
@@ -774,10 +791,15 @@ class ParetoNBD(TransactionModel, MLEModel):
     """
 
     param_names = ("r", "alpha", "s", "beta")
-    short_name = "pnbd"
+    name = "pnbd"
+    label = "Pareto/NBD"
+    data_kind = "continuous"
+    citation = ("Schmittlein, Morrison & Colombo (1987), Counting your customers, Management "
+                "Science 33(1); Fader & Hardie note 009")
+    simulator = staticmethod(simulate_paretonbd)
 
     # ---- likelihood on compressed rows -------------------------------------------------
-    def _prepare(self, d: FitData) -> _Prepared:
+    def _prepare(self, d: UniqueRows) -> _Prepared:
         cached = getattr(self, "_prepared", None)
         if cached is not None and cached.data is d:
             return cached
@@ -788,7 +810,7 @@ class ParetoNBD(TransactionModel, MLEModel):
         self._prepared = prepared
         return prepared
 
-    def _rows(self, p: dict[str, Any], d: FitData) -> tuple[np.ndarray, np.ndarray]:
+    def _rows(self, p: dict[str, Any], d: UniqueRows) -> tuple[np.ndarray, np.ndarray]:
         """Per-row log-likelihood and gradient (4, n_rows) at scalar parameters ``p``.
 
         The tail integrals are evaluated once per distinct (x, T) and (x, t_x) pair and the
@@ -809,7 +831,7 @@ class ParetoNBD(TransactionModel, MLEModel):
         self._last_rows = (d, key, out)
         return out
 
-    def _value_and_grad(self, p: dict[str, Any], d: FitData) -> tuple[float, np.ndarray]:
+    def _value_and_grad(self, p: dict[str, Any], d: UniqueRows) -> tuple[float, np.ndarray]:
         """Weighted total log-likelihood and gradient (the fused hook of the MLE machinery).
 
         Totals of recent points are remembered: the Newton polish revisits its iterate.
@@ -838,17 +860,17 @@ class ParetoNBD(TransactionModel, MLEModel):
         return self
 
     def _loglik(self, p: dict[str, Any], d: Any, m: Any = NP) -> Any:
-        if getattr(m, "name", None) == "numpy" and isinstance(d, FitData) and all(
+        if getattr(m, "name", None) == "numpy" and isinstance(d, UniqueRows) and all(
                 np.ndim(p[k]) == 0 for k in self.param_names):
             return self._rows(p, d)[0]
         return log_likelihood(p["r"], p["alpha"], p["s"], p["beta"], d.x, d.tx, d.T, m=m)
 
-    def _loglik_grad(self, p: dict[str, Any], d: FitData) -> np.ndarray:
+    def _loglik_grad(self, p: dict[str, Any], d: UniqueRows) -> np.ndarray:
         if all(np.ndim(p[k]) == 0 for k in self.param_names):
             return self._rows(p, d)[1]
         return log_likelihood_grad(p["r"], p["alpha"], p["s"], p["beta"], d.x, d.tx, d.T)
 
-    def _initial_params(self, d: FitData) -> np.ndarray:
+    def _initial_params(self, d: UniqueRows) -> np.ndarray:
         # alpha and beta scale with time: start both at the mean T so any time unit starts
         # well; r = s = 1 (exponential rates, mean purchase rate 1/mean T)
         scale = max(float(np.average(d.T, weights=d.w)), 1e-3)
@@ -867,6 +889,11 @@ class ParetoNBD(TransactionModel, MLEModel):
 
     def _pmf(self, p: dict[str, Any], n: Any, t: Any) -> np.ndarray:
         return purchase_count_probability(p["r"], p["alpha"], p["s"], p["beta"], n, t)
+
+    def _conditional_pmf(self, p: dict[str, Any], n: Any, x: Any, tx: Any, T: Any, t: Any
+                         ) -> np.ndarray:
+        return conditional_purchase_count_probability(p["r"], p["alpha"], p["s"], p["beta"],
+                                                      n, x, tx, T, t)
 
     def expected_discounted_transactions(self, rfm: pd.DataFrame, discount_rate: float, *,
                                          time_unit: str | None = None) -> pd.Series:

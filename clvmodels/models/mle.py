@@ -1,0 +1,446 @@
+"""Maximum likelihood on weighted unique rows, shared by every classical model.
+
+A family's class points :meth:`MLEModel._loglik` at its module's log-likelihood (and, where it
+is cheap, an analytic gradient or a fused value-and-gradient pass); everything else — data
+validation and compression with weights, the optimiser, the Newton polish, standard errors,
+``conf_int``, ``summary``, ``from_params`` and JSON persistence — is here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+from threadpoolctl import threadpool_limits
+
+from clvmodels._validation import ValidationError
+from clvmodels._version import __version__
+from clvmodels.models._math import NP
+from clvmodels.models.base import BaseModel, ConvergenceWarning, frame_arrays
+from clvmodels.rows import UniqueRows
+
+__all__ = ["MLEModel"]
+
+
+class MLEModel(BaseModel):
+    """Maximum-likelihood fitting on compressed rows, shared by every classical model.
+
+    Subclasses set :attr:`param_names` and implement :meth:`_loglik` (per-row
+    log-likelihood from a parameter dict, written once in the model module) and, where it is
+    cheap, :meth:`_loglik_grad` (analytic gradient w.r.t. the natural parameters). Without an
+    analytic gradient the pytensor version of the same likelihood is differentiated
+    automatically.
+
+    Parameters
+    ----------
+    penalizer
+        Strength of an L2 penalty ``penalizer * sum(params ** 2)`` added to the *mean*
+        negative log-likelihood per customer (as in lifetimes), so its effect does not change
+        when rows are compressed or the data grow. 0 (default) is plain maximum likelihood.
+    """
+
+    #: whether the model is fitted on the spend column (Gamma-Gamma) rather than (x, t_x, T)
+    uses_monetary: ClassVar[bool] = False
+    #: JSON format version written by :meth:`to_dict`
+    FORMAT_VERSION: ClassVar[int] = 2
+
+    def __init__(self, penalizer: float = 0.0) -> None:
+        if not (isinstance(penalizer, int | float) and penalizer >= 0):
+            raise ValueError("penalizer must be a non-negative number")
+        self.penalizer = float(penalizer)
+
+    # ---- to be provided by the model -------------------------------------------------
+    def _loglik(self, p: dict[str, Any], d: UniqueRows, m: Any = NP) -> Any:
+        """Per-row log-likelihood (numpy by default; pytensor when ``m`` says so)."""
+        raise NotImplementedError
+
+    def _loglik_grad(self, p: dict[str, Any], d: UniqueRows) -> np.ndarray | None:
+        """Per-row gradient, shape (n_params, n_rows), or None to use autodiff."""
+        return None
+
+    def _value_and_grad(self, p: dict[str, Any], d: UniqueRows
+                        ) -> tuple[float, np.ndarray] | None:
+        """Weighted total log-likelihood and its gradient in one pass, if the model has a
+        fast fused form (the BG family does); None falls back to ``_loglik``/``_loglik_grad``.
+        """
+        return None
+
+    def _initial_params(self, d: UniqueRows) -> np.ndarray:
+        return np.ones(len(self.param_names))
+
+    def _fit_data(self, data: pd.DataFrame, weights: str | np.ndarray | None = None
+                  ) -> UniqueRows:
+        return self._data_rows(data, weights=weights)
+
+    def _data_summary(self, data: pd.DataFrame, d: UniqueRows) -> dict[str, Any]:
+        """Size of the data (weighted), for the summary and saved file."""
+        out: dict[str, Any] = {"n_customers": d.n_customers, "n_unique_rows": d.n_rows}
+        if self.data_kind in ("continuous", "discrete"):
+            n = max(float(d.w.sum()), 1.0)
+            out.update(total_repeat_transactions=float(np.dot(d.w, d.x)),
+                       share_zero_repeat=float(np.dot(d.w, d.x == 0) / n),
+                       mean_T=float(np.dot(d.w, d.T) / n))
+        elif self.data_kind == "contractual":
+            n = max(float(d.w.sum()), 1.0)
+            out.update(share_churned=float(np.dot(d.w, d.churned) / n),
+                       mean_periods=float(np.dot(d.w, d.periods) / n))
+        return out
+
+    # ---- objective -------------------------------------------------------------------
+    def _params_dict(self, values: np.ndarray) -> dict[str, float]:
+        return dict(zip(self.param_names, (float(v) for v in values), strict=True))
+
+    def _autodiff_grad(self, d: UniqueRows) -> Callable[[np.ndarray], np.ndarray]:
+        import pytensor
+        import pytensor.tensor as pt
+
+        from clvmodels.models._math import tensor_namespace  # lazy: pytensor is heavy
+
+        theta = pt.dvector("theta")
+        p = {n: theta[i] for i, n in enumerate(self.param_names)}
+        tensor_data = UniqueRows(
+            columns={k: pt.as_tensor_variable(v) for k, v in d.columns.items()},
+            weights=d.weights, inverse=d.inverse, index=d.index, time_unit=d.time_unit)
+        ll = pt.sum(d.w * self._loglik(p, tensor_data, m=tensor_namespace()))
+        fn = pytensor.function([theta], pytensor.grad(ll, theta))
+        return lambda values: np.asarray(fn(values), dtype=float)
+
+    def _objective(self, d: UniqueRows) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+        """Mean negative log-likelihood (+ penalty) and its gradient, on log parameters."""
+        n = d.n_customers
+        autodiff: Callable[[np.ndarray], np.ndarray] | None = None
+
+        def f(log_theta: np.ndarray) -> tuple[float, np.ndarray]:
+            nonlocal autodiff
+            theta = np.exp(np.clip(log_theta, -700, 700))
+            p = self._params_dict(theta)
+            with np.errstate(all="ignore"):
+                fused = self._value_and_grad(p, d)
+                if fused is not None:
+                    total, grad = fused
+                else:
+                    total = float(np.einsum("i,i->", d.w, self._loglik(p, d)))
+                    g_rows = self._loglik_grad(p, d)
+                    if g_rows is None:
+                        if autodiff is None:
+                            autodiff = self._autodiff_grad(d)
+                        grad = autodiff(theta)
+                    else:
+                        grad = np.einsum("ki,i->k", g_rows, d.w)
+            value = -total / n + self.penalizer * float(np.sum(theta**2))
+            grad_nat = -grad / n + 2.0 * self.penalizer * theta
+            if not np.isfinite(value) or not np.all(np.isfinite(grad_nat)):
+                return np.inf, np.zeros_like(log_theta)
+            return value, grad_nat * theta  # chain rule to log scale
+
+        return f
+
+    @staticmethod
+    def _hessian_log(f: Callable[[np.ndarray], tuple[float, np.ndarray]],
+                     log_theta: np.ndarray) -> np.ndarray:
+        """Hessian of the objective w.r.t. log parameters (central differences of the
+        exact gradient)."""
+        k = len(log_theta)
+        H = np.empty((k, k))
+        for j in range(k):
+            up, dn = log_theta.copy(), log_theta.copy()
+            up[j] += 1e-5
+            dn[j] -= 1e-5
+            H[:, j] = (f(up)[1] - f(dn)[1]) / 2e-5
+        return 0.5 * (H + H.T)
+
+    # ---- public API ------------------------------------------------------------------
+    def fit(
+        self,
+        data: pd.DataFrame,
+        *,
+        weights: str | np.ndarray | None = None,
+        initial_params: Sequence[float] | dict[str, float] | None = None,
+        maxiter: int = 2000,
+        tol: float = 1e-10,
+    ) -> MLEModel:
+        """Fit by maximum likelihood on the unique rows of ``data`` (weighted).
+
+        ``data`` has the columns of the model's data kind (:mod:`clvmodels.datakinds`);
+        ``weights`` — a column name or one count per row — says how many identical
+        customers each row stands for (pre-aggregated data: SQL, Spark, a paper's table).
+        Log-parameters are optimised with L-BFGS-B using exact gradients; the covariance is
+        the inverse Hessian of the total negative log-likelihood at the optimum. Raises
+        :class:`ValidationError` on bad data and warns (:class:`ConvergenceWarning`) with
+        advice when the optimiser does not converge.
+        """
+        started = time.perf_counter()
+        # the optimiser's tiny BLAS calls stall when BLAS threads contend for a busy
+        # machine (milliseconds each instead of microseconds): one thread is fastest
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(data, weights, started, initial_params, maxiter, tol)
+
+    def _fit(self, rfm: pd.DataFrame, weights: str | np.ndarray | None, started: float,
+             initial_params: Sequence[float] | dict[str, float] | None, maxiter: int,
+             tol: float) -> MLEModel:
+        d = self._fit_data(rfm, weights)
+        if d.n_customers == 0:
+            raise ValidationError("no customers to fit on")
+        f = self._objective(d)
+        if initial_params is None:
+            x0 = np.log(self._initial_params(d))
+        else:
+            if isinstance(initial_params, dict):
+                initial_params = [initial_params[n] for n in self.param_names]
+            start = np.asarray(initial_params, dtype=float)
+            if start.shape != (len(self.param_names),) or np.any(start <= 0):
+                raise ValueError(
+                    f"initial_params must be {len(self.param_names)} positive values "
+                    f"for {self.param_names}"
+                )
+            x0 = np.log(start)
+        res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B",
+                                options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-8})
+        if not np.isfinite(res.fun):
+            raise RuntimeError(
+                f"{type(self).__name__} fit failed: the log-likelihood is not finite at the "
+                "starting point; pass initial_params closer to plausible values"
+            )
+        # polish with Newton steps on the Hessian (finite differences of the exact
+        # gradient), which the standard errors need anyway: quadratic convergence makes the
+        # optimum tight to ~1e-10 in one or two steps
+        x_opt = res.x
+        H_log = self._hessian_log(f, x_opt)
+        for _ in range(3):
+            _, g_log = f(x_opt)
+            if np.max(np.abs(g_log)) < 1e-10:
+                break
+            try:
+                step = np.linalg.solve(H_log, g_log)
+            except np.linalg.LinAlgError:
+                break
+            candidate = x_opt - step
+            if not f(candidate)[0] <= f(x_opt)[0] + 1e-15:
+                break
+            x_opt = candidate
+            if np.max(np.abs(step)) < 1e-4:
+                break  # the Hessian moves by O(step) relative: keep it for the errors
+            H_log = self._hessian_log(f, x_opt)
+        res.x = x_opt
+        theta = np.exp(res.x)
+        _, g = f(res.x)
+        grad_norm = float(np.max(np.abs(g)))
+        self.converged_ = bool(grad_norm < 1e-4)
+        n = d.n_customers
+        self.params_ = pd.Series(theta, index=list(self.param_names), name="estimate")
+        p = self._params_dict(theta)
+        with np.errstate(all="ignore"):
+            fused = self._value_and_grad(p, d)
+        self.log_likelihood_ = (float(fused[0]) if fused is not None else
+                                float(np.einsum("i,i->", d.w, self._loglik(p, d))))
+        self.n_customers_ = n
+        self.time_unit_ = d.time_unit
+        self.data_summary_ = self._data_summary(rfm, d)
+        # Hessian of the total negative log-likelihood on the natural scale, from the one on
+        # log parameters: d2F/dt_i dt_j = (H_log_ij - delta_ij g_log_i) / (t_i t_j)
+        H = (H_log - np.diag(g)) / np.outer(theta, theta) * n
+        try:
+            cov = np.linalg.inv(H)
+            cov = 0.5 * (cov + cov.T)
+            if np.any(np.diag(cov) <= 0) or not np.all(np.isfinite(cov)):
+                raise np.linalg.LinAlgError
+        except np.linalg.LinAlgError:
+            cov = np.full((len(theta),) * 2, np.nan)
+            warnings.warn(
+                f"{type(self).__name__}: the Hessian is not positive definite at the optimum; "
+                "standard errors are unavailable (the model may be unidentified on these "
+                "data — try a penalizer or more data)",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._set_uncertainty(cov)
+        k = len(theta)
+        self.aic_ = 2 * k - 2 * self.log_likelihood_
+        self.bic_ = k * math.log(n) - 2 * self.log_likelihood_
+        self.fit_seconds_ = time.perf_counter() - started
+        self._optimizer_result = res
+        if not self.converged_:
+            warnings.warn(
+                f"{type(self).__name__} did not converge (max |gradient| {grad_norm:.2e}, "
+                f"optimiser: {res.message}). Check the data (enough repeat buyers?), try "
+                "initial_params, a small penalizer, or another time_unit.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _set_uncertainty(self, cov: np.ndarray) -> None:
+        """Covariance, standard errors and 95% intervals from the parameter covariance.
+
+        The parameters are positive and were estimated on the log scale, so the intervals
+        are Wald intervals for log(theta) (se of log theta = se / theta, delta method),
+        mapped back: exp(log theta -/+ 1.96 se / theta). They never cross zero.
+        """
+        names = list(self.param_names)
+        theta = self.params_.to_numpy()
+        self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
+        se = np.sqrt(np.diag(cov))
+        self.standard_errors_ = pd.Series(se, index=names, name="se")
+        half = stats.norm.ppf(0.975) * se / theta
+        self.confidence_intervals_ = pd.DataFrame(
+            {"lower 95%": theta * np.exp(-half), "upper 95%": theta * np.exp(half)},
+            index=names,
+        )
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald intervals of level 1 - ``alpha`` for every parameter (columns ``lower``,
+        ``upper``), on the log scale and mapped back, so they never cross zero. NaN when
+        the model has no standard errors (e.g. built with :meth:`from_params`)."""
+        self._check_fitted()
+        if not (isinstance(alpha, int | float) and 0 < alpha < 1):
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        theta = self.params_.to_numpy()
+        half = stats.norm.ppf(1 - alpha / 2) * self.standard_errors_.to_numpy() / theta
+        return pd.DataFrame({"lower": theta * np.exp(-half), "upper": theta * np.exp(half)},
+                            index=self.params_.index)
+
+    @classmethod
+    def from_params(cls, *, time_unit: str | None = None, **params: float) -> MLEModel:
+        """A fitted model from known parameters (a paper, a database, another tool).
+
+        Every parameter of :attr:`param_names` must be given, positive and finite; the
+        model then predicts like a fitted one (standard errors are unknown: NaN).
+        ``time_unit`` is the unit the parameters are expressed in.
+        """
+        values = cls._check_params(params)
+        if time_unit is not None:
+            from clvmodels.rfm import time_unit_days
+
+            time_unit_days(time_unit)  # validates
+        model = cls()
+        names = list(cls.param_names)
+        model.params_ = pd.Series([values[n] for n in names], index=names, name="estimate")
+        model._set_uncertainty(np.full((len(names), len(names)), np.nan))
+        model.time_unit_ = time_unit
+        model.log_likelihood_ = float("nan")
+        model.aic_ = model.bic_ = float("nan")
+        model.n_customers_ = 0
+        model.converged_ = True
+        model.data_summary_ = {"source": "from_params"}
+        return model
+
+    def summary(self) -> pd.DataFrame:
+        """Parameter table: estimate, standard error, 95% confidence interval."""
+        self._check_fitted()
+        out = pd.concat([self.params_.rename("estimate"), self.standard_errors_.rename("se"),
+                         self.confidence_intervals_], axis=1)
+        out.attrs.update(
+            log_likelihood=self.log_likelihood_, aic=self.aic_, bic=self.bic_,
+            n_customers=self.n_customers_, converged=self.converged_,
+            time_unit=self.time_unit_,
+        )
+        return out
+
+    def summary_text(self) -> str:
+        """The summary table with the fit statistics, as text."""
+        s = self.summary()
+        head = (f"{type(self).__name__} (maximum likelihood), {self.n_customers_:,} customers, "
+                f"time unit {self.time_unit_!r}\n"
+                f"log-likelihood {self.log_likelihood_:.4f}   AIC {self.aic_:.2f}   "
+                f"BIC {self.bic_:.2f}   converged {self.converged_}\n")
+        return head + s.to_string(float_format=lambda v: f"{v:.6g}")
+
+    # ---- persistence -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description of the fitted model."""
+        self._check_fitted()
+        return {
+            "format": "clvmodels-model",
+            "format_version": self.FORMAT_VERSION,
+            "model": type(self).__name__,
+            "name": self.name,
+            "data_kind": self.data_kind,
+            "estimator": "mle",
+            "package_version": __version__,
+            "time_unit": self.time_unit_,
+            "params": {k: float(v) for k, v in self.params_.items()},
+            "covariance": self.covariance_.to_numpy().tolist(),
+            "penalizer": self.penalizer,
+            "log_likelihood": self.log_likelihood_,
+            "aic": self.aic_,
+            "bic": self.bic_,
+            "n_customers": self.n_customers_,
+            "converged": self.converged_,
+            "data_summary": self.data_summary_,
+        }
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+        """Save as JSON (parameters, covariance, time unit, data summary, version).
+
+        Written atomically; ``overwrite=False`` refuses to replace an existing file. Values
+        that are not numbers (an unknown standard error) are written as ``null``: the file
+        is strict JSON.
+        """
+        from clvmodels._io import write_text
+
+        return write_text(json.dumps(_json_safe(self.to_dict()), indent=2, allow_nan=False),
+                          path, force=overwrite)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> MLEModel:
+        """The model described by :meth:`to_dict` (parameters validated: positive, finite)."""
+        model = cls(penalizer=payload.get("penalizer", 0.0) or 0.0)
+        values = cls._check_params(dict(payload["params"]))
+        names = list(cls.param_names)
+        model.params_ = pd.Series([values[n] for n in names], index=names, name="estimate")
+        model._set_uncertainty(_float_array(payload["covariance"], (len(names), len(names))))
+        model.time_unit_ = payload.get("time_unit")
+        model.log_likelihood_ = _float(payload.get("log_likelihood"))
+        model.aic_ = _float(payload.get("aic"))
+        model.bic_ = _float(payload.get("bic"))
+        model.n_customers_ = int(payload.get("n_customers") or 0)
+        model.converged_ = bool(payload.get("converged", True))
+        model.data_summary_ = payload.get("data_summary", {}) or {}
+        return model
+
+    # ---- helpers for predictions -------------------------------------------------------
+    def _p(self) -> dict[str, float]:
+        self._check_fitted()
+        return {k: float(v) for k, v in self.params_.items()}
+
+    def _arrays(self, data: pd.DataFrame) -> tuple[Any, ...]:
+        """The model's data columns of ``data`` as float arrays, and its index (validated,
+        in the model's time unit)."""
+        self._check_fitted()
+        cols, index = frame_arrays(data, self.data_kind, time_unit=self.time_unit_)
+        return (*cols, index)
+
+
+def _float(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _float_array(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    arr = np.array([[np.nan if v is None else v for v in row] for row in value], dtype=float)
+    if arr.shape != shape:
+        raise ValueError(f"covariance must be {shape[0]} x {shape[1]}, got {arr.shape}")
+    return arr
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities → None, recursively (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
