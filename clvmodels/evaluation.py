@@ -5,7 +5,8 @@
 compares its forecasts for the holdout period ``(calibration_end, observation_end]`` with
 what the customers actually did — the comparisons the literature makes (Fader, Hardie & Lee
 2005; Batislam et al. 2007; see ``REFERENCE.md``). The result, a :class:`ModelComparison`,
-holds one row of metrics per model and writes the HTML report (:mod:`clvmodels.report`).
+holds one row of metrics per model; :func:`clvmodels.report.write_report` renders it (this
+module never imports the report).
 
 Metric definitions
 ------------------
@@ -21,7 +22,7 @@ Fit (calibration data)
     ``chi_square``: sum over the bins 0, 1, ..., ``max_frequency - 1`` and
     ``max_frequency``+ of (observed - expected)^2 / expected, where expected is the number
     of customers the model expects with that calibration frequency given their own T
-    (FHL 2005, Figure 1; :func:`clvmodels.plotting.calibration_histogram_table`).
+    (FHL 2005, Figure 1; :func:`clvmodels.diagnostics.calibration_histogram_table`).
 Holdout transactions (per customer)
     ``mae`` = mean |y - yhat|, ``rmse`` = sqrt(mean (y - yhat)^2), ``correlation`` =
     Pearson correlation of y and yhat (the published CDNOW figures: BG/NBD 0.626, Pareto/NBD
@@ -31,7 +32,7 @@ Tracking (aggregate)
     the whole cohort (calibration + holdout) at the end of the holdout: the model's
     unconditional expectation ``sum_i E[X(T_i + h)]`` (each customer from their first
     purchase, as in the tracking plots of FHL 2005, Figures 2-3) against
-    ``sum_i (x_i + y_i)`` — the last row of :func:`clvmodels.plotting.tracking_table`. (The
+    ``sum_i (x_i + y_i)`` — the last row of :func:`clvmodels.diagnostics.tracking_table`. (The
     tracking figure's legend quotes the stricter holdout-only error, its
     ``holdout_percent_error``.) Models only; a hierarchical Bayesian model is tracked at
     its population level.
@@ -47,7 +48,7 @@ Value (ranking quality)
     cumulative-gains (Lorenz / CAP) curve of actual revenue, customers sorted by predicted
     value, and the diagonal, divided by the same area for the perfect ranking (1 = perfect,
     0 = random). Customers with tied predictions share their revenue evenly (the curve is
-    linear across a tie), so ties earn no credit (:func:`clvmodels.plotting.gains_table`).
+    linear across a tie), so ties earn no credit (:func:`clvmodels.diagnostics.gains_table`).
     ``top_decile_capture``: share of the total holdout revenue that comes from the 10 % of
     customers with the highest predicted value (ties shared pro rata).
 Intervals
@@ -85,7 +86,6 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,7 @@ import pandas as pd
 from scipy import stats
 
 from clvmodels._validation import fail_rows, require_columns
+from clvmodels.diagnostics import calibration_histogram_table, gains_table, tracking_table
 from clvmodels.models.base import NotFittedError
 from clvmodels.rfm import (
     _parse_dates,
@@ -192,13 +193,11 @@ def value_metrics(predicted: np.ndarray | pd.Series, actual: np.ndarray | pd.Ser
     """Ranking quality of predicted customer value against actual (holdout) revenue.
 
     ``spearman_clv`` (Spearman rank correlation), and from the gains curve of
-    :func:`clvmodels.plotting.gains_table` (tied predictions share their actual value
+    :func:`clvmodels.diagnostics.gains_table` (tied predictions share their actual value
     evenly): ``gini_clv`` (its normalised Gini: 1 = perfect ranking, 0 = random) and
     ``top_decile_capture`` (share of the actual total from the top 10 % by prediction).
     NaN where undefined (constant predictions for Spearman, no revenue at all).
     """
-    from clvmodels.plotting import gains_table
-
     p = np.asarray(predicted, dtype=float)
     a = np.asarray(actual, dtype=float)
     if len(a) < 2 or np.ptp(p) == 0 or np.ptp(a) == 0:
@@ -393,7 +392,7 @@ def predictive_count_pmf(model: Any, rfm: pd.DataFrame, t: float,
 
 def tracking_error(table: pd.DataFrame) -> float:
     """Relative error of the cumulative repeat transactions at the end of a
-    :func:`clvmodels.plotting.tracking_table`: expected / actual - 1 in its last period."""
+    :func:`clvmodels.diagnostics.tracking_table`: expected / actual - 1 in its last period."""
     actual = float(table["actual_cumulative"].iloc[-1])
     expected = float(table["expected_cumulative"].iloc[-1])
     return expected / actual - 1.0 if actual > 0 else float("nan")
@@ -428,8 +427,8 @@ class ModelComparison:
         (:func:`clvmodels.customer_lifetime_value` over ``clv_horizon``).
     tables
         Per model, the tables behind the fit metrics: ``calibration_histogram``
-        (:func:`clvmodels.plotting.calibration_histogram_table`, with the chi-square in its
-        ``attrs``) and ``tracking`` (:func:`clvmodels.plotting.tracking_table`, weekly).
+        (:func:`clvmodels.diagnostics.calibration_histogram_table`, with the chi-square in its
+        ``attrs``) and ``tracking`` (:func:`clvmodels.diagnostics.tracking_table`, weekly).
     segment_metrics
         With ``segment_col``: holdout metrics per (model, segment).
     data_summary
@@ -468,19 +467,6 @@ class ModelComparison:
         """Name of the model whose valuation the report details (the first model)."""
         return self.settings.get("valuation_model")
 
-    def to_html(self, path: str | os.PathLike, *, force: bool = False) -> Path:
-        """Write the self-contained HTML report to ``path`` (atomically); see
-        :func:`clvmodels.report.write_html`."""
-        from clvmodels.report import write_html  # the report builds on this module
-
-        return write_html(self, path, force=force)
-
-    def write(self, out_dir: str | os.PathLike, *, force: bool = False) -> dict[str, Path]:
-        """Write ``report.html``, ``metrics.csv`` and every figure as PNG into ``out_dir``;
-        see :func:`clvmodels.report.write_report`."""
-        from clvmodels.report import write_report
-
-        return write_report(self, out_dir, force=force)
 
 
 def _short_name(model: Any) -> str:
@@ -720,9 +706,7 @@ def compare_models(
     -------
     :class:`ModelComparison`; see the module docstring for the metric definitions.
     """
-    from clvmodels.plotting import calibration_histogram_table, tracking_table
-    from clvmodels.valuation import customer_lifetime_value
-    from clvmodels.workflow import parse_horizon
+    from clvmodels.valuation import customer_lifetime_value, parse_horizon
 
     say = progress or (lambda _msg: None)
     if not 0 < interval < 1:

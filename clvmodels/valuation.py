@@ -20,6 +20,7 @@ loop over periods — in chunks of rows so memory stays bounded.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Literal
 
 import numpy as np
@@ -27,7 +28,7 @@ import pandas as pd
 
 from clvmodels.rfm import TIME_UNITS, compress_rfm, time_unit_days
 
-__all__ = ["customer_lifetime_value", "discount_factors", "period_length"]
+__all__ = ["customer_lifetime_value", "discount_factors", "parse_horizon", "period_length"]
 
 _CHUNK_CELLS = 4_000_000  # unique rows × boundaries evaluated at once (~32 MB of float64)
 
@@ -40,6 +41,26 @@ def period_length(period: str | float, time_unit: str) -> float:
     if not value > 0:
         raise ValueError(f"period must be positive, got {period!r}")
     return value
+
+
+_HORIZON = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([DWMY]?)\s*$", re.IGNORECASE)
+
+
+def parse_horizon(text: str | float, time_unit: str) -> float:
+    """A horizon such as "12M", "52W", "90D", "2Y" or a bare number (model time units),
+    converted to ``time_unit`` with the fixed day counts of :data:`clvmodels.TIME_UNITS`."""
+    if isinstance(text, int | float):
+        value, unit = float(text), ""
+    else:
+        match = _HORIZON.match(str(text))
+        if not match:
+            raise ValueError(f"cannot read horizon {text!r}: write e.g. 12M, 52W, 365D or 1Y")
+        value, unit = float(match.group(1)), match.group(2).upper()
+    if not value > 0:
+        raise ValueError(f"horizon must be positive, got {text!r}")
+    if not unit:
+        return value
+    return value * time_unit_days(unit) / time_unit_days(time_unit)
 
 
 def discount_factors(times: np.ndarray, discount_rate: float, time_unit: str) -> np.ndarray:

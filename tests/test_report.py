@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from clvmodels.cli import DEMO_STEPS, app
 from clvmodels.evaluation import ModelComparison, compare_models
-from clvmodels.report import format_metric, render_html, write_report
+from clvmodels.report import format_metric, render_html, write_html, write_report
 
 CAL, HOLD = "1997-09-30", "1998-06-30"
 runner = CliRunner()
@@ -108,16 +108,16 @@ def test_nothing_written_when_rendering_fails(comparison: ModelComparison, tmp_p
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").rglob("*")) == []
 
 
-def test_to_html_single_file(comparison: ModelComparison, tmp_path: Path,
+def test_write_html_single_file(comparison: ModelComparison, tmp_path: Path,
                              monkeypatch: pytest.MonkeyPatch) -> None:
     import clvmodels.report as report
 
     monkeypatch.setattr(report, "build_figures", lambda comparison: [])  # tables only
-    path = comparison.to_html(tmp_path / "r.html")
+    path = write_html(comparison, tmp_path / "r.html")
     assert path.read_text(encoding="utf-8").rstrip().endswith("</html>")
     with pytest.raises(FileExistsError):
-        comparison.to_html(path)
-    assert comparison.to_html(path, force=True) == path
+        write_html(comparison, path)
+    assert write_html(comparison, path, force=True) == path
     assert "CDNOW" in render_html(comparison, [], title="CDNOW check")
 
 
