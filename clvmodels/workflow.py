@@ -14,38 +14,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvmodels.models.base import MLEModel
+from clvmodels.models import registry
 from clvmodels.rfm import calibration_holdout_split, rfm_summary
 from clvmodels.valuation import parse_horizon  # re-exported: it has always been importable here
 
 __all__ = ["TRANSACTION_MODELS", "ForecastResult", "forecast", "model_class", "parse_horizon"]
 
-#: Short names of the transaction models, as the CLI and reports spell them.
-TRANSACTION_MODELS = ("bgnbd", "pnbd", "mbgnbd")
+def __getattr__(name: str) -> Any:
+    if name == "TRANSACTION_MODELS":  # computed: the registry may grow
+        return tuple(registry.model_names(role="transaction", bayesian=False))
+    raise AttributeError(f"module 'clvmodels.workflow' has no attribute {name!r}")
 
 
-def model_class(name: str) -> type[MLEModel]:
-    """The maximum-likelihood model class for a short name ("bgnbd", "pnbd", "mbgnbd",
-    "gammagamma")."""
-    if name == "bgnbd":
-        from clvmodels.models.bgnbd import BetaGeo
-
-        return BetaGeo
-    if name == "mbgnbd":
-        from clvmodels.models.mbgnbd import ModifiedBetaGeo
-
-        return ModifiedBetaGeo
-    if name == "pnbd":
-        from clvmodels.models.paretonbd import ParetoNBD
-
-        return ParetoNBD
-    if name == "gammagamma":
-        from clvmodels.models.gammagamma import GammaGamma
-
-        return GammaGamma
-    raise ValueError(
-        f"unknown model {name!r}; use one of {', '.join((*TRANSACTION_MODELS, 'gammagamma'))}"
-    )
+def model_class(name: str) -> type:
+    """The model class registered under ``name`` ("bgnbd", "pnbd", "bgbb", "sbg",
+    "gammagamma", "bayes-bgnbd" …; see :func:`clvmodels.models.registry.model_names`)."""
+    return registry.get_model(name)
 
 
 @dataclass
