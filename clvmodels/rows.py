@@ -119,7 +119,7 @@ class UniqueRows:
 
     @property
     def n_customers(self) -> int:
-        return int(round(float(np.sum(self.weights))))
+        return round(float(np.sum(self.weights)))
 
     def levels(self, *names: str) -> tuple[Any, np.ndarray, np.ndarray]:
         """Distinct values of one column (or distinct combinations of several), each row's
@@ -186,7 +186,7 @@ class UniqueRows:
         return self.columns["recency"]
 
     @property
-    def T(self) -> np.ndarray:  # noqa: N802 - the papers' name
+    def T(self) -> np.ndarray:
         return self.columns["T"]
 
 

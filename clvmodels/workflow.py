@@ -18,7 +18,7 @@ from clvmodels.models import registry
 from clvmodels.rfm import calibration_holdout_split, rfm_summary
 from clvmodels.valuation import parse_horizon  # re-exported: it has always been importable here
 
-__all__ = ["TRANSACTION_MODELS", "ForecastResult", "forecast", "model_class", "parse_horizon"]
+__all__ = ["ForecastResult", "forecast", "model_class", "parse_horizon"]
 
 def __getattr__(name: str) -> Any:
     if name == "TRANSACTION_MODELS":  # computed: the registry may grow

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from clvmodels._validation import ValidationError
 from clvmodels.datakinds import KINDS, kind_rows
 from clvmodels.models import registry
 from clvmodels.rows import UniqueRows
@@ -27,6 +28,7 @@ from clvmodels.rows import UniqueRows
 __all__ = [
     "BaseModel",
     "ConvergenceWarning",
+    "IdentificationError",
     "NotFittedError",
     "check_horizon",
     "frame_arrays",
@@ -39,6 +41,10 @@ class NotFittedError(RuntimeError):
 
 class ConvergenceWarning(UserWarning):
     """The optimiser stopped without meeting its convergence criteria."""
+
+
+class IdentificationError(ValidationError):
+    """The data cannot identify the model's parameters (e.g. nobody ever repeated)."""
 
 
 #: every registered model class by class name (``load_model`` reads the class a file names)
@@ -97,8 +103,14 @@ class BaseModel:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__ and cls.__dict__["name"]:
+        if cls.__dict__.get("name"):
             cls.short_name = cls.__dict__["name"]
+            twin = getattr(cls, "_mle_class", None)  # a Bayesian variant's MLE twin
+            if twin is not None:
+                if "citation" not in cls.__dict__:
+                    cls.citation = twin.citation
+                if "data_kind" not in cls.__dict__:
+                    cls.data_kind = twin.data_kind
             registry.register(cls)
 
     params_: pd.Series

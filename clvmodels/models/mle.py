@@ -25,7 +25,12 @@ from threadpoolctl import threadpool_limits
 from clvmodels._validation import ValidationError
 from clvmodels._version import __version__
 from clvmodels.models._math import NP
-from clvmodels.models.base import BaseModel, ConvergenceWarning, frame_arrays
+from clvmodels.models.base import (
+    BaseModel,
+    ConvergenceWarning,
+    IdentificationError,
+    frame_arrays,
+)
 from clvmodels.rows import UniqueRows
 
 __all__ = ["MLEModel"]
@@ -190,6 +195,11 @@ class MLEModel(BaseModel):
         d = self._fit_data(rfm, weights)
         if d.n_customers == 0:
             raise ValidationError("no customers to fit on")
+        problem = self._identifiability_problem(d)
+        if problem:
+            raise IdentificationError(
+                f"{type(self).__name__}: the parameters cannot be estimated from these data: "
+                f"{problem}")
         f = self._objective(d)
         if initial_params is None:
             x0 = np.log(self._initial_params(d))
@@ -235,6 +245,13 @@ class MLEModel(BaseModel):
         _, g = f(res.x)
         grad_norm = float(np.max(np.abs(g)))
         self.converged_ = bool(grad_norm < 1e-4)
+        self.convergence_reason_ = "" if self.converged_ else (
+            f"the optimiser stopped with max |gradient| {grad_norm:.2e} "
+            f"({_optimizer_message(res)})")
+        boundary = self._boundary_problem(res.x, H_log)
+        if boundary:
+            self.converged_ = False
+            self.convergence_reason_ = boundary
         n = d.n_customers
         self.params_ = pd.Series(theta, index=list(self.param_names), name="estimate")
         p = self._params_dict(theta)
@@ -270,13 +287,60 @@ class MLEModel(BaseModel):
         self._optimizer_result = res
         if not self.converged_:
             warnings.warn(
-                f"{type(self).__name__} did not converge (max |gradient| {grad_norm:.2e}, "
-                f"optimiser: {res.message}). Check the data (enough repeat buyers?), try "
-                "initial_params, a small penalizer, or another time_unit.",
+                f"{type(self).__name__} did not converge: {self.convergence_reason_}. Check "
+                "the data (enough repeat buyers? enough time observed?), try initial_params, "
+                "a small penalizer, or another time_unit.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
         return self
+
+    #: |log parameter| beyond which an estimate is taken to have run to 0 or infinity
+    _BOUNDARY_LOG: ClassVar[float] = 16.0
+
+    def _identifiability_problem(self, d: UniqueRows) -> str:
+        """Why the data cannot identify the parameters ("" when they can). Families add
+        their own rules by overriding and calling this."""
+        if d.n_customers < 2:
+            return f"only {d.n_customers} customer(s); at least 2 are needed"
+        if self.data_kind in ("continuous", "discrete"):
+            if float(np.dot(d.w, d.x)) == 0:
+                return ("no customer made a repeat purchase (every frequency is 0), so the "
+                        "purchase and drop-out processes cannot be told apart")
+            if np.all(d.T == 0):
+                return "every customer has T = 0: no time was observed after a first purchase"
+            repeaters = float(np.sum(d.w[d.x > 0]))
+            if repeaters < 2:
+                return ("only one customer made repeat purchases: a single customer cannot "
+                        "tell the spread of purchase rates and drop-out across customers")
+        if self.data_kind == "contractual" and float(np.dot(d.w, d.churned)) == 0:
+            return ("no customer churned, so the churn distribution cannot be estimated "
+                    "(every fit would push the churn probability to 0)")
+        if self.data_kind == "spend" and len(np.unique(d.m)) < 2:
+            return "every repeat buyer has the same monetary_value: no spread to estimate"
+        return ""
+
+    def _boundary_problem(self, log_theta: np.ndarray, H_log: np.ndarray) -> str:
+        """"" when the optimum is interior; otherwise which parameters ran to 0 or infinity,
+        or along which the likelihood is flat (not identified)."""
+        names = list(self.param_names)
+        far = np.abs(log_theta) > self._BOUNDARY_LOG
+        if np.any(far):
+            parts = [f"{n} → {'∞' if v > 0 else '0'} (estimate {math.exp(v):.3g})"
+                     for n, v, f in zip(names, log_theta, far, strict=True) if f]
+            return ("the estimate ran to the boundary of the parameter space: "
+                    + ", ".join(parts) + "; the data cannot pin these parameters down")
+        try:
+            evals, evecs = np.linalg.eigh(0.5 * (H_log + H_log.T))
+        except np.linalg.LinAlgError:
+            return ""
+        if np.all(np.isfinite(evals)) and evals[0] < 1e-10:
+            weights = np.abs(evecs[:, 0])
+            involved = [n for n, wgt in zip(names, weights, strict=True) if wgt > 0.3]
+            return ("the likelihood is flat along a combination of "
+                    + ", ".join(involved) + ": these parameters are not identified by the "
+                    "data (standard errors would be infinite)")
+        return ""
 
     def _set_uncertainty(self, cov: np.ndarray) -> None:
         """Covariance, standard errors and 95% intervals from the parameter covariance.
@@ -330,6 +394,7 @@ class MLEModel(BaseModel):
         model.aic_ = model.bic_ = float("nan")
         model.n_customers_ = 0
         model.converged_ = True
+        model.convergence_reason_ = ""
         model.data_summary_ = {"source": "from_params"}
         return model
 
@@ -341,6 +406,7 @@ class MLEModel(BaseModel):
         out.attrs.update(
             log_likelihood=self.log_likelihood_, aic=self.aic_, bic=self.bic_,
             n_customers=self.n_customers_, converged=self.converged_,
+            convergence_reason=getattr(self, "convergence_reason_", ""),
             time_unit=self.time_unit_,
         )
         return out
@@ -352,6 +418,9 @@ class MLEModel(BaseModel):
                 f"time unit {self.time_unit_!r}\n"
                 f"log-likelihood {self.log_likelihood_:.4f}   AIC {self.aic_:.2f}   "
                 f"BIC {self.bic_:.2f}   converged {self.converged_}\n")
+        reason = getattr(self, "convergence_reason_", "")
+        if reason:
+            head += f"NOT CONVERGED: {reason}\n"
         return head + s.to_string(float_format=lambda v: f"{v:.6g}")
 
     # ---- persistence -----------------------------------------------------------------
@@ -375,6 +444,7 @@ class MLEModel(BaseModel):
             "bic": self.bic_,
             "n_customers": self.n_customers_,
             "converged": self.converged_,
+            "convergence_reason": getattr(self, "convergence_reason_", ""),
             "data_summary": self.data_summary_,
         }
 
@@ -404,6 +474,7 @@ class MLEModel(BaseModel):
         model.bic_ = _float(payload.get("bic"))
         model.n_customers_ = int(payload.get("n_customers") or 0)
         model.converged_ = bool(payload.get("converged", True))
+        model.convergence_reason_ = str(payload.get("convergence_reason") or "")
         model.data_summary_ = payload.get("data_summary", {}) or {}
         return model
 
@@ -418,6 +489,15 @@ class MLEModel(BaseModel):
         self._check_fitted()
         cols, index = frame_arrays(data, self.data_kind, time_unit=self.time_unit_)
         return (*cols, index)
+
+
+def _optimizer_message(res: Any) -> str:
+    """The optimiser's message, or what its status means when the message is empty."""
+    message = str(getattr(res, "message", "") or "").strip()
+    if message.rstrip(": ").upper() in ("", "ABNORMAL"):
+        return ("the line search could not improve the likelihood further: the likelihood "
+                "is flat or not finite near this point")
+    return message
 
 
 def _float(value: Any) -> float:
