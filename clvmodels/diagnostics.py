@@ -24,9 +24,9 @@ The same functions serve maximum-likelihood and Bayesian models: for a Bayesian 
 with ``is_bayesian``) a table gives the posterior mean and, where it says so, the central
 ``interval`` (90% by default) of the posterior. Bayesian quantities that the models do not
 expose directly (the purchase-count distribution per posterior draw, the spend density per
-draw) are computed from the posterior in ``model.idata_`` with the model's own broadcasting
-functions (the same hooks its maximum-likelihood twin uses), on an evenly thinned set of at
-most ``max_draws`` draws. Everything is vectorised over customers: customers are grouped by
+draw) are computed from the model's public ``parameter_draws`` with the family's own
+broadcasting functions (e.g. ``purchase_count_probability_at``), on an evenly thinned set of
+at most ``max_draws`` draws. Everything is vectorised over customers: customers are grouped by
 the few values a quantity depends on (T for the calibration histogram, the first-purchase day
 for tracking, x for the spend density) and never looped over in Python.
 
@@ -45,8 +45,8 @@ from scipy import stats
 
 from clvmodels._summary_rules import as_day
 from clvmodels._validation import ValidationError, require_columns
-from clvmodels.models.registry import label_of
 from clvmodels.models.base import rfm_arrays
+from clvmodels.models.registry import label_of
 from clvmodels.rfm import prepare_transactions, time_unit_days
 
 __all__ = [
@@ -127,17 +127,9 @@ def _draw_index(total: int, k: int, *, repeat: bool = False) -> np.ndarray:
 
 def _segment_codes(model: Any, frame: pd.DataFrame) -> np.ndarray:
     """Each customer's segment code for a hierarchical Bayesian model (0 otherwise)."""
-    col = getattr(model, "segment_col", None)
-    if not (_is_bayesian(model) and col):
+    if not (_is_bayesian(model) and getattr(model, "segment_col", None)):
         return np.zeros(len(frame), dtype=np.int64)
-    require_columns(frame, [col], "RFM frame")
-    labels = pd.Index(model.segment_labels_)
-    codes = labels.get_indexer(frame[col])
-    if np.any(codes < 0):
-        unseen = sorted({str(v) for v in frame.loc[codes < 0, col].unique()})
-        raise ValueError(f"segment(s) {unseen[:10]} in column {col!r} were not seen when the "
-                         "model was fitted")
-    return codes.astype(np.int64)
+    return model.segment_codes(frame)
 
 
 def _param_draws(model: Any, codes: np.ndarray, max_draws: int, *, repeat: bool = False
@@ -152,15 +144,9 @@ def _param_draws(model: Any, codes: np.ndarray, max_draws: int, *, repeat: bool 
     if not _is_bayesian(model):
         model._check_fitted()
         return {n: np.full((1, len(codes)), float(v)) for n, v in model.params_.items()}
-    model._check_fitted()
-    post = model.idata_.posterior
-    total = int(post.sizes["chain"] * post.sizes["draw"])
-    take = _draw_index(total, max_draws, repeat=repeat)
-    out = {}
-    for name in model.param_names:
-        values = post[name].to_numpy().reshape(total, -1)[take]  # (S, n_segments or 1)
-        out[name] = values[:, codes]
-    return out
+    params, _ = model.parameter_draws()  # {name: (S, n_segments or 1)}
+    take = _draw_index(model.n_draws, max_draws, repeat=repeat)
+    return {name: values[take][:, codes] for name, values in params.items()}
 
 
 def _with_segment(model: Any, frame: pd.DataFrame, segment: Any) -> dict[str, Any]:
@@ -230,7 +216,7 @@ def _histogram_probabilities(model: Any, rfm: pd.DataFrame, max_frequency: int,
     counts = keys.to_numpy(dtype=float)
     n = np.arange(k, dtype=float)
     if _is_bayesian(model):
-        pmf = getattr(model, "_pmf", None)
+        pmf = getattr(model, "purchase_count_probability_at", None)
         if pmf is None:
             raise NotImplementedError(f"{type(model).__name__} has no purchase-count "
                                       "distribution")
@@ -371,8 +357,7 @@ def conditional_expectation_table(model: Any, split: pd.DataFrame, max_frequency
     out = pd.DataFrame({"n_customers": n_groups.astype(np.int64), "actual": actual},
                        index=pd.Index(_frequency_labels(k), name="frequency"))
     if _is_bayesian(model):
-        post = model.idata_.posterior
-        S = int(post.sizes["chain"] * post.sizes["draw"])
+        S = model.n_draws
         sums = np.zeros((S, k + 1))
         step = max(1, _CHUNK_CELLS // S)
         for c0 in range(0, len(split), step):
@@ -434,8 +419,7 @@ def _expected_cumulative(model: Any, first_offsets: np.ndarray, boundaries: np.n
     t = u_lag / unit_days
     if not _is_bayesian(model):
         return (W @ np.asarray(model.expected_purchases_new_customer(t), float))[None, :]
-    post = model.idata_.posterior
-    S = int(post.sizes["chain"] * post.sizes["draw"])
+    S = model.n_draws
     kwargs = {"segment": segment} if segment is not None else {}
     E = np.empty((S, n_l))
     step = max(1, _CHUNK_CELLS // S)
