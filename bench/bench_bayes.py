@@ -173,7 +173,7 @@ def task_clv_ours(n: int, model_path: str) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"wall_s": wall, "draws": bg._n_draws, "customers": n,
+    return {"wall_s": wall, "draws": bg.n_draws, "customers": n,
             "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": base_rss,
             "tracemalloc_peak_mb": peak / 2**20, "total_clv": out.attrs["total_clv"],
             "total_clv_interval": [out.attrs["total_clv_lower"], out.attrs["total_clv_upper"]],
@@ -200,7 +200,7 @@ def task_clv_pmm(n: int, model_path: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = pmm_clv(model, data, future_t=12, discount_rate=monthly, time_unit="W")
     wall = time.perf_counter() - t0
-    return {"wall_s": wall, "draws": bg._n_draws, "customers": n,
+    return {"wall_s": wall, "draws": bg.n_draws, "customers": n,
             "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": base_rss,
             "total_clv": float(out.mean(("chain", "draw")).sum())}
 

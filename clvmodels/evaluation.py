@@ -301,14 +301,7 @@ def _param_draws(model: Any, rfm: pd.DataFrame) -> tuple[dict[str, np.ndarray], 
     if not _is_bayesian(model):
         params = {k: np.array([[float(v)]]) for k, v in model.params_.items()}
         return params, np.zeros(n, dtype=np.int64)
-    post = model.idata_.posterior
-    S = int(post.sizes["chain"] * post.sizes["draw"])
-    params = {k: post[k].to_numpy().reshape(S, -1) for k in model.param_names}
-    if getattr(model, "hierarchical", False):
-        groups = np.asarray(model._segment_codes(rfm, fitting=False), dtype=np.int64)
-    else:
-        groups = np.zeros(n, dtype=np.int64)
-    return params, groups
+    return model.parameter_draws(rfm)
 
 
 def _alive_draws(model: Any, rfm: pd.DataFrame) -> np.ndarray:

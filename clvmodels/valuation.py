@@ -173,7 +173,7 @@ def customer_lifetime_value(
     spend uncertainty. ``attrs`` then carry ``total_clv`` (posterior mean of the base's
     total) and ``total_clv_lower`` / ``total_clv_upper``. The same period boundaries and
     discount factors are used as for maximum-likelihood models; the draws are processed in
-    chunks of customers (:func:`clvmodels.models.bayes.posterior_clv`), so memory stays
+    chunks of customers (the model's ``discounted_purchase_chunks``), so memory stays
     bounded whatever the number of customers and draws.
     """
     unit = getattr(transaction_model, "time_unit_", None) or rfm.attrs.get("time_unit")
@@ -246,13 +246,13 @@ def _posterior_lifetime_value(
     interval: float,
 ) -> pd.DataFrame:
     """:func:`customer_lifetime_value` for a Bayesian transaction model (posterior draws)."""
-    from clvmodels.models.bayes import posterior_clv
-
     if math.isinf(horizon):
         raise ValueError("Bayesian models need a finite horizon")
+    if not 0 < interval < 1:
+        raise ValueError(f"interval must be in (0, 1), got {interval!r}")
     times, weights = _discount_grid(horizon, period, discounting, discount_rate, unit)
-    cols, total = posterior_clv(transaction_model, spend_model, rfm, times,
-                                _abel_coefficients(weights), margin=margin, interval=interval)
+    cols, total = _posterior_clv(transaction_model, spend_model, rfm, times,
+                                 _abel_coefficients(weights), margin=margin, interval=interval)
     out = pd.DataFrame(cols, index=rfm.index)
     if acquisition_cost is not None:
         from clvmodels.kpis import clv_to_cac
@@ -265,3 +265,88 @@ def _posterior_lifetime_value(
                      total_clv=float(total.mean()), total_clv_lower=float(lo),
                      total_clv_upper=float(hi), n_draws=len(total))
     return out
+
+
+def _even_draws(n: int, k: int) -> np.ndarray:
+    """k evenly spaced indices out of n draws (all of them, in order, when k == n)."""
+    return np.arange(n) if k == n else np.round(np.linspace(0, n - 1, k)).astype(np.int64)
+
+
+def _posterior_clv(
+    transaction_model: Any,
+    spend_model: Any,
+    rfm: pd.DataFrame,
+    times: np.ndarray,
+    coef: np.ndarray,
+    *,
+    margin: float,
+    interval: float,
+    n_jobs: int | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-customer CLV draws reduced on the fly: ``(columns, total CLV draws)``.
+
+    For each posterior draw s and customer i,
+    ``CLV_i^s = margin · E[M_i]^s · sum_k coef_k E[Y_i(t_k)]^s`` — the discounted sum of the
+    cumulative expected purchases at the period boundaries ``times`` by Abel summation — with
+    the spend model's draws paired with the transaction model's (evenly thinned to the
+    smaller number when they differ). The transaction model hands its draws over in chunks of
+    customers (``discounted_purchase_chunks``), the spend model for the customers asked for
+    (``spend_draws_by_customer``); each chunk is reduced to mean and central ``interval`` —
+    never customers × draws × periods at once. ``n_jobs`` threads (default: one per CPU)
+    process the blocks in parallel (numpy releases the GIL in the heavy loops).
+
+    Returns the columns ``expected_purchases``, ``probability_alive`` and ``expected_spend``
+    (posterior means), ``clv``, ``clv_lower``, ``clv_upper`` and the draws of the base's
+    total CLV.
+    """
+    import os
+
+    n = len(rfm)
+    S_t = transaction_model.n_draws
+    bayes_spend = hasattr(spend_model, "spend_draws_by_customer")
+    S_s = spend_model.n_draws if bayes_spend else S_t
+    S = min(S_t, S_s)
+    chunks = transaction_model.discounted_purchase_chunks(rfm, times, coef,
+                                                          draws=_even_draws(S_t, S))
+    spend_draws = None
+    spend_fixed: np.ndarray | None = None
+    if isinstance(spend_model, int | float):
+        spend_fixed = np.full(n, float(spend_model))
+    elif bayes_spend:
+        spend_draws = spend_model.spend_draws_by_customer(rfm, draws=_even_draws(S_s, S))
+    else:
+        spend_fixed = spend_model.expected_spend(rfm).to_numpy(dtype=float)
+    q = (1 - interval) / 2
+    out = {name: np.empty(n) for name in ("expected_purchases", "probability_alive",
+                                           "expected_spend", "clv", "clv_lower", "clv_upper")}
+
+    def block(i: int) -> np.ndarray:
+        part = np.zeros(S)
+        for chunk in chunks.block(i):
+            cust = chunk.customers
+            if spend_draws is None:
+                spend = spend_fixed[cust][None, :]  # type: ignore[index]
+                out["expected_spend"][cust] = spend_fixed[cust]  # type: ignore[index]
+            else:
+                spend = spend_draws.take(cust)
+                out["expected_spend"][cust] = spend.mean(axis=0)
+            clv = margin * spend * chunk.discounted
+            out["clv"][cust] = clv.mean(axis=0)
+            lo, hi = np.quantile(clv, [q, 1 - q], axis=0)
+            out["clv_lower"][cust], out["clv_upper"][cust] = lo, hi
+            out["expected_purchases"][cust] = chunk.expected_purchases
+            out["probability_alive"][cust] = chunk.probability_alive
+            part += clv.sum(axis=1)
+        return part
+
+    # blocks write disjoint customers, so they run in threads without locks
+    blocks = range(len(chunks))
+    workers = max(1, min(n_jobs or (os.cpu_count() or 1), len(blocks)))
+    if workers == 1:
+        total = sum((block(i) for i in blocks), np.zeros(S))
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            total = sum(pool.map(block, blocks), np.zeros(S))
+    return out, total

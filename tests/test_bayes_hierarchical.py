@@ -229,7 +229,7 @@ def test_partial_centring_is_the_same_prior(hier, weight) -> None:
 def test_between_segment_variance_estimator() -> None:
     """DerSimonian-Laird: equal standard errors give var(est) - se^2; a wild estimate with a
     huge standard error (a tiny segment) does not inflate the spread."""
-    from clvmodels.models.bayes import _between_variance
+    from clvmodels.models.hierarchical import between_variance as _between_variance
 
     est = np.array([0.1, -0.3, 0.4, 0.0, 0.25])
     assert _between_variance(est, np.full(5, 0.1)) == pytest.approx(

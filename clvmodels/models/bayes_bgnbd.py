@@ -3,7 +3,7 @@
 The likelihood and every prediction are the BG/NBD functions of :mod:`clvmodels.models.bgnbd`
 (reached through the same hooks the maximum-likelihood :class:`~clvmodels.BetaGeo` uses),
 evaluated over posterior draws; the sampling, summaries, predictions, LOO and persistence
-are :mod:`clvmodels.models.bayes`'s.
+are :mod:`clvmodels.models.bayes`'s and :mod:`clvmodels.models.posterior`'s.
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from clvmodels.models.bayes import (
-    HEAVY_CELLS,
-    BayesianTransactionModel,
-    PriorSpec,
-    Rows,
-    _lognormal,
-    _normal,
-    unique_rows,
-)
+from clvmodels.models.bayes import BayesianTransactionModel
+from clvmodels.models.bayes_data import Rows
 from clvmodels.models.bgnbd import BetaGeo, _BGFamily
 from clvmodels.models.mbgnbd import ModifiedBetaGeo
+from clvmodels.models.posterior import HEAVY_CELLS
+from clvmodels.models.priors import PriorSpec, lognormal, normal
 from clvmodels.rfm import TIME_UNITS
+from clvmodels.rows import unique_rows
 
 __all__ = ["BayesianBetaGeo", "BayesianModifiedBetaGeo"]
 
@@ -60,12 +56,11 @@ class BayesianBetaGeo(BayesianTransactionModel):
     = mu_u + sigma_u z_{u,s}``, where a segment's data are weak and (partially) centred where
     they are strong: see ``parametrization`` in :class:`~clvmodels.models.bayes.BayesianModel`.
     The data pin down the mean rate far better than r and alpha separately, so pooling ``log(r /
-    alpha)`` instead of ``log alpha`` removes the strong r-alpha posterior correlation: measured
-    on 100k customers in 10 segments, 8 instead of 22 leapfrog steps per draw. Default
-    hyperpriors: ``mu_log_r ~ N(0, 2)``, ``mu_log_rate ~ N(-ln month, 2.5)``, ``mu_logit_phi ~
-    N(0, 1.5)``, ``mu_log_kappa ~ N(1, 1.5)``, every ``sigma_u ~ HalfNormal(1)``. ``params_``
-    then holds the typical segment's parameters (latents at their means) and ``segment_params_``
-    each segment's.
+    alpha)`` instead of ``log alpha`` removes the strong r-alpha posterior correlation (and
+    with it most of the sampler's leapfrog steps). Default hyperpriors: ``mu_log_r ~ N(0,
+    2)``, ``mu_log_rate ~ N(-ln month, 2.5)``, ``mu_logit_phi ~ N(0, 1.5)``, ``mu_log_kappa ~
+    N(1, 1.5)``, every ``sigma_u ~ HalfNormal(1)``. ``params_`` then holds the typical
+    segment's parameters (latents at their means) and ``segment_params_`` each segment's.
 
     Examples
     --------
@@ -91,13 +86,13 @@ class BayesianBetaGeo(BayesianTransactionModel):
 
     def _default_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
         month = _month_in(rows.time_unit if rows is not None else None)
-        return {"r": _lognormal(0.0, 2.0), "alpha": _lognormal(math.log(month), 2.5),
-                "a": _lognormal(0.0, 2.0), "b": _lognormal(0.0, 2.0)}
+        return {"r": lognormal(0.0, 2.0), "alpha": lognormal(math.log(month), 2.5),
+                "a": lognormal(0.0, 2.0), "b": lognormal(0.0, 2.0)}
 
     def _default_mu_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
         month = _month_in(rows.time_unit if rows is not None else None)
-        return {"log_r": _normal(0.0, 2.0), "log_rate": _normal(-math.log(month), 2.5),
-                "logit_phi": _normal(0.0, 1.5), "log_kappa": _normal(1.0, 1.5)}
+        return {"log_r": normal(0.0, 2.0), "log_rate": normal(-math.log(month), 2.5),
+                "logit_phi": normal(0.0, 1.5), "log_kappa": normal(1.0, 1.5)}
 
     @staticmethod
     def _natural_from_latent(u: dict[str, Any], xp: Any) -> dict[str, Any]:
@@ -134,7 +129,7 @@ class BayesianBetaGeo(BayesianTransactionModel):
         x, tx, T = c["x"][sl], c["tx"][sl], c["T"][sl]
         codes = rows.extra["codes"][sl]
         (ucodes, ux, uT), inverse, _ = unique_rows([codes, x, T])
-        S, K = self._n_draws, len(times)
+        S, K = self.n_draws, len(times)
         core = np.empty((S, len(ux), K))
         # the 2F1 evaluation needs many temporaries of its input's size: bound its input
         step = max(1, HEAVY_CELLS // (S * K))

@@ -16,18 +16,12 @@ import numpy as np
 import pandas as pd
 
 from clvmodels._validation import ValidationError, validate_rfm
-from clvmodels.models.bayes import (
-    BayesianModel,
-    PriorSpec,
-    Rows,
-    UnseenSegments,
-    _expand,
-    _lognormal,
-    _normal,
-    _plain,
-    unique_rows,
-)
+from clvmodels.models.bayes import BayesianModel
+from clvmodels.models.bayes_data import Rows, expand
 from clvmodels.models.gammagamma import GammaGamma, expected_spend, population_mean_spend
+from clvmodels.models.posterior import CustomerDraws, UnseenSegments, check_draws
+from clvmodels.models.priors import PriorSpec, lognormal, normal
+from clvmodels.rows import unique_rows
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -100,15 +94,15 @@ class BayesianGammaGamma(BayesianModel):
 
     def _default_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
         scale = math.log(rows.extra["mean_spend"]) if rows is not None else 0.0
-        return {"p": _lognormal(0.0, 2.0), "q": _lognormal(1.0, 1.5),
-                "v": _lognormal(scale, 2.5)}
+        return {"p": lognormal(0.0, 2.0), "q": lognormal(1.0, 1.5),
+                "v": lognormal(scale, 2.5)}
 
     _sigma_scale = 0.5
 
     def _default_mu_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
         scale = math.log(rows.extra["mean_spend"]) if rows is not None else 0.0
-        return {"log_p": _normal(0.0, 2.0), "log_qm1": _normal(0.5, 1.5),
-                "log_mean": _normal(scale, 1.0)}
+        return {"log_p": normal(0.0, 2.0), "log_qm1": normal(0.5, 1.5),
+                "log_mean": normal(scale, 1.0)}
 
     @staticmethod
     def _latent_from_natural(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -143,14 +137,32 @@ class BayesianGammaGamma(BayesianModel):
         p = self._row_params(codes)
         x, mx = rows.columns["x"][sl], rows.columns["m"][sl]
         out = expected_spend(p["p"], p["q"], p["v"], x, mx)
-        return np.broadcast_to(out, (self._n_draws, sl.stop - sl.start))
+        return np.broadcast_to(out, (self.n_draws, sl.stop - sl.start))
 
-    def _spend_customers(self, x: np.ndarray, mx: np.ndarray, codes: np.ndarray | None
-                         ) -> np.ndarray:
-        """Draws of E[M | x, m_x] for the given customers: (S, n)."""
-        p = self._row_params(codes if self.hierarchical else None)
-        out = expected_spend(p["p"], p["q"], p["v"], x, mx)
-        return np.broadcast_to(out, (self._n_draws, len(x)))
+    def spend_draws_by_customer(self, rfm: pd.DataFrame, *, draws: np.ndarray | None = None,
+                                unseen_segments: UnseenSegments = "raise") -> CustomerDraws:
+        """Draws of E[M | x, m_x] (FH 2013 eq. 6) for any customers of ``rfm``, on demand.
+
+        Returns a :class:`~clvmodels.models.posterior.CustomerDraws`: ``take(customers)``
+        evaluates the selected posterior ``draws`` (indices; all by default) for the
+        customers at those positions of ``rfm`` only, shape ``(S, len(customers))`` — what
+        valuation pairs, draw by draw, with a transaction model's draws without holding
+        draws × customers at once. Customers with frequency 0 get the population mean
+        p v / (q - 1) per draw.
+        """
+        self._check_fitted()
+        validate_rfm(rfm, require_monetary=True)
+        codes = self._segment_codes(rfm, fitting=False, unseen=unseen_segments)
+        x = rfm["frequency"].to_numpy(float)
+        mx = np.where(x > 0, rfm["monetary_value"].to_numpy(float), 0.0)
+        draws = check_draws(draws, self.n_draws)
+
+        def compute(customers: np.ndarray) -> np.ndarray:
+            p = self._row_params(codes[customers] if self.hierarchical else None,
+                                 draws=draws)
+            return expected_spend(p["p"], p["q"], p["v"], x[customers], mx[customers])
+
+        return CustomerDraws(compute, self.n_draws if draws is None else len(draws), len(x))
 
     def expected_spend(self, rfm: pd.DataFrame, interval: float | None = None, *,
                        unseen_segments: UnseenSegments = "raise") -> pd.Series | pd.DataFrame:
@@ -162,7 +174,7 @@ class BayesianGammaGamma(BayesianModel):
         rows = self._rows(rfm, fitting=False, unseen=unseen_segments, repeat_only=False)
         res = self._reduce(lambda sl: self._spend_rows(rows, sl), rows.n_rows,
                            "expected_spend", interval, pd.RangeIndex(rows.n_rows))
-        return _expand(res, rows)
+        return expand(res, rows)
 
     def expected_spend_draws(self, rfm: pd.DataFrame, *,
                              unseen_segments: UnseenSegments = "raise") -> xr.DataArray:
@@ -182,18 +194,7 @@ class BayesianGammaGamma(BayesianModel):
         segment drawn from the hyperdistribution).
         """
         self._check_fitted()
-        if self.hierarchical:
-            if segment is None:
-                d = self._new_segment_draws()
-            else:
-                labels = pd.Index(self.segment_labels_)
-                if _plain(segment) not in labels:
-                    raise ValueError(f"segment {segment!r} was not seen when the model was "
-                                     "fitted")
-                code = labels.get_loc(_plain(segment))
-                d = {n: v[:, code] for n, v in self._param_draws().items()}
-        else:
-            d = self._param_draws()
+        d = self._segment_draws(segment)
         vals = population_mean_spend(d["p"], d["q"], d["v"])
         if interval is None:
             return float(np.mean(vals))

@@ -55,12 +55,20 @@ import pandas as pd
 from scipy import special
 
 from clvmodels.models._math import NP
-from clvmodels.models._special import log_hyperu
+from clvmodels.models._special import (
+    _GL_W,
+    _GL_X,
+    _TOL,
+    _flat,
+    log_hyperu,
+    log_tail_integral,
+    log_tail_integral_m,
+)
 from clvmodels.models.mle import MLEModel
 from clvmodels.models.transaction import TransactionModel
+from clvmodels.rfm import TIME_UNITS
 from clvmodels.rows import UniqueRows
 from clvmodels.simulate import simulate_paretonbd
-from clvmodels.rfm import TIME_UNITS
 
 __all__ = [
     "ParetoNBD",
@@ -76,319 +84,6 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------------------
-# numerical constants
-# --------------------------------------------------------------------------------------
-
-#: largest z = (M - m)/(M + t) summed by the 2F1(1, e; c; z) series directly
-_Z_SERIES = 0.9
-_Y_SPLIT = 1.0 - _Z_SERIES
-#: low-end binomial series in y runs up to y = _KAPPA / |c - 2| (|ratio| <= 0.25, no cancellation)
-_KAPPA = 0.25
-_BINOMIAL_TERMS = 32
-#: relative size at which series tails are dropped
-_TOL = 1e-17
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
-#: panel edges: levels (drops of the log integrand) of the (1-y)^(c-2) and y^(1-g) factors
-_CUT_LEVELS = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0, 40.0])
-_POW_LEVELS = np.array([0.5, 1.5, 3.5, 7.5, 15.5, 23.5, 31.5, 40.0, 50.0])
-_CUT_END = 50.0  # (1-y)^(c-2) below e^-50 of its value at the panel start is dropped
-
-
-# --------------------------------------------------------------------------------------
-# small helpers
-# --------------------------------------------------------------------------------------
-
-
-def _log_exprel(x: np.ndarray) -> np.ndarray:
-    """log((e^x - 1)/x), finite for all real x (0 at x = 0)."""
-    big = x > 0.5
-    xb = np.where(big, x, 1.0)
-    xs = np.where(big, 0.5, x)
-    return np.where(big, xb + np.log(-np.expm1(-xb)) - np.log(xb),
-                    np.log(special.exprel(xs)))
-
-
-def _dlog_exprel(x: np.ndarray) -> np.ndarray:
-    """d/dx log((e^x - 1)/x) = 1/(1 - e^-x) - 1/x (Taylor series for |x| < 0.1)."""
-    small = np.abs(x) < 0.1
-    xs = np.where(small, x, 0.0)
-    x2 = xs * xs
-    taylor = 0.5 + xs * (1.0 / 12.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 30240.0
-                                                                 - x2 / 1209600.0)))
-    xl = np.where(small, 1.0, x)
-    with np.errstate(over="ignore"):
-        general = np.where(xl > 0, 1.0 / -np.expm1(-np.abs(xl)),
-                           np.exp(np.minimum(xl, 0.0)) / np.expm1(np.minimum(xl, -1e-300)))
-    return np.where(small, taylor, general - 1.0 / xl)
-
-
-def _flat(*args: Any) -> tuple[tuple[int, ...], list[np.ndarray]]:
-    """Broadcast to a common shape; return that shape and flat float copies."""
-    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in args))
-    return arrays[0].shape, [np.array(v, dtype=float).ravel() for v in arrays]
-
-
-# --------------------------------------------------------------------------------------
-# the tail integral K(p, q; t) = int_t^inf (alpha+tau)^-p (beta+tau)^-q dtau
-# --------------------------------------------------------------------------------------
-
-
-def _hyp_series(e: np.ndarray, c: np.ndarray, z: np.ndarray, grad: bool
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """S = 2F1(1, e; c; z) = sum_k t_k, t_k = (e)_k/(c)_k z^k, for 0 <= z < 1, 0 < e < c.
-
-    Returns log S and, with ``grad``, (dS/de)/S, (dS/dc)/S and (sum_k k t_k)/S = z S'(z)/S.
-    The term ratio z (e+k)/(c+k) is below z and S >= 1, so N terms with z^(N+1)/(1-z) below
-    1e-17 leave a negligible tail. The parameter derivatives accumulate
-    d log t_k/de = sum_{j<k} 1/(e+j) and d log t_k/dc = -sum_{j<k} 1/(c+j). Rows are put in
-    decreasing order of N (a radix sort of small integers), so the rows still summing at
-    term k are a prefix and each row costs only its own N terms, without copies.
-    """
-    n = e.size
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # z <= 0.9, so 1/(1-z) <= 10 is absorbed into the tolerance
-        need = np.ceil(math.log(0.1 * _TOL) / np.log(z))
-    need = np.where(z > 0, need, 0.0).astype(np.int16)
-    order = np.argsort(-need, kind="stable")
-    neg_sorted = -need[order]  # ascending
-    e_k, c_k, zs = e[order], c[order], z[order]
-    t, s = np.ones(n), np.ones(n)
-    tmp = np.empty(n)
-    if grad:
-        a, b, se, sc, sk = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    for k in range(int(need.max(initial=0))):
-        m = int(np.searchsorted(neg_sorted, -k, side="left"))  # rows with N > k
-        w = tmp[:m]
-        tt = t[:m]
-        np.divide(e_k[:m], c_k[:m], out=w)
-        np.multiply(w, zs[:m], out=w)
-        np.multiply(tt, w, out=tt)              # t_{k+1}
-        s[:m] += tt
-        if grad:
-            np.reciprocal(e_k[:m], out=w)
-            a[:m] += w                          # sum_{j<=k} 1/(e+j)
-            np.reciprocal(c_k[:m], out=w)
-            b[:m] += w                          # sum_{j<=k} 1/(c+j)
-            np.multiply(tt, a[:m], out=w)
-            se[:m] += w
-            np.multiply(tt, b[:m], out=w)
-            sc[:m] += w
-            np.multiply(tt, k + 1.0, out=w)
-            sk[:m] += w
-        e_k[:m] += 1.0
-        c_k[:m] += 1.0
-    log_s = np.empty(n)
-    log_s[order] = np.log(s)
-    if not grad:
-        return log_s, np.zeros(n), np.zeros(n), np.zeros(n)
-    out = np.empty((3, n))
-    out[:, order] = np.stack([se, -sc, sk]) / s
-    return log_s, out[0], out[1], out[2]
-
-
-def _log_tail_beta(g: np.ndarray, c: np.ndarray, y0: np.ndarray, grad: bool
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log J, J = int_{y0}^1 y^-g (1-y)^(c-2) dy, for 0 < y0 < 0.1, g > 0, c > max(1, g).
-
-    Returns log J and, with ``grad``, (dJ/dg)/J and (dJ/dc)/J (partials at fixed y0).
-    J is split into three positive parts (derivatives are integrals of the integrand's
-    derivatives over the same parts, so the split points do not enter them):
-
-    * [0.1, 1]: J = 0.9^(c-1) 0.1^(1-g) 2F1(1, c-g; c; 0.9)/(c-1) (:func:`_hyp_series`);
-    * [y0, ya], ya = min(0.1, 1/(4|c-2|)): (1-y)^(c-2) = sum_j (2-c)_j/j! y^j (|ratio| <=
-      1/4, so no cancellation), each term integrated exactly:
-      int y^(j-g) dy = y0^eps L exprel(eps L), eps = j+1-g, L = ln(ya/y0);
-    * [ya, 0.1]: Gauss-Legendre (16 nodes) in ln y on panels whose edges are where
-      (1-y)^(c-2) has dropped by e^-{0.5, 1, 2, ..., 40} from the panel start and, for g > 1,
-      where y^(1-g) has; the integrand is dropped beyond a fall of e^-50.
-    """
-    n = g.size
-    e = c - g
-    # far part [Y, 1]
-    ls, s_e, s_c, _ = _hyp_series(e, c, np.full(n, _Z_SERIES), grad)
-    parts = [(c - 1.0) * math.log(_Z_SERIES) + (1.0 - g) * math.log(_Y_SPLIT)
-             - np.log(c - 1.0) + ls]
-    d_g = [-math.log(_Y_SPLIT) - s_e]
-    d_c = [math.log(_Z_SERIES) - 1.0 / (c - 1.0) + s_e + s_c]
-    # low end [y0, ya]: binomial series integrated exactly
-    cm2 = c - 2.0
-    with np.errstate(divide="ignore"):
-        y2 = np.where(cm2 == 0, np.inf, _KAPPA / np.abs(cm2))
-    ya = np.minimum(y2, _Y_SPLIT)
-    low = y0 < ya
-    ly0 = np.log(y0)
-    span = np.where(low, np.log(np.where(low, ya, 1.0)) - ly0, 1.0)
-    lspan = np.log(span)
-    coef, dcoef = np.ones(n), np.zeros(n)
-    acc, acc_g, acc_c = np.zeros(n), np.zeros(n), np.zeros(n)
-    log_i0 = (1.0 - g) * ly0 + lspan + _log_exprel((1.0 - g) * span)
-    for j in range(_BINOMIAL_TERMS):
-        eps = j + 1.0 - g
-        ratio = np.exp(eps * ly0 + lspan + _log_exprel(eps * span) - log_i0)
-        acc += coef * ratio
-        if grad:
-            acc_g -= coef * ratio * (ly0 + span * _dlog_exprel(eps * span))
-            acc_c += dcoef * ratio
-        dcoef = (dcoef * (j - cm2) - coef) / (j + 1.0)
-        coef = coef * (j - cm2) / (j + 1.0)
-    safe = np.where(low, acc, 1.0)
-    parts.append(np.where(low, log_i0 + np.log(safe), -np.inf))
-    d_g.append(np.where(low, acc_g / safe, 0.0))
-    d_c.append(np.where(low, acc_c / safe, 0.0))
-    # middle [max(y0, ya), 0.1]: Gauss-Legendre panels at explicit levels
-    left = np.maximum(y0, ya)
-    pos = cm2 > 0
-    cpos = np.where(pos, cm2, 1.0)
-    level0 = -cpos * np.log1p(-left)
-    right = np.where(pos, np.minimum(_Y_SPLIT, -np.expm1(-(level0 + _CUT_END) / cpos)),
-                     _Y_SPLIT)
-    mid = left < right
-    if mid.any():
-        i = np.nonzero(mid)[0]
-        gi, ci, cp = g[i], c[i], cpos[i]
-        el, er = np.log(left[i]), np.log(right[i])
-        cut = np.log(-np.expm1(-(level0[i, None] + _CUT_LEVELS) / cp[:, None]))
-        steep = gi[:, None] > 1.0
-        pw = np.where(steep, el[:, None] + _POW_LEVELS / np.where(steep, gi[:, None] - 1.0, 1.0),
-                      er[:, None])
-        edges = np.sort(np.clip(np.concatenate([el[:, None], cut, pw, er[:, None]], axis=1),
-                                el[:, None], er[:, None]), axis=1)
-        centre = 0.5 * (edges[:, 1:] + edges[:, :-1])
-        half = 0.5 * (edges[:, 1:] - edges[:, :-1])
-        eta = (centre[:, :, None] + half[:, :, None] * _GL_X).reshape(len(i), -1)
-        with np.errstate(divide="ignore"):
-            lw = np.log((half[:, :, None] * _GL_W).reshape(len(i), -1))
-        l1 = np.log1p(-np.exp(eta))
-        ell = (1.0 - gi[:, None]) * eta + (ci[:, None] - 2.0) * l1 + lw
-        top = ell.max(axis=1)
-        wts = np.exp(ell - top[:, None])
-        tot = wts.sum(axis=1)
-        lm, gm, cmid = np.full(n, -np.inf), np.zeros(n), np.zeros(n)
-        lm[i] = top + np.log(tot)
-        if grad:
-            gm[i] = -(wts * eta).sum(axis=1) / tot
-            cmid[i] = (wts * l1).sum(axis=1) / tot
-        parts.append(lm)
-        d_g.append(gm)
-        d_c.append(cmid)
-    stacked = np.array(parts)
-    top = stacked.max(axis=0)
-    w = np.exp(stacked - top)
-    tot = w.sum(axis=0)
-    log_j = top + np.log(tot)
-    if not grad:
-        return log_j, np.zeros(n), np.zeros(n)
-    w /= tot
-    return log_j, (w * np.array(d_g)).sum(axis=0), (w * np.array(d_c)).sum(axis=0)
-
-
-def _tail_core(e: np.ndarray, g: np.ndarray, big: Any, small: Any, t: np.ndarray,
-               grad: bool) -> tuple[np.ndarray, ...]:
-    """log K and its partials w.r.t. (e, g, M, m) on flat arrays (M, m may be scalars)."""
-    c = e + g
-    n = e.size
-    bt, st = big + t, small + t
-    diff = np.broadcast_to(big - small, (n,))
-    z = diff / bt
-    out = np.empty(n)
-    d_e, d_g, d_big, d_small = (np.empty(n) for _ in range(4))
-    ser = z <= _Z_SERIES
-    everything = bool(ser.all())
-    sel: Any = slice(None) if everything else np.nonzero(ser)[0]
-    if everything or ser.any():
-        es, cs, zs, gs, bts, sts = e[sel], c[sel], z[sel], g[sel], bt[sel], st[sel]
-        lbt, lst = np.log(bts), np.log(sts)
-        ls, s_e, s_c, s_k = _hyp_series(es, cs, zs, grad)
-        out[sel] = -es * lbt + (1.0 - gs) * lst - np.log(cs - 1.0) + ls
-        if grad:
-            s_z = np.where(zs > 0, s_k / np.where(zs > 0, zs, 1.0), es / cs)  # S'(z)/S
-            inv_c1 = 1.0 / (cs - 1.0)
-            d_e[sel] = -lbt - inv_c1 + s_e + s_c
-            d_g[sel] = -lst - inv_c1 + s_c
-            d_big[sel] = -es / bts + s_z * sts / bts**2
-            d_small[sel] = (1.0 - gs) / sts - s_z / bts
-    if not everything:
-        i = np.nonzero(~ser)[0]
-        y0 = st[i] / bt[i]
-        log_j, j_g, j_c = _log_tail_beta(g[i], c[i], y0, grad)
-        ld = np.log(diff[i])
-        out[i] = (1.0 - c[i]) * ld + log_j
-        if grad:
-            dc = j_c - ld
-            d_e[i] = dc
-            d_g[i] = j_g + dc
-            j_y = -np.exp(-g[i] * np.log(y0) + (c[i] - 2.0) * np.log1p(-y0) - log_j)
-            d_big[i] = (1.0 - c[i]) / diff[i] - j_y * y0 / bt[i]
-            d_small[i] = (c[i] - 1.0) / diff[i] + j_y / bt[i]
-    return out, d_e, d_g, d_big, d_small
-
-
-def log_tail_integral(p: Any, q: Any, alpha: Any, beta: Any, t: Any, *, grad: bool = False
-                      ) -> Any:
-    """log K(p, q; t) = log int_t^inf (alpha+tau)^-p (beta+tau)^-q dtau, for p + q > 1.
-
-    The building block (*) of the module docstring. With M = max(alpha, beta),
-    m = min(alpha, beta), e (g) the exponent on M's (m's) factor, c = p + q and
-    z = (M - m)/(M + t):
-
-        K = (M+t)^-e (m+t)^(1-g) 2F1(1, e; c; z) / (c-1),
-
-    (note 009, eq. 22-23, after Euler's transformation, DLMF 15.8.1) summed as a positive
-    series for z <= 0.9 and, beyond, as (M - m)^(1-c) int_{y0}^1 y^-g (1-y)^(c-2) dy with
-    y0 = (m+t)/(M+t) (:func:`_log_tail_beta`). alpha >= beta and alpha < beta are chosen
-    elementwise. With ``grad`` also returns d log K / d(p, q, alpha, beta), shape
-    ``(4,) + shape``, exact (term-by-term derivatives; no finite differences).
-    """
-    if np.ndim(alpha) == 0 and np.ndim(beta) == 0:
-        # one parameter set (maximum likelihood): the branch is the same for every row
-        alpha, beta = float(alpha), float(beta)
-        swap = alpha < beta
-        shape, (p, q, t) = _flat(p, q, t)
-        e, g = (q, p) if swap else (p, q)
-        out, d_e, d_g, d_big, d_small = _tail_core(e, g, max(alpha, beta), min(alpha, beta),
-                                                   t, grad)
-        if not grad:
-            return out.reshape(shape)
-        parts = (d_g, d_e, d_small, d_big) if swap else (d_e, d_g, d_big, d_small)
-        return out.reshape(shape), np.stack(parts).reshape((4, *shape))
-    shape, (p, q, alpha, beta, t) = _flat(p, q, alpha, beta, t)
-    swap = alpha < beta
-    out, d_e, d_g, d_big, d_small = _tail_core(
-        np.where(swap, q, p), np.where(swap, p, q), np.where(swap, beta, alpha),
-        np.where(swap, alpha, beta), t, grad)
-    if not grad:
-        return out.reshape(shape)
-    gradient = np.stack([np.where(swap, d_g, d_e), np.where(swap, d_e, d_g),
-                         np.where(swap, d_small, d_big), np.where(swap, d_big, d_small)])
-    return out.reshape(shape), gradient.reshape((4, *shape))
-
-
-def _log_tail_integral_m(p: Any, q: Any, alpha: Any, beta: Any, t: Any, m: Any) -> Any:
-    """:func:`log_tail_integral` written against a math namespace (pytensor for PyMC).
-
-    The same closed form, with ``m.hyp2f1`` (pytensor differentiates it, including with
-    respect to its parameters) in place of the numpy series. The constant 1 is passed as a
-    float64: as a Python float pytensor makes it float32, and its rewrite that drops the
-    unused gradient of hyp2f1's first parameter then fails (logged as an error).
-    """
-    swap = alpha < beta
-    big = m.where(swap, beta, alpha)
-    small = m.where(swap, alpha, beta)
-    e = m.where(swap, q, p)
-    g = m.where(swap, p, q)
-    c = p + q
-    z = (big - small) / (big + t)
-    return (-e * m.log(big + t) + (1.0 - g) * m.log(small + t) - m.log(c - 1.0)
-            + m.log(m.hyp2f1(np.float64(1.0), e, c, z)))
-
-
-def _log_k(p: Any, q: Any, alpha: Any, beta: Any, t: Any, m: Any) -> Any:
-    if getattr(m, "name", None) == "numpy":
-        return log_tail_integral(p, q, alpha, beta, t)
-    return _log_tail_integral_m(p, q, alpha, beta, t, m)
-
-
-# --------------------------------------------------------------------------------------
 # likelihood
 # --------------------------------------------------------------------------------------
 
@@ -396,8 +91,8 @@ def _log_k(p: Any, q: Any, alpha: Any, beta: Any, t: Any, m: Any) -> Any:
 def _log_bracket(r: Any, alpha: Any, s: Any, beta: Any, x: Any, tx: Any, T: Any,
                  m: Any = NP) -> Any:
     """log of note 009's bracket, as (r+x) K(r+x+1, s; T) + s K(r+x, s+1; t_x) (identity (*))."""
-    k1 = _log_k(r + x + 1.0, s, alpha, beta, T, m)
-    k2 = _log_k(r + x, s + 1.0, alpha, beta, tx, m)
+    k1 = log_tail_integral_m(r + x + 1.0, s, alpha, beta, T, m)
+    k2 = log_tail_integral_m(r + x, s + 1.0, alpha, beta, tx, m)
     return m.logaddexp(m.log(r + x) + k1, m.log(s) + k2)
 
 
