@@ -213,19 +213,21 @@ def _ll_parts(alpha: Any, beta: Any, gamma: Any, delta: Any, x: Any, tx: Any, T:
             lse = _lse(a, s, s0, mask, NP)
             for o, v in zip(out, (c0, a, lse), strict=True):
                 o[sel] = v
-    return tuple(o.reshape(shape) for o in out)  # type: ignore[return-value]
+    c0, a, lse = (o.reshape(shape) for o in out)
+    return c0, a, lse
 
 
 def log_likelihood(alpha: Any, beta: Any, gamma: Any, delta: Any, x: Any, tx: Any, T: Any,
                    m: Any = NP) -> Any:
     """Per-customer BG/BB log-likelihood, FHS 2010 eq. (5), in log space.
 
-    ``x, tx, T`` (frequency, recency, opportunities n) are numeric numpy data; the
-    parameters are numbers, arrays (e.g. posterior draws shaped ``(S, 1)`` against rows) or,
-    with ``m = tensor_namespace()``, pytensor variables (scalars, or vectors over the rows),
-    and the result is then the symbolic log-likelihood per row, with data as 1-D arrays.
-    The sum's at most n - t_x terms are evaluated on a padded grid built from the data
-    (numpy: in blocks of bounded memory; pytensor: one grid of rows x max(n - t_x)).
+    ``x, tx, T`` (frequency, recency, opportunities n) are numeric numpy data, checked to be
+    whole numbers with 0 <= x <= t_x <= n and t_x = 0 exactly when x = 0. The parameters are
+    numbers or arrays broadcasting against the data (e.g. posterior draws shaped ``(S, 1)``)
+    or, with ``m = tensor_namespace()``, pytensor variables (scalars, vectors over the rows,
+    or ``(S, 1)`` stacks) against 1-D data; the result is then symbolic. The sum's at most
+    n - t_x terms are evaluated on a padded grid built from the data (numpy: in blocks of
+    bounded memory; pytensor: one grid of rows x max(n - t_x) cells).
     """
     if getattr(m, "name", "") == "numpy":
         c0, _, lse = _ll_parts(alpha, beta, gamma, delta, x, tx, T)
