@@ -1,0 +1,488 @@
+"""Shifted-beta-geometric (sBG): the contractual (subscription) setting.
+
+Fader & Hardie (2007), "How to project customer retention", J. Interactive Marketing 21(1)
+[FH07]; Fader & Hardie (2010), "Customer-base valuation in a contractual setting: the perils
+of ignoring heterogeneity", Marketing Science 29(1) [FH10].
+
+A customer pays at the start of each period. At the end of every period they paid for, they
+renew with probability 1 - theta and leave with probability theta; theta ~ Beta(alpha, beta)
+across customers. T, the lifetime in *periods paid*, is then shifted-geometric given theta and
+shifted-beta-geometric over the population [FH07 eqs. 2-5]:
+
+    P(T = t) = B(alpha+1, beta+t-1) / B(alpha, beta),     t = 1, 2, ...
+    S(t)     = P(T > t) = B(alpha, beta+t) / B(alpha, beta),   S(0) = 1
+    r(t)     = S(t) / S(t-1) = (beta+t-1) / (alpha+beta+t-1)   (retention rate, t >= 1)
+
+The data (:func:`clvmodels.contract.contract_summary`, :func:`simulate_sbg`) are per customer
+``periods`` = number of periods paid (the initial one plus renewals, a period counting as paid
+at its start) and ``churned``:
+
+* churned after paying n periods: T = n, likelihood P(T = n);
+* still active having paid n periods (right-censored): the n-th payment is known, the renewal
+  at the end of period n is not yet, so T >= n, likelihood P(T >= n) = S(n - 1).
+
+So in F&H's cohort data (% of a cohort still active at the start of years 0..7) a customer
+lost during year t has ``periods = t``, and a survivor at the start of year 8 (7 renewals)
+has ``periods = 8`` and contributes S(7) -- with this convention the published estimates are
+reproduced (``tests/test_sbg.py``). Both cases are one expression,
+ln B(alpha + c, beta + n - 1) - ln B(alpha, beta) with c = 1 for churned customers.
+
+Valuation [FH10]: a customer who has paid n + 1 periods (made n renewals) and is still active
+is valued at the moment of their next renewal decision, that payment (if made) undiscounted,
+with a discount rate d *per period*:
+
+    DERL = sum_{k>=0} S(n+1+k)/S(n) / (1+d)^k
+         = (beta+n)/(alpha+beta+n) 2F1(1, beta+n+1; alpha+beta+n+1; 1/(1+d))   [FH10 eq. 6]
+
+and a new customer, at acquisition (first payment undiscounted),
+DEL = sum_{t>=0} S(t)/(1+d)^t = 2F1(1, beta; alpha+beta; 1/(1+d)) [FH10 eq. 4].
+Contractual CLV = margin x revenue per period x DERL (or DEL).
+
+Every function broadcasts over its arguments: parameters may be scalars (a point estimate) or
+arrays of posterior draws shaped ``(S, 1)`` against per-customer rows ``(n,)``.
+:func:`log_likelihood` is written against the math namespace ``m`` so the PyMC likelihood is
+the same function evaluated with :func:`clvmodels.models._math.tensor_namespace`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy import linalg, special
+
+from clvmodels.models._math import NP
+from clvmodels.models._special import log_hyp2f1, log_hyperu
+
+__all__ = [
+    "churn_probability",
+    "conditional_survival",
+    "discounted_expected_lifetime",
+    "discounted_expected_residual_lifetime",
+    "discounted_residual_periods",
+    "expected_lifetime",
+    "expected_periods_new",
+    "log_likelihood",
+    "log_likelihood_grad",
+    "log_survival",
+    "retention_rate",
+    "simulate_sbg",
+    "simulate_sbg_cohorts",
+    "survival",
+]
+
+SeedLike = int | np.random.Generator | np.random.SeedSequence | None
+
+#: elements (rows x horizon) summed at once by the finite-horizon sums
+_CHUNK_ELEMENTS = 2_000_000
+
+
+# --------------------------------------------------------------------------------------
+# checks (numpy functions only; the likelihood takes tensors and checks nothing)
+# --------------------------------------------------------------------------------------
+
+
+def _params(alpha: ArrayLike, beta: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(alpha, dtype=float)
+    b = np.asarray(beta, dtype=float)
+    for name, v in (("alpha", a), ("beta", b)):
+        if not np.all(np.isfinite(v) & (v > 0)):
+            raise ValueError(f"{name} must be finite and > 0")
+    return a, b
+
+
+def _periods(periods: ArrayLike, name: str = "periods", minimum: int = 1) -> np.ndarray:
+    n = np.asarray(periods, dtype=float)
+    if not np.all(np.isfinite(n) & (n >= minimum) & (n == np.round(n))):
+        raise ValueError(f"{name} must be whole numbers >= {minimum}")
+    return n
+
+
+def _discount(discount_rate: ArrayLike) -> np.ndarray:
+    d = np.asarray(discount_rate, dtype=float)
+    if not np.all(np.isfinite(d) & (d >= 0)):
+        raise ValueError("discount_rate must be finite and >= 0 (a rate per period)")
+    return d
+
+
+def _churned(churned: ArrayLike) -> np.ndarray:
+    c = np.asarray(churned)
+    if c.dtype != bool:
+        values = np.asarray(c, dtype=float)
+        if not np.all((values == 0) | (values == 1)):
+            raise ValueError("churned must be boolean (or 0/1)")
+        c = values == 1
+    return c
+
+
+# --------------------------------------------------------------------------------------
+# likelihood
+# --------------------------------------------------------------------------------------
+
+
+def log_likelihood(alpha: Any, beta: Any, periods: Any, churned: Any, m: Any = NP) -> Any:
+    """Per-customer log-likelihood of the sBG [FH07 eqs. 5 and 6].
+
+    ``churned`` customers paid ``periods`` = n periods and left: ln P(T = n)
+    = ln B(alpha+1, beta+n-1) - ln B(alpha, beta). Active customers (right-censored) have
+    paid n periods so far: ln P(T >= n) = ln S(n-1) = ln B(alpha, beta+n-1) - ln B(alpha, beta)
+    (0 for n = 1: a customer who has only made the first payment says nothing yet). One
+    expression, ln B(alpha + c, beta + n - 1) - ln B(alpha, beta), c = 1 if churned.
+
+    Written against the math namespace ``m`` (numpy by default; pytensor for PyMC), with no
+    branches or loops over rows. ``periods`` >= 1 is not checked here (the data step does).
+    """
+    c = m.where(churned, 1.0, 0.0)
+    return m.betaln(alpha + c, beta + (periods - 1.0)) - m.betaln(alpha, beta)
+
+
+def log_likelihood_grad(alpha: ArrayLike, beta: ArrayLike, periods: ArrayLike,
+                        churned: ArrayLike) -> np.ndarray:
+    """Gradient of :func:`log_likelihood` with respect to (alpha, beta), shape (2, ...).
+
+    With b' = beta + n - 1 and a' = alpha + c:
+    d/d alpha = psi(a') - psi(a' + b') - psi(alpha) + psi(alpha + beta),
+    d/d beta  = psi(b') - psi(a' + b') - psi(beta) + psi(alpha + beta).
+    """
+    a = np.asarray(alpha, dtype=float)
+    b = np.asarray(beta, dtype=float)
+    c = _churned(churned).astype(float)
+    bp = b + np.asarray(periods, dtype=float) - 1.0
+    ap = a + c
+    psi = special.digamma
+    common = psi(a + b) - psi(ap + bp)
+    return np.stack(np.broadcast_arrays(psi(ap) - psi(a) + common,
+                                        psi(bp) - psi(b) + common))
+
+
+# --------------------------------------------------------------------------------------
+# lifetime distribution
+# --------------------------------------------------------------------------------------
+
+
+def log_survival(alpha: ArrayLike, beta: ArrayLike, t: ArrayLike) -> np.ndarray:
+    """ln S(t) = ln B(alpha, beta+t) - ln B(alpha, beta) [FH07 eq. 4]; t >= 0 (any real)."""
+    a, b = _params(alpha, beta)
+    t = np.asarray(t, dtype=float)
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0")
+    # <= 0 exactly (rounding of the two betaln could otherwise give S(t) a hair above 1)
+    return np.asarray(np.minimum(special.betaln(a, b + t) - special.betaln(a, b), 0.0))
+
+
+def survival(alpha: ArrayLike, beta: ArrayLike, t: ArrayLike) -> np.ndarray:
+    """S(t) = P(T > t) = B(alpha, beta+t) / B(alpha, beta) [FH07 eq. 4].
+
+    The share of a cohort still active after t renewal decisions (at the start of period
+    t + 1, having paid t + 1 periods). S(0) = 1.
+    """
+    return np.exp(log_survival(alpha, beta, t))
+
+
+def retention_rate(alpha: ArrayLike, beta: ArrayLike, t: ArrayLike) -> np.ndarray:
+    """r(t) = S(t)/S(t-1) = (beta+t-1)/(alpha+beta+t-1), t >= 1 [FH07 eq. 8].
+
+    The share of the customers active after t - 1 renewals who renew the t-th time; it
+    increases with t as the customers with high theta leave first (sorting, not a change in
+    anyone's behaviour).
+    """
+    a, b = _params(alpha, beta)
+    t = np.asarray(t, dtype=float)
+    if np.any(t < 1):
+        raise ValueError("t must be >= 1")
+    return np.asarray((b + (t - 1.0)) / (a + b + (t - 1.0)))
+
+
+def churn_probability(alpha: ArrayLike, beta: ArrayLike, t: ArrayLike) -> np.ndarray:
+    """P(T = t) = B(alpha+1, beta+t-1) / B(alpha, beta), t = 1, 2, ... [FH07 eq. 5].
+
+    The probability that a new customer pays exactly t periods (leaves at the t-th renewal
+    decision).
+    """
+    a, b = _params(alpha, beta)
+    t = _periods(t, "t")
+    # P(T = t) = S(t-1) (1 - r(t)) = S(t-1) alpha/(alpha+beta+t-1): exactly alpha/(alpha+beta)
+    # at t = 1, never above S(t-1)
+    return np.exp(log_survival(a, b, t - 1.0) + np.log(a) - np.log(a + b + (t - 1.0)))
+
+
+def expected_lifetime(alpha: ArrayLike, beta: ArrayLike) -> np.ndarray:
+    """E[T] = sum_{t>=0} S(t) = (alpha+beta-1)/(alpha-1): expected periods paid by a new customer.
+
+    E[1/theta] is finite only for alpha > 1; for alpha <= 1 the expected lifetime is
+    infinite (the sum of S(t) ~ t^-alpha diverges) and ``inf`` is returned. The discounted
+    version (:func:`discounted_expected_lifetime`) is finite for any discount rate > 0.
+    """
+    a, b = _params(alpha, beta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(a > 1.0, (a + b - 1.0) / (a - 1.0), np.inf)
+    return np.asarray(out, dtype=float)
+
+
+def conditional_survival(alpha: ArrayLike, beta: ArrayLike, periods: ArrayLike,
+                         t: ArrayLike) -> np.ndarray:
+    """P(an active customer who has paid ``periods`` pays ``t`` more), i.e. P(T >= n+t | T >= n).
+
+    = S(n + t - 1) / S(n - 1) with n = ``periods``: the posterior of theta given n - 1
+    renewals is Beta(alpha, beta + n - 1) [FH07 eq. 9], so this is the survival function of a
+    new customer with beta + n - 1 in place of beta. What a holdout comparison needs: a
+    customer active at the end of calibration with n periods paid is still active after t
+    more renewal decisions (having paid n + t) with this probability. 1 for t = 0.
+    """
+    a, b = _params(alpha, beta)
+    n = _periods(periods)
+    t = np.asarray(t, dtype=float)
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0")
+    b_n = b + (n - 1.0)
+    return np.exp(np.minimum(special.betaln(a, b_n + t) - special.betaln(a, b_n), 0.0))
+
+
+# --------------------------------------------------------------------------------------
+# valuation
+# --------------------------------------------------------------------------------------
+
+
+def _log_derl_core(a: np.ndarray, b_n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """ln[ b_n/(a+b_n) 2F1(1, b_n+1; a+b_n+1; 1/(1+d)) ], b_n = beta + renewals (FH10 eq. 6).
+
+    1 - z = d/(1+d) is passed to the 2F1 exactly. At d = 0 (z = 1) the Gauss sum gives the
+    undiscounted b_n/(a-1) for a > 1; for a <= 1 it diverges and +inf is returned. Where the
+    general 2F1 gives up (b_n beyond ~1e5 with d below ~1e-3) :func:`_log_derl_large_b`
+    takes over.
+    """
+    a, b_n, d = np.broadcast_arrays(a, b_n, d)
+    z = 1.0 / (1.0 + d)
+    zc = d / (1.0 + d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lead = np.log(b_n) - np.log(a + b_n)
+        out = lead + log_hyp2f1(1.0, b_n + 1.0, a + b_n + 1.0, z, zc=zc)
+    out = np.where((d == 0) & (a <= 1.0), np.inf, out)
+    failed = np.isnan(out) & (d > 0) & (b_n >= _LARGE_B) & (b_n >= _LARGE_B_RATIO * a)
+    if failed.any():
+        out = np.array(out, dtype=float)
+        out[failed] = _log_derl_large_b(a[failed], b_n[failed], d[failed])
+    return np.asarray(out, dtype=float)
+
+
+#: b_n from which :func:`_log_derl_large_b` may stand in for the general 2F1 (its quadrature
+#: needs psi's scale b_n/a to be large: relative error < 1e-12 for b_n >= 500 a)
+_LARGE_B = 1e4
+_LARGE_B_RATIO = 500.0
+_LAGUERRE_NODES = 48
+
+
+def _laguerre_rule(alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised Gauss-Laguerre nodes and weights for the weight s^alpha e^-s / Gamma(alpha+1)
+    (weights summing to 1), by Golub-Welsch: the eigen-decomposition of the Jacobi matrix of
+    the monic Laguerre recurrence (diagonal 2k+alpha+1, off-diagonal sqrt(k(k+alpha)))."""
+    k = np.arange(_LAGUERRE_NODES, dtype=float)
+    diag = 2.0 * k + alpha + 1.0
+    off = np.sqrt(k[1:] * (k[1:] + alpha))
+    nodes, vectors = linalg.eigh_tridiagonal(diag, off)
+    return nodes, vectors[0] ** 2
+
+
+def _log_derl_large_b(a: np.ndarray, b_n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """ln DERL for large b_n = B, from its integral over theta ~ Beta(a, B).
+
+    DERL = (1+d) E[(1-theta)/(theta+d)]; with theta = 1 - e^(-s/B), c = B ln(1+d) and
+    phi(x) = x/(e^x - 1) this is
+
+        DERL = (1+d) B Gamma(a+B)/(Gamma(B) B^a) [ T1 + int w(s) (psi(s) - psi(-c))/(s+c) ds ]
+
+    with w(s) = s^(a-1) e^-s / Gamma(a), psi(s) = (-B expm1(-s/B)/s)^(a-1) phi((s+c)/B)
+    (slowly varying: its scale is B/a), psi(-c) = (d/ln(1+d))^(a-1) and the singular part in
+    closed form, T1 = psi(-c) c^(a-1) U(a, a, c) = (B d)^(a-1) U(a, a, c) [DLMF 13.4.4]. The
+    remaining smooth integral is a generalised Gauss-Laguerre sum; the gamma ratio comes from
+    Stirling's series [DLMF 5.11.1], exact to rounding for B >= 1e4.
+    """
+    lam = np.log1p(d)
+    c = b_n * lam
+    log_t1 = (a - 1.0) * np.log(b_n * d) + log_hyperu(a, a, c)
+    log_psi_c = (a - 1.0) * (np.log(d) - np.log(lam))
+    smooth = np.empty(a.shape)
+    for value in np.unique(a):
+        sel = a == value
+        s, w = _laguerre_rule(float(value) - 1.0)
+        bb, cc = b_n[sel, None], c[sel, None]
+        x = (s + cc) / bb
+        log_psi = ((value - 1.0) * np.log(-bb * np.expm1(-s / bb) / s)
+                   + np.log(x) - np.log(np.expm1(x)))
+        diff = np.exp(log_psi) - np.exp(log_psi_c[sel, None])
+        smooth[sel] = (diff / (s + cc)) @ w
+    total = np.exp(log_t1) + smooth
+    # ln Gamma(a+B) - ln Gamma(B) - a ln B by Stirling's series, without cancellation
+    ab, bb = a + b_n, b_n
+    ratio = ((ab - 0.5) * np.log1p(a / bb) - a
+             + (1.0 / ab - 1.0 / bb) / 12.0 - (ab ** -3 - bb ** -3) / 360.0
+             + (ab ** -5 - bb ** -5) / 1260.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log1p(d) + np.log(b_n) + ratio + np.log(total)
+
+
+def discounted_expected_lifetime(alpha: ArrayLike, beta: ArrayLike,
+                                 discount_rate: ArrayLike) -> np.ndarray:
+    """DEL = sum_{t>=0} S(t)/(1+d)^t = 2F1(1, beta; alpha+beta; 1/(1+d)) [FH10 eq. 4].
+
+    Discounted expected number of payments of a new customer at acquisition (the first
+    payment, at t = 0, undiscounted); ``discount_rate`` d is per period. d = 0 gives the
+    undiscounted :func:`expected_lifetime` ((alpha+beta-1)/(alpha-1), or ``inf`` when
+    alpha <= 1). Computed as 1 + DERL(one period paid)/(1+d), so it shares the guarded 2F1.
+    """
+    a, b = _params(alpha, beta)
+    d = _discount(discount_rate)
+    log_derl = _log_derl_core(a, b, d)
+    return np.asarray(1.0 + np.exp(log_derl - np.log1p(d)))
+
+
+def discounted_expected_residual_lifetime(alpha: ArrayLike, beta: ArrayLike,
+                                          periods: ArrayLike, churned: ArrayLike,
+                                          discount_rate: ArrayLike) -> np.ndarray:
+    """DERL of a customer who has paid ``periods`` = n + 1 periods (n renewals) [FH10 eq. 6].
+
+    DERL = (beta+n)/(alpha+beta+n) 2F1(1, beta+n+1; alpha+beta+n+1; 1/(1+d))
+         = sum_{k>=0} P(T >= n+2+k | T >= n+1) / (1+d)^k,
+
+    the discounted expected number of *future* payments, valued at the customer's next
+    renewal decision (that payment, if made, undiscounted); ``discount_rate`` d is per period.
+    Churned customers get 0. Multiply by margin x revenue per period for the residual CLV.
+
+    The 2F1 is the guarded log-space one (:func:`clvmodels.models._special.log_hyp2f1`),
+    accurate for n in the thousands, extreme alpha / beta and d -> 0. At d = 0 the value is
+    the undiscounted expected residual lifetime (beta+n)/(alpha-1) when alpha > 1 and
+    ``inf`` when alpha <= 1 (the sum diverges).
+    """
+    a, b = _params(alpha, beta)
+    n = _periods(periods) - 1.0
+    c = _churned(churned)
+    d = _discount(discount_rate)
+    value = np.exp(_log_derl_core(a, b + n, d))
+    return np.asarray(np.where(c, 0.0, value), dtype=float)
+
+
+def _finite_sum(a: np.ndarray, b0: np.ndarray, log_z: np.ndarray,
+                horizon: np.ndarray) -> np.ndarray:
+    """sum_{k=0}^{K-1} z^k prod_{j=0}^{k} (b0+j)/(a+b0+j), exactly, K = ``horizon`` (per element).
+
+    Each term is built from the cumulative sum of log1p(-a/(a+b0+j)) (no cancellation), in
+    chunks of rows so that rows x horizon stays bounded; one pass per chunk, no loop over k.
+    """
+    a, b0, log_z, horizon = np.broadcast_arrays(a, b0, log_z, horizon)
+    shape = a.shape
+    a, b0, log_z, horizon = (np.ravel(v) for v in (a, b0, log_z, horizon))
+    out = np.zeros(a.size)
+    k_max = int(horizon.max(initial=0))
+    if k_max == 0:
+        return out.reshape(shape)
+    step = max(1, _CHUNK_ELEMENTS // k_max)
+    k = np.arange(k_max, dtype=float)
+    for start in range(0, a.size, step):
+        sl = slice(start, start + step)
+        aa, bb = a[sl, None], b0[sl, None]
+        log_terms = np.cumsum(np.log1p(-aa / (aa + bb + k)), axis=1) + log_z[sl, None] * k
+        log_terms = np.where(k < horizon[sl, None], log_terms, -np.inf)
+        out[sl] = np.exp(special.logsumexp(log_terms, axis=1))
+    return out.reshape(shape)
+
+
+def discounted_residual_periods(alpha: ArrayLike, beta: ArrayLike, periods: ArrayLike,
+                                churned: ArrayLike, discount_rate: ArrayLike,
+                                horizon_periods: ArrayLike) -> np.ndarray:
+    """DERL over a finite horizon: the next ``horizon_periods`` = K renewal decisions only.
+
+    sum_{k=0}^{K-1} P(T >= n+2+k | T >= n+1) / (1+d)^k for a customer who has paid
+    ``periods`` = n + 1 periods, valued like :func:`discounted_expected_residual_lifetime`
+    (which is the limit K -> inf): the expected discounted number of payments in the next K
+    periods. Churned customers get 0; K = 0 gives 0. Computed as an exact sum (vectorised over
+    the horizon, chunked over rows), with no cancellation, for any d >= 0.
+    """
+    a, b = _params(alpha, beta)
+    n = _periods(periods) - 1.0
+    c = _churned(churned)
+    d = _discount(discount_rate)
+    k = _periods(horizon_periods, "horizon_periods", minimum=0)
+    value = _finite_sum(a, b + n, -np.log1p(d), k)
+    return np.asarray(np.where(c, 0.0, value), dtype=float)
+
+
+def expected_periods_new(alpha: ArrayLike, beta: ArrayLike, t: ArrayLike,
+                         discount_rate: ArrayLike = 0.0) -> np.ndarray:
+    """Expected (discounted) number of payments of a new customer in their first t periods.
+
+    sum_{k=0}^{t-1} S(k)/(1+d)^k = E[min(T, t)] for d = 0 (the initial payment included,
+    undiscounted); the finite-horizon counterpart of :func:`discounted_expected_lifetime`.
+    Exact sum, like :func:`discounted_residual_periods`.
+    """
+    a, b = _params(alpha, beta)
+    t = _periods(t, "t", minimum=0)
+    d = _discount(discount_rate)
+    log_z = -np.log1p(d)
+    # the first payment (k = 0, S(0) = 1) plus the payments after each of the renewals
+    later = _finite_sum(a, b, log_z, np.maximum(t - 1.0, 0.0))
+    return np.asarray(np.where(t > 0, 1.0 + np.exp(log_z) * later, 0.0), dtype=float)
+
+
+# --------------------------------------------------------------------------------------
+# simulation
+# --------------------------------------------------------------------------------------
+
+
+def simulate_sbg(n_customers: int, *, alpha: float, beta: float,
+                 n_periods: int | Sequence[int] | np.ndarray,
+                 random_seed: SeedLike = None) -> pd.DataFrame:
+    """Draw customers from the sBG and observe them for ``n_periods`` periods.
+
+    theta_i ~ Beta(alpha, beta); T_i ~ shifted Geometric(theta_i) on {1, 2, ...} (periods
+    paid). ``n_periods`` (a scalar or one value per customer, >= 1) is how many periods have
+    *started* for the customer by the end of observation, i.e. the most periods they can have
+    paid: customers with T < n_periods churned (``periods = T``); the others are active with
+    ``periods = n_periods`` (the renewal at the end of their current period is not yet known).
+    F&H's cohort observed for 7 years (survivors counted at the start of year 8) is
+    ``n_periods = 8``.
+
+    Returns a frame indexed by ``customer_id`` (0, 1, ...) with ``periods`` (int64) and
+    ``churned`` (bool), the contract of :func:`clvmodels.contract.contract_summary`.
+    """
+    if int(n_customers) != n_customers or n_customers < 1:
+        raise ValueError("n_customers must be a whole number >= 1")
+    a, b = _params(alpha, beta)
+    if a.ndim or b.ndim:
+        raise ValueError("alpha and beta must be scalars")
+    n_customers = int(n_customers)
+    horizon = _periods(n_periods, "n_periods")
+    if horizon.ndim and horizon.shape != (n_customers,):
+        raise ValueError("n_periods must be a scalar or have one value per customer")
+    rng = np.random.default_rng(random_seed)
+    theta = rng.beta(float(a), float(b), size=n_customers)
+    # theta can underflow to 0 for tiny alpha: such a customer never leaves
+    theta = np.maximum(theta, np.finfo(float).tiny)
+    lifetime = rng.geometric(theta).astype(float)  # support 1, 2, ... (int64 may saturate)
+    horizon = np.broadcast_to(horizon, (n_customers,))
+    churned = lifetime < horizon
+    periods = np.where(churned, lifetime, horizon).astype(np.int64)
+    return pd.DataFrame({"periods": periods, "churned": churned},
+                        index=pd.RangeIndex(n_customers, name="customer_id"))
+
+
+def simulate_sbg_cohorts(cohort_sizes: Sequence[int], *, alpha: float, beta: float,
+                         random_seed: SeedLike = None) -> pd.DataFrame:
+    """Cohorts acquired in successive periods, all observed to the same date (F&H's multi-cohort
+    setting, Fader & Hardie 2007 section 5).
+
+    Cohort c = 0, 1, ..., C-1 (oldest first) was acquired at the start of period c and has seen
+    C - c periods start by the end of observation (``n_periods`` of :func:`simulate_sbg`). The
+    result has :func:`simulate_sbg`'s columns plus ``cohort`` (int).
+    """
+    sizes = np.asarray(cohort_sizes)
+    if sizes.ndim != 1 or sizes.size == 0 or np.any(sizes < 1) or np.any(sizes != np.round(sizes)):
+        raise ValueError("cohort_sizes must be a non-empty sequence of whole numbers >= 1")
+    sizes = sizes.astype(np.int64)
+    cohort = np.repeat(np.arange(sizes.size), sizes)
+    out = simulate_sbg(int(sizes.sum()), alpha=alpha, beta=beta,
+                       n_periods=sizes.size - cohort, random_seed=random_seed)
+    out["cohort"] = cohort
+    return out
