@@ -23,8 +23,7 @@ engines import those rules, never this module.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +48,7 @@ from clvmodels._summary_rules import (
     time_unit_days,
 )
 from clvmodels._validation import fail_rows, require_columns, validate_rfm
+from clvmodels.rows import UniqueRows, compress_columns
 
 __all__ = [
     "TIME_UNITS",
@@ -374,109 +374,16 @@ def read_transactions(path: str | os.PathLike) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CompressedRFM:
-    """Unique ``(frequency, recency, T)`` rows of an RFM frame with integer weights.
-
-    Every RFM likelihood depends on a customer only through (x, t_x, T), so fitting on the
-    unique rows with weights gives the same log-likelihood as the full data. ``inverse`` maps
-    each original customer to its unique row so per-row results expand back with
-    :meth:`expand`.
-    """
-
-    frequency: np.ndarray
-    recency: np.ndarray
-    T: np.ndarray
-    weights: np.ndarray
-    inverse: np.ndarray
-    index: pd.Index
-    time_unit: str | None = None
-
-    @property
-    def n_rows(self) -> int:
-        return len(self.weights)
-
-    @property
-    def n_customers(self) -> int:
-        return int(self.weights.sum())
-
-    def to_frame(self) -> pd.DataFrame:
-        """The unique rows as a DataFrame with a ``weight`` column."""
-        out = pd.DataFrame(
-            {"frequency": self.frequency, "recency": self.recency, "T": self.T,
-             "weight": self.weights}
-        )
-        out.attrs["time_unit"] = self.time_unit
-        return out
-
-    def expand(self, values: np.ndarray | pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
-        """Per-unique-row values → per-customer values, indexed like the original frame."""
-        if isinstance(values, pd.DataFrame):
-            out = values.iloc[self.inverse].set_axis(self.index, axis=0)
-            return out
-        arr = np.asarray(values)
-        return pd.Series(arr[self.inverse], index=self.index)
-
-    def decompress(self) -> pd.DataFrame:
-        """Back to one row per customer (``frequency, recency, T``)."""
-        out = self.expand(self.to_frame().drop(columns="weight"))
-        out.attrs["time_unit"] = self.time_unit
-        return out
+#: the historical name of the unique-rows container (one container for the package)
+CompressedRFM = UniqueRows
 
 
-def _dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct values, code of each element): a hash pass, then a sort of the
-    distinct values only — much cheaper than sorting every element."""
-    codes, uniques = pd.factorize(values, sort=False)
-    uniques = np.asarray(uniques)
-    order = np.argsort(uniques, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return uniques[order], rank[codes].astype(np.int64)
-
-
-def unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Unique rows of equal-length 1-D columns: (unique columns, inverse, counts).
-
-    Each column is reduced to dense integer codes, the codes are combined into one int64
-    key per row, and the keys are made unique — far faster than ``np.unique(axis=0)``, which
-    sorts rows as opaque byte strings. Rows come out in lexicographic order of the columns.
-    """
-    dense = [_dense_codes(np.asarray(col)) for col in columns]
-    uniques = [u for u, _ in dense]
-    if np.prod([float(max(len(u), 1)) for u in uniques]) >= 2.0**62:
-        # too many combinations for one int64 key: unique rows of the code matrix instead
-        ucodes, inverse, counts = np.unique(np.column_stack([c for _, c in dense]), axis=0,
-                                            return_inverse=True, return_counts=True)
-        return ([u[ucodes[:, j]] for j, u in enumerate(uniques)],
-                inverse.reshape(-1).astype(np.int64), counts.astype(np.int64))
-    key = np.zeros(len(columns[0]), dtype=np.int64)
-    for u, codes in dense:
-        key = key * len(u) + codes
-    ukey, inverse = _dense_codes(key)
-    counts = np.bincount(inverse, minlength=len(ukey)).astype(np.int64)
-    out = []
-    for u in reversed(uniques):
-        out.append(u[ukey % len(u)])
-        ukey = ukey // len(u)
-    return out[::-1], inverse, counts
-
-
-def compress_rfm(rfm: pd.DataFrame, *, validate: bool = True) -> CompressedRFM:
+def compress_rfm(rfm: pd.DataFrame, *, validate: bool = True) -> UniqueRows:
     """Collapse identical ``(frequency, recency, T)`` rows into unique rows with weights.
 
     For a million customers with daily dates that is ~180k rows; weekly, far fewer.
     """
     if validate:
         validate_rfm(rfm)
-    columns = [rfm[c].to_numpy(float) for c in ("frequency", "recency", "T")]
-    uniq, inverse, counts = unique_rows(columns)
-    return CompressedRFM(
-        frequency=uniq[0],
-        recency=uniq[1],
-        T=uniq[2],
-        weights=counts,
-        inverse=inverse,
-        index=rfm.index.copy(),
-        time_unit=rfm.attrs.get("time_unit"),
-    )
+    return compress_columns(rfm, ("frequency", "recency", "T"),
+                            time_unit=rfm.attrs.get("time_unit"))

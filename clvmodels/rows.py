@@ -168,7 +168,8 @@ class UniqueRows:
         if missing.any():
             res = res.astype(float)
             res[missing] = np.nan
-        return pd.Series(res, index=index)
+        return pd.Series(res, index=index,
+                         name=values.name if isinstance(values, pd.Series) else None)
 
     def decompress(self) -> pd.DataFrame:
         """Back to one row per customer (the data columns)."""

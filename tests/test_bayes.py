@@ -19,7 +19,6 @@ import xarray as xr
 
 from clvmodels.models import bgnbd, gammagamma
 from clvmodels.models._math import NP, tensor_namespace
-from clvmodels.models.persistence import load_model
 from clvmodels.models.bayes import (
     RowSpace,
     SamplingWarning,
@@ -31,6 +30,7 @@ from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
 from clvmodels.models.bayes_gammagamma import BayesianGammaGamma
 from clvmodels.models.bgnbd import BetaGeo
 from clvmodels.models.gammagamma import GammaGamma
+from clvmodels.models.persistence import load_model
 from clvmodels.valuation import customer_lifetime_value
 
 DRAWS = dict(draws=300, tune=300, chains=2)

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 
 from clvmodels.models import bgnbd
-from clvmodels.models.persistence import load_model
 from clvmodels.models.bayes import SamplingWarning
 from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
 from clvmodels.models.bayes_gammagamma import BayesianGammaGamma
 from clvmodels.models.bgnbd import BetaGeo
+from clvmodels.models.persistence import load_model
 from clvmodels.simulate import simulate_bgnbd, uniform_observation_lengths
 from clvmodels.valuation import customer_lifetime_value
 

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clvmodels.models import bgnbd, mbgnbd
-from clvmodels.models.base import ConvergenceWarning, NotFittedError
-from clvmodels.models.persistence import load_model
+from clvmodels.models.base import IdentificationError, NotFittedError
 from clvmodels.models.bgnbd import BetaGeo
 from clvmodels.models.mbgnbd import ModifiedBetaGeo
+from clvmodels.models.persistence import load_model
 
 PUBLISHED = {"r": 0.2425945, "alpha": 4.4136022, "a": 0.7929219, "b": 2.4259062}
 ROUNDED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -136,11 +136,12 @@ def test_save_load_round_trip(bg: BetaGeo, cdnow_rfm: pd.DataFrame, tmp_path) ->
     assert b"pickle" not in path.read_bytes()
 
 
-def test_fit_warns_when_unidentified() -> None:
-    # nobody ever repeats: the dropout process is not identified
+def test_fit_refuses_when_unidentified() -> None:
+    # nobody ever repeats: the dropout process is not identified — an error, not a warning
+    # and the starting values (issue 9)
     rfm = pd.DataFrame({"frequency": [0] * 50, "recency": [0.0] * 50, "T": [10.0] * 50})
     rfm.attrs["time_unit"] = "W"
-    with pytest.warns(ConvergenceWarning):
+    with pytest.raises(IdentificationError, match="no customer made a repeat purchase"):
         BetaGeo().fit(rfm)
 
 
@@ -243,7 +244,8 @@ def test_fused_value_and_gradient_match_plain_likelihood(modified: bool) -> None
     tx = np.where(x > 0, T * rng.uniform(0, 1, n), 0.0)
     w = rng.integers(1, 5, n).astype(float)
     p = (0.4, 3.0, 0.7, 0.6)  # b < 1: x = 0 rows must not touch log(b - 1)
-    total, grad = bgnbd.bg_family_value_and_grad(*p, UniqueRows({"frequency": x, "recency": tx, "T": T}, w, np.arange(n)), modified=modified)
+    rows_ = UniqueRows({"frequency": x, "recency": tx, "T": T}, w, np.arange(n))
+    total, grad = bgnbd.bg_family_value_and_grad(*p, rows_, modified=modified)
     plain = w @ bgnbd.bg_family_log_likelihood(*p, x, tx, T, modified=modified)
     rows = bgnbd.bg_family_log_likelihood_grad(*p, x, tx, T, modified=modified)
     assert total == pytest.approx(plain, rel=1e-12)

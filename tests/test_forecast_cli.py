@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from clvmodels.cli import app
-from clvmodels.models.persistence import load_model
 from clvmodels.models.bgnbd import BetaGeo
+from clvmodels.models.persistence import load_model
 from clvmodels.workflow import forecast, parse_horizon
 
 runner = CliRunner()

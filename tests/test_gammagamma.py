@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from clvmodels import ValidationError
 from clvmodels.models import gammagamma
-from clvmodels.models.persistence import load_model
 from clvmodels.models.gammagamma import GammaGamma
+from clvmodels.models.persistence import load_model
 
 
 @pytest.fixture(scope="module")

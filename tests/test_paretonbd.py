@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from clvmodels.models import paretonbd as pn
 from clvmodels.models._math import NP
 from clvmodels.models._special import log_hyp2f1
+from clvmodels.models.paretonbd import ParetoNBD
 from clvmodels.models.persistence import load_model
 from clvmodels.rows import UniqueRows
-from clvmodels.models.paretonbd import ParetoNBD
 
 CDNOW = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}  # REFERENCE.md
 PAPER_DELTA = math.log(1.15) / 52.0  # FHL (2005) JMR: 15% a year in weeks, 52 weeks a year

@@ -9,7 +9,7 @@ points at the *same* hooks its maximum-likelihood twin uses (``_loglik``, ``_pro
 How the likelihood stays fast and written once
 ----------------------------------------------
 The PyMC model sees the *unique* rows of the likelihood's data columns with integer weights
-(:class:`~clvmodels.models.bayes_data.Rows`), through a :class:`pymc.CustomDist` whose ``logp``
+(:class:`~clvmodels.rows.UniqueRows`), through a :class:`pymc.CustomDist` whose ``logp``
 returns ``weight × LL(row)`` for each unique row (so ``idata.log_likelihood`` is pointwise per
 row). ``LL`` is the model module's own ``log_likelihood(..., m=...)``, evaluated with the
 factored math namespace of :mod:`clvmodels.models.factored`: terms that depend on ``x`` alone
@@ -21,7 +21,7 @@ The shared machinery beside this class, one job per module: :mod:`~clvmodels.mod
 :mod:`~clvmodels.models.hierarchical` (segments, centring weights, the partially non-centred
 parametrisation), :mod:`~clvmodels.models.sampling` (NUTS and convergence checks),
 :mod:`~clvmodels.models.posterior` (draws and chunked predictions),
-:mod:`~clvmodels.models.bayes_data` (the unique rows) and :mod:`~clvmodels.models.netcdf`
+:mod:`~clvmodels.rows` (the unique rows) and :mod:`~clvmodels.models.netcdf`
 (files).
 """
 
@@ -42,7 +42,6 @@ from scipy import special
 
 from clvmodels._validation import ValidationError
 from clvmodels.models.base import BaseModel, NotFittedError
-from clvmodels.models.bayes_data import Rows
 from clvmodels.models.factored import Factored, RowSpace, factored_namespace
 from clvmodels.models.hierarchical import (
     centring_weights,
@@ -67,7 +66,7 @@ from clvmodels.models.sampling import (
     sample,
     sampling_problems,
 )
-from clvmodels.rows import unique_rows
+from clvmodels.rows import UniqueRows, unique_rows
 
 if TYPE_CHECKING:
     import arviz as az
@@ -82,8 +81,8 @@ __all__ = [
     "Factored",
     "PriorSpec",
     "RowSpace",
-    "Rows",
     "SamplingWarning",
+    "UniqueRows",
     "factored_namespace",
     "load_netcdf_model",
     "unique_rows",
@@ -137,7 +136,7 @@ class BayesianModel(PosteriorDraws, BaseModel):
 
     is_bayesian: ClassVar[bool] = True
     bayesian: ClassVar[bool] = True
-    #: name of the data columns the likelihood reads, in ``Rows.columns``
+    #: name of the data columns the likelihood reads, in ``UniqueRows.columns``
     data_columns: ClassVar[tuple[str, ...]] = ()
     #: name of the column used as the CustomDist's observed value
     observed_column: ClassVar[str] = ""
@@ -162,18 +161,18 @@ class BayesianModel(PosteriorDraws, BaseModel):
     def _loglik(self, p: dict[str, Any], d: Any, m: Any) -> Any:
         raise NotImplementedError
 
-    def _default_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+    def _default_priors(self, rows: UniqueRows | None) -> dict[str, PriorSpec]:
         """Default priors for a non-hierarchical fit (natural parameters)."""
         raise NotImplementedError
 
     #: scale of the default HalfNormal hyperprior of every ``sigma_<latent>``
     _sigma_scale: ClassVar[float] = 1.0
 
-    def _default_mu_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+    def _default_mu_priors(self, rows: UniqueRows | None) -> dict[str, PriorSpec]:
         """Default priors of the population means ``mu_<latent>``, keyed by latent."""
         raise NotImplementedError
 
-    def _default_hyperpriors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+    def _default_hyperpriors(self, rows: UniqueRows | None) -> dict[str, PriorSpec]:
         """Default hyperpriors ``mu_<latent>``, ``sigma_<latent>`` for a hierarchical fit."""
         return hyperpriors(self.latents, self._default_mu_priors(rows), self._sigma_scale)
 
@@ -191,7 +190,7 @@ class BayesianModel(PosteriorDraws, BaseModel):
     _mle_class: ClassVar[type | None] = None
 
     def _rows(self, rfm: pd.DataFrame, *, fitting: bool,
-              unseen: UnseenSegments = "raise") -> Rows:
+              unseen: UnseenSegments = "raise") -> UniqueRows:
         """Validate ``rfm`` and compress it to the likelihood's unique rows."""
         raise NotImplementedError
 
@@ -255,7 +254,7 @@ class BayesianModel(PosteriorDraws, BaseModel):
         return {name: pm.Deterministic(name, natural[name], dims="segment")
                 for name in self.param_names}
 
-    def _build_model(self, rows: Rows) -> pm.Model:
+    def _build_model(self, rows: UniqueRows) -> pm.Model:
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -388,7 +387,7 @@ class BayesianModel(PosteriorDraws, BaseModel):
         self._diagnose()
         return self
 
-    def _add_data_groups(self, rows: Rows) -> None:
+    def _add_data_groups(self, rows: UniqueRows) -> None:
         """The unique rows and weights as ``observed_data`` / ``constant_data``."""
         import xarray as xr
 
@@ -424,7 +423,7 @@ class BayesianModel(PosteriorDraws, BaseModel):
             model = self._model = self._build_model(rows)
         return model
 
-    def _rows_from_idata(self) -> Rows:
+    def _rows_from_idata(self) -> UniqueRows:
         if "constant_data" not in self.idata_.groups():
             raise ValueError("this model was saved without its data; refit it, or save with "
                              "save(path, include_data=True) to compute LOO after loading")
@@ -433,7 +432,7 @@ class BayesianModel(PosteriorDraws, BaseModel):
                        if c == self.observed_column else const[c].to_numpy())
                    for c in (*self.data_columns, *(("segment",) if self.hierarchical else ()))}
         weights = const["weight"].to_numpy()
-        return Rows(columns, weights, np.arange(len(weights)), pd.RangeIndex(len(weights)),
+        return UniqueRows(columns, weights, np.arange(len(weights)), pd.RangeIndex(len(weights)),
                     self.time_unit_)
 
     # ---- learned quantities, diagnostics -------------------------------------------------
@@ -675,7 +674,7 @@ class BayesianTransactionModel(TransactionPredictions, BayesianModel):
     observed_column = "x"
 
     def _rows(self, rfm: pd.DataFrame, *, fitting: bool,
-              unseen: UnseenSegments = "raise", extra: np.ndarray | None = None) -> Rows:
+              unseen: UnseenSegments = "raise", extra: np.ndarray | None = None) -> UniqueRows:
         from clvmodels.models.base import rfm_arrays
 
         x, tx, T, index = rfm_arrays(rfm, time_unit=None if fitting else self.time_unit_)
@@ -686,7 +685,7 @@ class BayesianTransactionModel(TransactionPredictions, BayesianModel):
         columns = {"x": uniq[1], "tx": uniq[3], "T": uniq[2]}
         if self.hierarchical:
             columns["segment"] = uniq[0]
-        out = Rows(columns, counts.astype(np.int64), inverse, index,
+        out = UniqueRows(columns, counts.astype(np.int64), inverse, index,
                    rfm.attrs.get("time_unit") if fitting else self.time_unit_)
         out.extra["codes"] = uniq[0].astype(np.int64)
         if extra is not None:

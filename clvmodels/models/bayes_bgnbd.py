@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from clvmodels.models.bayes import BayesianTransactionModel
-from clvmodels.models.bayes_data import Rows
 from clvmodels.models.bgnbd import BetaGeo, _BGFamily
 from clvmodels.models.mbgnbd import ModifiedBetaGeo
 from clvmodels.models.posterior import HEAVY_CELLS
 from clvmodels.models.priors import PriorSpec, lognormal, normal
 from clvmodels.rfm import TIME_UNITS
-from clvmodels.rows import unique_rows
+from clvmodels.rows import UniqueRows, unique_rows
 
 __all__ = ["BayesianBetaGeo", "BayesianModifiedBetaGeo"]
 
@@ -84,12 +83,12 @@ class BayesianBetaGeo(BayesianTransactionModel):
     _expected_new = _BGFamily._expected_new
     _pmf = _BGFamily._pmf
 
-    def _default_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+    def _default_priors(self, rows: UniqueRows | None) -> dict[str, PriorSpec]:
         month = _month_in(rows.time_unit if rows is not None else None)
         return {"r": lognormal(0.0, 2.0), "alpha": lognormal(math.log(month), 2.5),
                 "a": lognormal(0.0, 2.0), "b": lognormal(0.0, 2.0)}
 
-    def _default_mu_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+    def _default_mu_priors(self, rows: UniqueRows | None) -> dict[str, PriorSpec]:
         month = _month_in(rows.time_unit if rows is not None else None)
         return {"log_r": normal(0.0, 2.0), "log_rate": normal(-math.log(month), 2.5),
                 "logit_phi": normal(0.0, 1.5), "log_kappa": normal(1.0, 1.5)}
@@ -109,7 +108,7 @@ class BayesianBetaGeo(BayesianTransactionModel):
         return {"log_r": np.log(r), "log_rate": np.log(r) - np.log(alpha),
                 "logit_phi": np.log(a) - np.log(b), "log_kappa": np.log(a + b)}
 
-    def _purchases_rows(self, rows: Rows, sl: slice, times: np.ndarray,
+    def _purchases_rows(self, rows: UniqueRows, sl: slice, times: np.ndarray,
                         coef: np.ndarray | None = None) -> np.ndarray:
         """Cumulative E[Y(t) | x, t_x, T] at ``times`` for a chunk of rows: (S, chunk, k).
 
@@ -122,7 +121,7 @@ class BayesianBetaGeo(BayesianTransactionModel):
         does not involve t_x. The costly factor (a 2F1 per draw and horizon) is therefore
         evaluated once per distinct (segment, x, T) — as E[Y | x, t_x = T, T] /
         P(alive | x, t_x = T, T), both from the module's own functions, with P(alive) there
-        bounded away from 0 — and multiplied by each row's P(alive). Rows are sorted by
+        bounded away from 0 — and multiplied by each row's P(alive). UniqueRows are sorted by
         (segment, x, T, t_x), so a chunk holds few distinct (segment, x, T).
         """
         c = rows.columns

@@ -17,11 +17,10 @@ import pandas as pd
 
 from clvmodels._validation import ValidationError, validate_rfm
 from clvmodels.models.bayes import BayesianModel
-from clvmodels.models.bayes_data import Rows, expand
 from clvmodels.models.gammagamma import GammaGamma, expected_spend, population_mean_spend
 from clvmodels.models.posterior import CustomerDraws, UnseenSegments, check_draws
 from clvmodels.models.priors import PriorSpec, lognormal, normal
-from clvmodels.rows import unique_rows
+from clvmodels.rows import UniqueRows, unique_rows
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -68,7 +67,7 @@ class BayesianGammaGamma(BayesianModel):
     _loglik = GammaGamma._loglik
 
     def _rows(self, rfm: pd.DataFrame, *, fitting: bool, unseen: UnseenSegments = "raise",
-              repeat_only: bool = True) -> Rows:
+              repeat_only: bool = True) -> UniqueRows:
         validate_rfm(rfm, require_monetary=True)
         codes = self._segment_codes(rfm, fitting=fitting, unseen=unseen)
         x = rfm["frequency"].to_numpy(float)
@@ -85,21 +84,21 @@ class BayesianGammaGamma(BayesianModel):
         columns = {"x": ux, "m": um}
         if self.hierarchical:
             columns["segment"] = ucodes
-        out = Rows(columns, counts.astype(np.int64), inverse, rfm.index,
+        out = UniqueRows(columns, counts.astype(np.int64), inverse, rfm.index,
                    rfm.attrs.get("time_unit"))
         out.extra["codes"] = ucodes.astype(np.int64)
         if fitting:
             out.extra["mean_spend"] = float(np.average(um, weights=counts))
         return out
 
-    def _default_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+    def _default_priors(self, rows: UniqueRows | None) -> dict[str, PriorSpec]:
         scale = math.log(rows.extra["mean_spend"]) if rows is not None else 0.0
         return {"p": lognormal(0.0, 2.0), "q": lognormal(1.0, 1.5),
                 "v": lognormal(scale, 2.5)}
 
     _sigma_scale = 0.5
 
-    def _default_mu_priors(self, rows: Rows | None) -> dict[str, PriorSpec]:
+    def _default_mu_priors(self, rows: UniqueRows | None) -> dict[str, PriorSpec]:
         scale = math.log(rows.extra["mean_spend"]) if rows is not None else 0.0
         return {"log_p": normal(0.0, 2.0), "log_qm1": normal(0.5, 1.5),
                 "log_mean": normal(scale, 1.0)}
@@ -132,7 +131,7 @@ class BayesianGammaGamma(BayesianModel):
         return self
 
     # ---- predictions -----------------------------------------------------------------
-    def _spend_rows(self, rows: Rows, sl: slice) -> np.ndarray:
+    def _spend_rows(self, rows: UniqueRows, sl: slice) -> np.ndarray:
         codes = rows.extra["codes"][sl] if self.hierarchical else None
         p = self._row_params(codes)
         x, mx = rows.columns["x"][sl], rows.columns["m"][sl]
@@ -174,7 +173,7 @@ class BayesianGammaGamma(BayesianModel):
         rows = self._rows(rfm, fitting=False, unseen=unseen_segments, repeat_only=False)
         res = self._reduce(lambda sl: self._spend_rows(rows, sl), rows.n_rows,
                            "expected_spend", interval, pd.RangeIndex(rows.n_rows))
-        return expand(res, rows)
+        return rows.expand(res)
 
     def expected_spend_draws(self, rfm: pd.DataFrame, *,
                              unseen_segments: UnseenSegments = "raise") -> xr.DataArray:

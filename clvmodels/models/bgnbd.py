@@ -293,7 +293,7 @@ def bg_family_cumulative_expected(r: float, alpha: float, a: float, b: float, x:
     hypergeometric part depends on a customer only through (x, T), so it is evaluated once
     per distinct (x, T) pair and horizon, then scaled by each customer's P(alive).
     """
-    from clvmodels.rfm import unique_rows
+    from clvmodels.rows import unique_rows
 
     (ux, uT), inverse, _ = unique_rows([np.asarray(x, float), np.asarray(T, float)])
     s = b + ux + (1.0 if modified else 0.0)

@@ -47,7 +47,7 @@ the integrand above it; both are again differentiated exactly under the integral
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -441,33 +441,6 @@ def annual_to_continuous_rate(discount_rate: float, time_unit: str) -> float:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """Unique values of a UniqueRows's rows, so per-x and per-(x, t) work is done once."""
-
-    data: UniqueRows
-    ux: np.ndarray
-    inv_x: np.ndarray
-    x1: np.ndarray  # unique (x, T) pairs
-    t1: np.ndarray
-    inv1: np.ndarray
-    x2: np.ndarray  # unique (x, t_x) pairs
-    t2: np.ndarray
-    inv2: np.ndarray
-
-
-def _unique_pairs(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (x, t) pairs and each row's pair index (a lexsort: faster than np.unique)."""
-    order = np.lexsort((t, x))
-    xs, ts = x[order], t[order]
-    new = np.empty(len(x), dtype=bool)
-    new[:1] = True
-    new[1:] = (xs[1:] != xs[:-1]) | (ts[1:] != ts[:-1])
-    inverse = np.empty(len(x), dtype=np.intp)
-    inverse[order] = np.cumsum(new) - 1
-    return xs[new], ts[new], inverse
-
-
 class ParetoNBD(TransactionModel, MLEModel):
     """Pareto/NBD model (Schmittlein, Morrison & Colombo 1987), fitted by maximum likelihood.
 
@@ -494,16 +467,15 @@ class ParetoNBD(TransactionModel, MLEModel):
     simulator = staticmethod(simulate_paretonbd)
 
     # ---- likelihood on compressed rows -------------------------------------------------
-    def _prepare(self, d: UniqueRows) -> _Prepared:
-        cached = getattr(self, "_prepared", None)
-        if cached is not None and cached.data is d:
-            return cached
-        ux, inv_x = np.unique(d.x, return_inverse=True)
-        x1, t1, inv1 = _unique_pairs(d.x, d.T)
-        x2, t2, inv2 = _unique_pairs(d.x, d.tx)
-        prepared = _Prepared(d, ux, inv_x.ravel(), x1, t1, inv1, x2, t2, inv2)
-        self._prepared = prepared
-        return prepared
+    @staticmethod
+    def _prepare(d: UniqueRows) -> SimpleNamespace:
+        """Distinct x, (x, T) and (x, t_x) of the rows and each row's position among them
+        (cached on the rows), so per-x and per-pair work is done once."""
+        ux, inv_x, _ = d.levels("x")
+        (x1, t1), inv1, _ = d.levels("x", "T")
+        (x2, t2), inv2, _ = d.levels("x", "tx")
+        return SimpleNamespace(ux=ux, inv_x=inv_x, x1=x1, t1=t1, inv1=inv1, x2=x2, t2=t2,
+                               inv2=inv2)
 
     def _rows(self, p: dict[str, Any], d: UniqueRows) -> tuple[np.ndarray, np.ndarray]:
         """Per-row log-likelihood and gradient (4, n_rows) at scalar parameters ``p``.
@@ -551,7 +523,7 @@ class ParetoNBD(TransactionModel, MLEModel):
         try:
             super().fit(rfm, **kwargs)
         finally:
-            self._prepared = self._last_rows = self._totals = None
+            self._last_rows = self._totals = None
         return self
 
     def _loglik(self, p: dict[str, Any], d: Any, m: Any = NP) -> Any:

@@ -27,8 +27,8 @@ import pandas as pd
 from scipy import special
 
 from clvmodels.models.base import check_horizon
-from clvmodels.models.bayes_data import Rows, expand
 from clvmodels.models.hierarchical import plain_label
+from clvmodels.rows import UniqueRows
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -219,7 +219,7 @@ class PosteriorDraws:
                                     "customer_id": index.to_numpy()},
                             name=name, attrs={"index_name": str(dim)})
 
-    def _expanded_draws(self, compute: Callable[[slice], np.ndarray], rows: Rows,
+    def _expanded_draws(self, compute: Callable[[slice], np.ndarray], rows: UniqueRows,
                         name: str) -> xr.DataArray:
         """:meth:`_draws_array` over unique rows, expanded to the rows' customers."""
         unique = self._draws_array(compute, rows.n_rows, pd.RangeIndex(rows.n_rows), name)
@@ -286,7 +286,7 @@ class PurchaseChunks:
     loops). Never holds draws × customers × times at once.
     """
 
-    def __init__(self, model: TransactionPredictions, rows: Rows, times: np.ndarray,
+    def __init__(self, model: TransactionPredictions, rows: UniqueRows, times: np.ndarray,
                  coef: np.ndarray, draws: np.ndarray | None) -> None:
         self._model, self._rows, self._times, self._coef = model, rows, times, coef
         self._draws = draws
@@ -333,17 +333,18 @@ class TransactionPredictions:
     """
 
     # ---- per-row kernels (S, chunk[, k]) -------------------------------------------------
-    def _params_for(self, rows: Rows, sl: slice, extra_axes: int = 0) -> dict[str, np.ndarray]:
+    def _params_for(self, rows: UniqueRows, sl: slice, extra_axes: int = 0
+                    ) -> dict[str, np.ndarray]:
         codes = rows.extra["codes"][sl] if self.hierarchical else None
         return self._row_params(codes, extra_axes)
 
-    def _palive_rows(self, rows: Rows, sl: slice) -> np.ndarray:
+    def _palive_rows(self, rows: UniqueRows, sl: slice) -> np.ndarray:
         c = rows.columns
         p = self._params_for(rows, sl)
         return np.broadcast_to(self._probability_alive(p, c["x"][sl], c["tx"][sl], c["T"][sl]),
                                (self.n_draws, sl.stop - sl.start))
 
-    def _purchases_rows(self, rows: Rows, sl: slice, times: np.ndarray,
+    def _purchases_rows(self, rows: UniqueRows, sl: slice, times: np.ndarray,
                         coef: np.ndarray | None = None) -> np.ndarray:
         """Cumulative expected purchases at ``times`` for a chunk of rows: (S, chunk, k).
 
@@ -368,7 +369,7 @@ class TransactionPredictions:
         rows = self._rows(rfm, fitting=False, unseen=unseen_segments)
         res = self._reduce(lambda sl: self._palive_rows(rows, sl), rows.n_rows,
                            "probability_alive", interval, pd.RangeIndex(rows.n_rows))
-        return expand(res, rows)
+        return rows.expand(res)
 
     def probability_alive_draws(self, rfm: pd.DataFrame, *,
                                 unseen_segments: UnseenSegments = "raise") -> xr.DataArray:
@@ -379,7 +380,7 @@ class TransactionPredictions:
                                     "probability_alive")
 
     def _horizon_rows(self, rfm: pd.DataFrame, t: float | np.ndarray,
-                      unseen: UnseenSegments) -> tuple[Rows, np.ndarray | None]:
+                      unseen: UnseenSegments) -> tuple[UniqueRows, np.ndarray | None]:
         t_arr = check_horizon(t)
         if t_arr.ndim == 0:
             return self._rows(rfm, fitting=False, unseen=unseen), t_arr.reshape(1)
@@ -387,7 +388,7 @@ class TransactionPredictions:
             raise ValueError("t must be a scalar or have one value per customer")
         return self._rows(rfm, fitting=False, unseen=unseen, extra=t_arr), None
 
-    def _purchases_at(self, rows: Rows, times: np.ndarray | None, sl: slice) -> np.ndarray:
+    def _purchases_at(self, rows: UniqueRows, times: np.ndarray | None, sl: slice) -> np.ndarray:
         if times is not None:
             return self._purchases_rows(rows, sl, times)[..., 0]
         # one horizon per row: evaluate the rows' distinct horizons, keep each row's own
@@ -408,7 +409,7 @@ class TransactionPredictions:
         rows, times = self._horizon_rows(rfm, t, unseen_segments)
         res = self._reduce(lambda sl: self._purchases_at(rows, times, sl), rows.n_rows,
                            "expected_purchases", interval, pd.RangeIndex(rows.n_rows))
-        return expand(res, rows)
+        return rows.expand(res)
 
     def expected_purchases_draws(self, rfm: pd.DataFrame, t: float | np.ndarray, *,
                                  unseen_segments: UnseenSegments = "raise") -> xr.DataArray:
