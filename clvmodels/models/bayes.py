@@ -615,14 +615,10 @@ class BayesianModel(PosteriorDraws, BaseModel):
                 "diagnostics": self.diagnostics_,
                 "segment_sizes": (self._segment_sizes().tolist() if self.hierarchical
                                   else None),
-                **self._extra_fit_info(),
             },
         }
         return write_posterior(self.idata_, meta, path, include_data=include_data,
                                overwrite=overwrite)
-
-    def _extra_fit_info(self) -> dict[str, Any]:
-        return {}
 
     @classmethod
     def _from_idata(cls, idata: az.InferenceData, meta: dict[str, Any]) -> BayesianModel:
@@ -649,13 +645,9 @@ class BayesianModel(PosteriorDraws, BaseModel):
         model.fit_timings_ = info.get("timings", {})
         model.idata_ = idata
         model._draws_cache = None
-        model._load_extra_fit_info(info)
         model._set_params()
         model._diagnose(warn=False)
         return model
-
-    def _load_extra_fit_info(self, info: dict[str, Any]) -> None:
-        return None
 
     def __repr__(self) -> str:
         if hasattr(self, "params_"):

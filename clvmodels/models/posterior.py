@@ -256,8 +256,10 @@ class CustomerDraws:
         self.n_customers = int(n_customers)
 
     def take(self, customers: np.ndarray) -> np.ndarray:
+        """Draws ``(n_draws, len(customers))`` (a new C-ordered array) for ``customers``."""
         customers = np.asarray(customers, dtype=np.int64)
-        return np.broadcast_to(self._compute(customers), (self.n_draws, len(customers)))
+        out = np.broadcast_to(self._compute(customers), (self.n_draws, len(customers)))
+        return np.ascontiguousarray(out)
 
 
 @dataclass(frozen=True)
