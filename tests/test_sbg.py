@@ -273,6 +273,29 @@ def test_del_identities() -> None:
         math.fsum(sbg.survival(3.0, 2.0, t)), rel=1e-9)
 
 
+def test_derl_renewal_grid_equals_the_element_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Posterior draws x renewal counts go through one 2F1 per draw and the downward
+    recurrence (sbg._log_derl_renewals); it must equal the element-by-element 2F1."""
+    rng = np.random.default_rng(4)
+    a = rng.uniform(0.3, 4.0, (40, 1))
+    b = rng.uniform(0.5, 30.0, (40, 1))
+    periods = np.r_[1, 2, rng.integers(1, 600, 60), 1000]
+    churned = periods % 7 == 0
+    for d in (0.0, 1e-4, 0.01, 0.3):
+        grid = sbg.discounted_expected_residual_lifetime(a, b, periods, churned, d)
+        flat = [v.ravel() for v in np.broadcast_arrays(a, b, periods - 1.0, d)]
+        assert sbg._log_derl_renewals(*flat) is not None  # the grid path is taken
+        with monkeypatch.context() as patch:
+            patch.setattr(sbg, "_log_derl_renewals", lambda *args: None)
+            element = sbg.discounted_expected_residual_lifetime(a, b, periods, churned, d)
+        finite = np.isfinite(element)
+        assert np.array_equal(finite, np.isfinite(grid))
+        np.testing.assert_allclose(grid[finite], element[finite], rtol=1e-10)
+        if d == 0:
+            assert np.isinf(grid[(a[:, 0] <= 1)][:, ~churned]).all()
+        assert np.all(grid[:, churned] == 0)
+
+
 def test_churned_customers_have_no_residual_value() -> None:
     got = sbg.discounted_expected_residual_lifetime(0.7, 1.2, [3, 3], [True, False], 0.1)
     assert got[0] == 0 and got[1] > 0
