@@ -420,3 +420,14 @@ def test_input_is_not_modified() -> None:
     for engine in ("pandas", "duckdb"):
         contract_summary(frame, observation_end="2024-06-30", engine=engine)
         pd.testing.assert_frame_equal(frame, before)
+
+
+def test_duckdb_csv_type_guess_is_retried_on_every_row(tmp_path: Path) -> None:
+    """Numeric-looking ids for DuckDB's sniffing sample, then a text id far down the file."""
+    ids = [str(i) for i in range(25_000)] + ["x-last"]
+    frame = pd.DataFrame({"customer_id": ids, "start": "2024-01-31", "end": None})
+    frame.to_csv(tmp_path / "late.csv", index=False)
+    got = contract_summary(tmp_path / "late.csv", observation_end="2024-03-01", engine="duckdb")
+    ref = contract_summary(tmp_path / "late.csv", observation_end="2024-03-01")
+    pd.testing.assert_frame_equal(got, ref)
+    assert got.loc["x-last", "periods"] == 2

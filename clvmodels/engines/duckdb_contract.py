@@ -219,7 +219,7 @@ def _day_sql(con: duckdb.DuckDBPyConnection, raw: str, sql_type: str, column: st
 
 def _file_source(con: duckdb.DuckDBPyConnection,
                  source: str | os.PathLike | Sequence[str | os.PathLike],
-                 cols: list[str], date_format: str | None) -> _Source:
+                 cols: list[str], date_format: str | None, full_sniff: bool) -> _Source:
     paths = _resolve_paths(source)
     kinds = {"parquet" if p.lower().endswith(_PARQUET_SUFFIXES) else "csv" for p in paths}
     if len(kinds) > 1:
@@ -233,6 +233,8 @@ def _file_source(con: duckdb.DuckDBPyConnection,
     else:
         na = "[" + ", ".join(_literal(s) for s in CSV_NA_STRINGS) + "]"
         options = f"header = true, union_by_name = true, nullstr = {na}"
+        if full_sniff:
+            options += ", sample_size = -1"
         described = _describe(con, f"read_csv({files}, {options})")
         _require(described, cols, description)
         # dates are text here, parsed by the rules (never by DuckDB's per-file sniffing)
@@ -390,27 +392,39 @@ def contract_summary_duckdb(
             f"Parquet files, got {type(subscriptions).__name__}")
     limit, n_threads = _settings(memory_limit, threads)
     cols = list(dict.fromkeys([customer_id_col, start_col, end_col]))
-    with tempfile.TemporaryDirectory(prefix="clvmodels-duckdb-") as spill:
-        con = duckdb.connect(":memory:", config={"memory_limit": limit, "threads": n_threads,
-                                                 "temp_directory": spill})
-        try:
-            return _run(con, subscriptions, cols=cols, observation_end=obs, period=period,
-                        date_format=date_format, max_gap_days=int(max_gap_days),
-                        reactivations=reactivations)
-        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+
+    def attempt(full_sniff: bool) -> pd.DataFrame:
+        with tempfile.TemporaryDirectory(prefix="clvmodels-duckdb-") as spill:
+            con = duckdb.connect(":memory:", config={
+                "memory_limit": limit, "threads": n_threads, "temp_directory": spill})
+            try:
+                return _run(con, subscriptions, cols=cols, observation_end=obs, period=period,
+                            date_format=date_format, max_gap_days=int(max_gap_days),
+                            reactivations=reactivations, full_sniff=full_sniff)
+            finally:
+                con.close()
+
+    try:
+        return attempt(False)
+    except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+        if isinstance(subscriptions, pd.DataFrame):
             raise ValidationError(f"could not read the subscriptions: {exc}") from exc
-        finally:
-            con.close()
+        # DuckDB guessed a CSV column's type from a sample of rows and a later value does
+        # not fit: guess again from every row, once
+        try:
+            return attempt(True)
+        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc2:
+            raise ValidationError(f"could not read the subscriptions: {exc2}") from exc2
 
 
 def _run(con: duckdb.DuckDBPyConnection,
          subscriptions: pd.DataFrame | str | os.PathLike | Sequence[str | os.PathLike], *,
          cols: list[str], observation_end: pd.Timestamp, period: str, date_format: str | None,
-         max_gap_days: int, reactivations: str) -> pd.DataFrame:
+         max_gap_days: int, reactivations: str, full_sniff: bool = False) -> pd.DataFrame:
     if isinstance(subscriptions, pd.DataFrame):
         source = _frame_source(con, subscriptions, cols, date_format)
     else:
-        source = _file_source(con, subscriptions, cols, date_format)
+        source = _file_source(con, subscriptions, cols, date_format, full_sniff)
     obs = int((observation_end - pd.Timestamp("1970-01-01")).days)
     # one pass over the records: parsed rows with the count of identical records
     con.execute(
