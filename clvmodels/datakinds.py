@@ -110,11 +110,27 @@ class DataKind:
     validate: Callable[[pd.DataFrame, str], None]
     #: customers the kind's models use (e.g. spend: repeat buyers); None = all
     uses: Callable[[pd.DataFrame], np.ndarray] | None = None
+    #: other accepted names of a column (discrete data often call the opportunities periods)
+    alternatives: Mapping[str, str] | None = None
+
+    def conform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with an alternative column name mapped to the contract's (a renamed
+        copy; the caller's frame is not touched)."""
+        if not self.alternatives:
+            return frame
+        renames = {alt: col for col, alt in self.alternatives.items()
+                   if col not in frame.columns and alt in frame.columns}
+        if not renames:
+            return frame
+        out = frame.rename(columns=renames)
+        out.attrs = dict(frame.attrs)
+        return out
 
 
 KINDS: dict[str, DataKind] = {
     "continuous": DataKind("continuous", ("frequency", "recency", "T"), validate_continuous),
-    "discrete": DataKind("discrete", ("frequency", "recency", "T"), validate_discrete),
+    "discrete": DataKind("discrete", ("frequency", "recency", "T"), validate_discrete,
+                         alternatives={"T": "periods"}),
     "spend": DataKind("spend", ("frequency", "monetary_value"), validate_spend,
                       uses=lambda f: f["frequency"].to_numpy(dtype=float) > 0),
     "contractual": DataKind("contractual", ("periods", "churned"), validate_contract),
@@ -124,7 +140,7 @@ KINDS: dict[str, DataKind] = {
 def validate_kind(frame: pd.DataFrame, kind: str, what: str | None = None) -> None:
     """Validate ``frame`` against the column contract of ``kind``."""
     spec = KINDS[kind]
-    spec.validate(frame, what or f"{kind} data")
+    spec.validate(spec.conform(frame), what or f"{kind} data")
 
 
 def resolve_weights(frame: pd.DataFrame, weights: str | np.ndarray | pd.Series | None
@@ -162,6 +178,7 @@ def kind_rows(frame: pd.DataFrame, kind: str, *, weights: str | np.ndarray | Non
               what: str | None = None) -> UniqueRows:
     """Validate ``frame`` as ``kind`` and compress it to unique rows with weights."""
     spec = KINDS[kind]
+    frame = spec.conform(frame)
     if validate:
         spec.validate(frame, what or f"{kind} data")
     w = resolve_weights(frame, weights)

@@ -67,6 +67,7 @@ def frame_arrays(frame: pd.DataFrame, kind: str, *, time_unit: str | None = None
     is refused, because every prediction silently depends on it.
     """
     spec = KINDS[kind]
+    frame = spec.conform(frame)
     spec.validate(frame, what or ("RFM frame" if kind == "continuous" else f"{kind} data"))
     check_time_unit(frame, time_unit, what or "the data")
     return [frame[c].astype(float).to_numpy(dtype=float) for c in spec.columns], frame.index

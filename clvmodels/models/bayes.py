@@ -58,6 +58,7 @@ from clvmodels.models.posterior import (
     TransactionPredictions,
     UnseenSegments,
 )
+from clvmodels.models.posterior_contractual import ContractualPredictions
 from clvmodels.models.priors import PriorSpec, hyperpriors, prior_rv, validate_priors
 from clvmodels.models.sampling import (
     Sampler,
@@ -76,6 +77,7 @@ __all__ = [
     "CHUNK_CELLS",
     "DEFAULT_INTERVAL",
     "HEAVY_CELLS",
+    "BayesianContractualModel",
     "BayesianModel",
     "BayesianTransactionModel",
     "Factored",
@@ -142,6 +144,10 @@ class BayesianModel(PosteriorDraws, BaseModel):
     observed_column: ClassVar[str] = ""
     #: the unconstrained latents of the hierarchical parametrisation
     latents: ClassVar[tuple[str, ...]] = ()
+    #: whether the likelihood can take its data columns as factored distinct values (the
+    #: BG family and Gamma-Gamma, written with elementwise operations); a likelihood that
+    #: builds arrays from its data (BG/BB's padded sum) gets them as plain numpy columns
+    factored_data: ClassVar[bool] = True
 
     def __init__(self, priors: Mapping[str, PriorSpec] | None = None,
                  segment_col: str | None = None,
@@ -190,9 +196,48 @@ class BayesianModel(PosteriorDraws, BaseModel):
     _mle_class: ClassVar[type | None] = None
 
     def _rows(self, rfm: pd.DataFrame, *, fitting: bool,
-              unseen: UnseenSegments = "raise") -> UniqueRows:
-        """Validate ``rfm`` and compress it to the likelihood's unique rows."""
+              unseen: UnseenSegments = "raise", weights: Any = None) -> UniqueRows:
+        """Validate ``rfm`` and compress it to the likelihood's unique rows (``weights``:
+        counts of identical customers per row of ``rfm``, when fitting)."""
         raise NotImplementedError
+
+    def _kind_rows(self, data: pd.DataFrame, *, fitting: bool, unseen: UnseenSegments,
+                   weights: Any, sort_columns: tuple[str, ...], names: dict[str, str],
+                   extra: np.ndarray | None = None) -> UniqueRows:
+        """Unique rows of the data kind's columns (validated, in the model's time unit) and
+        the segment code, in the order of ``sort_columns`` (frame names) with the segment
+        first; ``names`` maps frame names to the likelihood's column names."""
+        from clvmodels.datakinds import KINDS, resolve_weights
+        from clvmodels.models.base import frame_arrays
+
+        spec = KINDS[self.data_kind]
+        data = spec.conform(data)
+        cols, index = frame_arrays(data, self.data_kind,
+                                   time_unit=None if fitting else self.time_unit_)
+        by_name = dict(zip(spec.columns, cols, strict=True))
+        w = resolve_weights(data, weights) if fitting else None
+        codes = self._segment_codes(data, fitting=fitting, unseen=unseen)
+        keep = spec.uses(data) if spec.uses is not None else np.ones(len(data), dtype=bool)
+        keys = [codes.astype(float)[keep]] + [by_name[c][keep] for c in sort_columns]
+        if extra is not None:
+            keys.append(np.asarray(extra, dtype=float)[keep])
+        uniq, inv_kept, counts = unique_rows(keys) if keep.any() else (
+            [np.empty(0) for _ in keys], np.empty(0, dtype=np.int64), np.empty(0))
+        if w is not None and keep.any():
+            counts = np.bincount(inv_kept, weights=w[keep], minlength=len(uniq[0]))
+        inverse = np.full(len(data), -1, dtype=np.int64)
+        inverse[keep] = inv_kept
+        columns = {names[c]: uniq[1 + j] for j, c in enumerate(sort_columns)}
+        if self.hierarchical:
+            columns["segment"] = uniq[0]
+        unit = data.attrs.get("time_unit") if fitting else self.time_unit_
+        out = UniqueRows(columns, np.asarray(counts, dtype=np.int64), inverse, index, unit)
+        out.extra["codes"] = uniq[0].astype(np.int64)
+        if extra is not None:
+            out.extra["t"] = uniq[-1]
+        if fitting:
+            self._fit_weights = w
+        return out
 
     # ---- helpers ---------------------------------------------------------------------
     @property
@@ -235,7 +280,8 @@ class BayesianModel(PosteriorDraws, BaseModel):
         else:
             est, se = segment_mle_latents(
                 rfm, self._segment_codes(rfm, fitting=False), len(labels), self._mle_class,
-                self.param_names, self.latents, self._latent_from_natural)
+                self.param_names, self.latents, self._latent_from_natural,
+                weights=getattr(self, "_fit_weights", None))
             w = centring_weights(est, se)
         return pd.DataFrame(w, index=labels, columns=list(self.latents))
 
@@ -265,12 +311,20 @@ class BayesianModel(PosteriorDraws, BaseModel):
             coords["segment"] = [str(s) for s in self.segment_labels_]
         space = RowSpace(rows.columns)
         space.index_constant = pt.as_tensor_variable
-        fm = factored_namespace(tensor_namespace())
         weights = pt.as_tensor_variable(rows.weights.astype(float))
         names = self.param_names
         hier = self.hierarchical
+        factored = self.factored_data
+        fm = factored_namespace(tensor_namespace()) if factored else tensor_namespace()
+        plain = SimpleNamespace(**{c: np.asarray(rows.columns[c], dtype=float)
+                                   for c in self.data_columns})
+        seg = rows.extra["codes"] if hier else None
 
         def logp(value: Any, *params: Any) -> Any:
+            if not factored:  # plain columns; per-row parameters gathered by segment
+                p = ({n: v[0][seg] for n, v in zip(names, params, strict=True)} if hier
+                     else dict(zip(names, params, strict=True)))
+                return weights * self._loglik(p, plain, fm)
             if hier:  # params arrive as (1, n_segments): see the CustomDist signature
                 p = {n: space.segment_values(v[0]) for n, v in zip(names, params, strict=True)}
             else:
@@ -309,11 +363,15 @@ class BayesianModel(PosteriorDraws, BaseModel):
         target_accept: float | None = None,
         log_likelihood: bool | Literal["auto"] = "auto",
         progressbar: bool = False,
+        weights: str | np.ndarray | None = None,
     ) -> BayesianModel:
         """Sample the posterior with NUTS on the unique rows of ``rfm`` (weighted).
 
         Parameters
         ----------
+        weights
+            A column name or one count per row: how many identical customers each row of
+            ``rfm`` stands for (pre-aggregated data), as for the MLE models.
         draws, tune, chains
             Posterior draws kept per chain, tuning iterations per chain, number of chains.
         random_seed
@@ -346,7 +404,7 @@ class BayesianModel(PosteriorDraws, BaseModel):
             if not isinstance(value, int | np.integer) or value < (0 if name == "tune" else 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         started = time.perf_counter()
-        rows = self._rows(rfm, fitting=True)
+        rows = self._rows(rfm, fitting=True, weights=weights)
         if rows.n_rows == 0:
             raise ValidationError("no customers to fit on")
         defaults = (self._default_hyperpriors(rows) if self.hierarchical
@@ -666,20 +724,25 @@ class BayesianTransactionModel(TransactionPredictions, BayesianModel):
     observed_column = "x"
 
     def _rows(self, rfm: pd.DataFrame, *, fitting: bool,
-              unseen: UnseenSegments = "raise", extra: np.ndarray | None = None) -> UniqueRows:
-        from clvmodels.models.base import rfm_arrays
-
-        x, tx, T, index = rfm_arrays(rfm, time_unit=None if fitting else self.time_unit_)
-        codes = self._segment_codes(rfm, fitting=fitting, unseen=unseen)
+              unseen: UnseenSegments = "raise", extra: np.ndarray | None = None,
+              weights: Any = None) -> UniqueRows:
         # sorted by (segment, x, T, t_x): rows sharing (segment, x, T) are adjacent
-        cols = [codes.astype(float), x, T, tx] + ([extra] if extra is not None else [])
-        uniq, inverse, counts = unique_rows(cols)
-        columns = {"x": uniq[1], "tx": uniq[3], "T": uniq[2]}
-        if self.hierarchical:
-            columns["segment"] = uniq[0]
-        out = UniqueRows(columns, counts.astype(np.int64), inverse, index,
-                   rfm.attrs.get("time_unit") if fitting else self.time_unit_)
-        out.extra["codes"] = uniq[0].astype(np.int64)
-        if extra is not None:
-            out.extra["t"] = uniq[4]
-        return out
+        return self._kind_rows(rfm, fitting=fitting, unseen=unseen, weights=weights,
+                               sort_columns=("frequency", "T", "recency"),
+                               names={"frequency": "x", "T": "T", "recency": "tx"},
+                               extra=extra)
+
+
+class BayesianContractualModel(ContractualPredictions, BayesianModel):
+    """A Bayesian contractual model on ``(periods, churned)``: the data compression; the
+    predictions are :class:`~clvmodels.models.posterior_contractual.ContractualPredictions`.
+    """
+
+    data_columns = ("periods", "churned")
+    observed_column = "periods"
+
+    def _rows(self, data: pd.DataFrame, *, fitting: bool,
+              unseen: UnseenSegments = "raise", weights: Any = None) -> UniqueRows:
+        return self._kind_rows(data, fitting=fitting, unseen=unseen, weights=weights,
+                               sort_columns=("periods", "churned"),
+                               names={"periods": "periods", "churned": "churned"})

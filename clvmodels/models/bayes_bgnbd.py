@@ -82,6 +82,7 @@ class BayesianBetaGeo(BayesianTransactionModel):
     _expected_purchases = _BGFamily._expected_purchases
     _expected_new = _BGFamily._expected_new
     _pmf = _BGFamily._pmf
+    _conditional_pmf = _BGFamily._conditional_pmf
 
     def _default_priors(self, rows: UniqueRows | None) -> dict[str, PriorSpec]:
         month = _month_in(rows.time_unit if rows is not None else None)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from clvmodels._validation import ValidationError, validate_rfm
+from clvmodels._validation import ValidationError
+from clvmodels.datakinds import resolve_weights, validate_spend
 from clvmodels.models.bayes import BayesianModel
 from clvmodels.models.gammagamma import GammaGamma, expected_spend, population_mean_spend
 from clvmodels.models.posterior import CustomerDraws, UnseenSegments, check_draws
@@ -67,18 +68,23 @@ class BayesianGammaGamma(BayesianModel):
     _loglik = GammaGamma._loglik
 
     def _rows(self, rfm: pd.DataFrame, *, fitting: bool, unseen: UnseenSegments = "raise",
-              repeat_only: bool = True) -> UniqueRows:
-        validate_rfm(rfm, require_monetary=True)
+              repeat_only: bool = True, weights: Any = None) -> UniqueRows:
+        validate_spend(rfm)
+        w = resolve_weights(rfm, weights) if fitting else None
         codes = self._segment_codes(rfm, fitting=fitting, unseen=unseen)
         x = rfm["frequency"].to_numpy(float)
         mx = np.where(x > 0, rfm["monetary_value"].to_numpy(float), 0.0)
         use = x > 0 if repeat_only else np.ones(len(x), dtype=bool)
-        if fitting and use.sum() < 2:
+        n_use = int(use.sum()) if w is None else int(w[use].sum())
+        if fitting and n_use < 2:
             raise ValidationError(
                 "column 'frequency': the Gamma-Gamma model needs at least 2 repeat buyers "
-                f"(frequency > 0); found {int(use.sum())}"
+                f"(frequency > 0); found {n_use}"
             )
         (ucodes, ux, um), inv, counts = unique_rows([codes[use].astype(float), x[use], mx[use]])
+        if w is not None:
+            counts = np.bincount(inv, weights=w[use], minlength=len(ux)).astype(np.int64)
+            self._fit_weights = w
         inverse = np.full(len(x), -1, dtype=np.int64)
         inverse[use] = inv
         columns = {"x": ux, "m": um}
@@ -150,7 +156,7 @@ class BayesianGammaGamma(BayesianModel):
         p v / (q - 1) per draw.
         """
         self._check_fitted()
-        validate_rfm(rfm, require_monetary=True)
+        validate_spend(rfm)
         codes = self._segment_codes(rfm, fitting=False, unseen=unseen_segments)
         x = rfm["frequency"].to_numpy(float)
         mx = np.where(x > 0, rfm["monetary_value"].to_numpy(float), 0.0)

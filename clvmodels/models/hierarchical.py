@@ -135,6 +135,7 @@ def segment_mle_latents(
     param_names: Sequence[str],
     latents: Sequence[str],
     latent_from_natural: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per segment: the maximum-likelihood twin's latents and their standard errors.
 
@@ -160,7 +161,8 @@ def segment_mle_latents(
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                mle = mle_class().fit(part)
+                mle = mle_class().fit(part, weights=None if weights is None
+                                      else weights[codes == s_])
         except (ValueError, ArithmeticError, RuntimeError, np.linalg.LinAlgError):
             continue  # no usable fit: this segment is sampled non-centred
         if not getattr(mle, "converged_", False):

@@ -470,6 +470,32 @@ class TransactionPredictions:
         return xr.DataArray(vals.reshape(shape), dims=dims, coords=coords,
                             name="expected_purchases_new_customer")
 
+    def conditional_purchase_count_probability(self, rfm: pd.DataFrame, n: int | np.ndarray,
+                                               t: float, *,
+                                               unseen_segments: UnseenSegments = "raise"
+                                               ) -> pd.DataFrame:
+        """Posterior predictive P(Y(t) = n | history) per customer, one column per n: the
+        family's conditional pmf averaged over the posterior draws (in chunks of rows)."""
+        self._check_fitted()
+        n_arr = np.atleast_1d(np.asarray(n))
+        if np.any(n_arr < 0) or np.any(n_arr != np.round(n_arr)):
+            raise ValueError("n must be non-negative integers")
+        t_arr = check_horizon(t)
+        if t_arr.ndim > 0:
+            raise ValueError("t must be a scalar")
+        rows = self._rows(rfm, fitting=False, unseen=unseen_segments)
+        c = rows.columns
+        out = np.empty((rows.n_rows, len(n_arr)))
+        counts = n_arr.astype(float)[None, :]
+        for sl in self._chunks(rows.n_rows, len(n_arr)):
+            p = self._params_for(rows, sl, extra_axes=1)
+            x, tx, T = (c[k][sl, None] for k in ("x", "tx", "T"))
+            vals = self._conditional_pmf(p, counts, x, tx, T, t_arr)
+            out[sl] = np.broadcast_to(vals, (self.n_draws, sl.stop - sl.start,
+                                             len(n_arr))).mean(axis=0)
+        frame = pd.DataFrame(out, columns=[int(v) for v in n_arr])
+        return rows.expand(frame)
+
     def purchase_count_probability_at(self, params: dict[str, np.ndarray], n: Any, t: Any
                                       ) -> np.ndarray:
         """P(X(t) = n), a new customer's repeat purchases in (0, t], at the given parameters.
