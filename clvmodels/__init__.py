@@ -10,6 +10,7 @@ only when they are fitted.
 
 from clvmodels._validation import ValidationError
 from clvmodels._version import __version__
+from clvmodels.contract import contract_summary
 from clvmodels.evaluation import ModelComparison, compare_models
 from clvmodels.models import registry as _registry
 from clvmodels.models.base import ConvergenceWarning, NotFittedError
@@ -39,6 +40,7 @@ __all__ = [
     "calibration_holdout_split",
     "compare_models",
     "compress_rfm",
+    "contract_summary",
     "customer_lifetime_value",
     "load_model",
     "rfm_summary",

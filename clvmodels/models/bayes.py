@@ -28,6 +28,7 @@ parametrisation), :mod:`~clvmodels.models.sampling` (NUTS and convergence checks
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 import warnings
@@ -538,11 +539,14 @@ class BayesianModel(PosteriorDraws, BaseModel):
         return list(self.param_names)
 
     def summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
-        """Posterior table: mean, sd, HDI, MCSE, bulk/tail ESS and R-hat per parameter.
+        """Posterior table in the schema every model shares, plus the sampler's columns.
 
-        ``attrs`` carry the divergence count, number of chains and draws, timings and the
-        time unit. For a hierarchical model the per-segment rows are labelled
-        ``r[segment]``.
+        The shared columns (as for maximum-likelihood models): ``estimate`` (posterior mean),
+        ``se`` (posterior sd), ``lower 95%`` / ``upper 95%`` (central 95% interval); then
+        ArviZ's mean, sd, HDI, MCSE, bulk/tail ESS and R-hat per parameter, and
+        ``divergences`` (the fit's total). ``attrs`` carry the divergence count, number of
+        chains and draws, timings and the time unit. For a hierarchical model the
+        per-segment rows are labelled ``r[segment]``.
         """
         self._check_fitted()
         import arviz as az
@@ -551,10 +555,88 @@ class BayesianModel(PosteriorDraws, BaseModel):
             warnings.simplefilter("ignore")
             out = az.summary(self.idata_, var_names=self._summary_vars(), hdi_prob=hdi_prob,
                              round_to="none")
+        ci = self._interval_table(0.05, self._summary_vars())
+        shared = pd.DataFrame({"estimate": out["mean"], "se": out["sd"],
+                               "lower 95%": ci["lower"].reindex(out.index),
+                               "upper 95%": ci["upper"].reindex(out.index)})
+        out = pd.concat([shared, out], axis=1)
+        out["divergences"] = self.diagnostics_.get("divergences", 0)
         out.attrs.update(self.diagnostics_)
         out.attrs["time_unit"] = self.time_unit_
         out.attrs["timings"] = dict(getattr(self, "fit_timings_", {}))
         return out
+
+    def _interval_table(self, alpha: float, var_names: list[str]) -> pd.DataFrame:
+        """Central 1 - alpha posterior intervals, rows labelled like ArviZ's summary."""
+        post = self.idata_.posterior
+        rows: dict[str, tuple[float, float]] = {}
+        for name in var_names:
+            values = post[name].to_numpy()
+            flat = values.reshape(values.shape[0] * values.shape[1], -1)
+            lo, hi = np.quantile(flat, [alpha / 2, 1 - alpha / 2], axis=0)
+            extra = [d for d in post[name].dims if d not in ("chain", "draw")]
+            labels = ([name] if not extra else
+                      [f"{name}[{v}]" for v in post[name][extra[0]].to_numpy()])
+            for label, a, b in zip(labels, lo, hi, strict=True):
+                rows[label] = (float(a), float(b))
+        return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Central posterior intervals of probability 1 - ``alpha`` for the parameters
+        (columns ``lower``, ``upper``; the same method name as the MLE models')."""
+        self._check_fitted()
+        if not (isinstance(alpha, int | float) and 0 < alpha < 1):
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        return self._interval_table(float(alpha), list(self.param_names))
+
+    @classmethod
+    def from_params(cls, *, time_unit: str | None = None, **params: Any) -> BayesianModel:
+        """A fitted model from known parameters: each a number or a 1-D array of posterior
+        draws (all the same length), e.g. draws kept in a database or from another tool.
+
+        The model predicts with those draws (one chain); it has no data, so LOO and the
+        sampler diagnostics are unavailable. Non-hierarchical only.
+        """
+        import arviz as az
+
+        missing = [n for n in cls.param_names if n not in params]
+        extra = [n for n in params if n not in cls.param_names]
+        if missing or extra:
+            raise ValueError(f"{cls.__name__} takes parameters {list(cls.param_names)}"
+                             + (f"; missing {missing}" if missing else "")
+                             + (f"; unknown {extra}" if extra else ""))
+        arrays = {n: np.atleast_1d(np.asarray(params[n], dtype=float)) for n in cls.param_names}
+        sizes = {len(v) for v in arrays.values() if v.ndim == 1}
+        if any(v.ndim != 1 for v in arrays.values()) or len(sizes - {1}) > 1:
+            raise ValueError("each parameter must be a number or a 1-D array of draws, all "
+                             "arrays of the same length")
+        n_draws = max(sizes)
+        for n, v in arrays.items():
+            if not np.all(np.isfinite(v) & (v > 0)):
+                raise ValueError(f"parameter {n!r} must be positive and finite")
+            arrays[n] = np.broadcast_to(v, (n_draws,)).copy()
+        if time_unit is not None:
+            from clvmodels._summary_rules import time_unit_days
+
+            time_unit_days(time_unit)
+        model = cls()
+        logger = logging.getLogger("arviz")  # one chain is what the user gave: no warning
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            model.idata_ = az.from_dict(posterior={n: v[None, :] for n, v in arrays.items()})
+        finally:
+            logger.setLevel(level)
+        model.time_unit_ = time_unit
+        model.priors_ = {}
+        model.n_customers_ = 0
+        model.n_unique_rows_ = 0
+        model._draws_cache = None
+        model._set_params()
+        model.diagnostics_ = {"chains": 1, "draws": n_draws, "divergences": 0,
+                              "max_rhat": float("nan"), "min_ess_bulk": float("nan"),
+                              "min_ess_tail": float("nan")}
+        return model
 
     def summary_text(self) -> str:
         """The summary table with the sampling diagnostics, as text."""

@@ -23,6 +23,7 @@ __all__ = [
     "model_names",
     "models",
     "register",
+    "simulate",
 ]
 
 #: data kinds a model can be fitted on (see :mod:`clvmodels.datakinds`)
@@ -109,6 +110,24 @@ def get_model(name: str) -> type:
             return cls
     known = ", ".join(model_names())
     raise ValueError(f"unknown model {name!r}; use one of {known}")
+
+
+def simulate(model: Any, n_customers: int, *, params: dict[str, float] | None = None,
+             **options: Any) -> Any:
+    """Simulate customers from a model family: ``model`` is a registry name, a class or a
+    fitted model (whose ``params_`` are used unless ``params`` is given). ``options`` go to
+    the family's simulator (e.g. ``T=``, ``n_periods=``, ``random_seed=``)."""
+    cls = get_model(model) if isinstance(model, str) else (
+        model if isinstance(model, type) else type(model))
+    twin = getattr(cls, "_mle_class", None) or cls
+    simulator = getattr(twin, "simulator", None)
+    if simulator is None:
+        raise ValueError(f"{cls.__name__} has no simulator")
+    if params is None:
+        if isinstance(model, str | type) or not hasattr(model, "params_"):
+            raise ValueError("give params= (or a fitted model) to simulate from")
+        params = {k: float(v) for k, v in model.params_.items()}
+    return simulator(n_customers, **params, **options)
 
 
 def label_of(model: Any) -> str:
