@@ -21,13 +21,14 @@ table                                          drawn by (:mod:`clvmodels.plottin
 =============================================  =================================================
 
 The same functions serve maximum-likelihood and Bayesian models: for a Bayesian model (one
-with ``is_bayesian``) a table gives the posterior mean and, where it says so, the central
-``interval`` (90% by default) of the posterior. Bayesian quantities that the models do not
-expose directly (the purchase-count distribution per posterior draw, the spend density per
-draw) are computed from the model's public ``parameter_draws`` with the family's own
-broadcasting functions (e.g. ``purchase_count_probability_at``), on an evenly thinned set of
-at most ``max_draws`` draws. Everything is vectorised over customers: customers are grouped by
-the few values a quantity depends on (T for the calibration histogram, the first-purchase day
+for which :func:`~clvmodels.models.protocol.is_posterior` holds) a table gives the posterior
+mean and, where it says so, the central ``interval`` (90% by default) of the posterior.
+Bayesian quantities that the models do not expose directly (the purchase-count distribution
+per posterior draw, the spend density per draw) are computed from the model's public
+``parameter_draws`` with the family's own broadcasting functions (e.g.
+``purchase_count_probability_at``), on an evenly thinned set of at most ``max_draws`` draws.
+Everything is vectorised over customers: customers are grouped by the few values a quantity
+depends on (T for the calibration histogram, the first-purchase day
 for tracking, x for the spend density) and never looped over in Python.
 
 This module draws nothing and does not import matplotlib.
@@ -45,7 +46,8 @@ from scipy import stats
 
 from clvmodels._summary_rules import as_day
 from clvmodels._validation import ValidationError, require_columns
-from clvmodels.models.base import rfm_arrays
+from clvmodels.models.base import NotFittedError, rfm_arrays
+from clvmodels.models.protocol import is_posterior
 from clvmodels.models.registry import label_of
 from clvmodels.rfm import prepare_transactions, time_unit_days
 
@@ -79,11 +81,6 @@ Period = str | float
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-
-
-def _is_bayesian(model: Any) -> bool:
-    """Whether ``model`` is a Bayesian model (posterior draws in ``idata_``)."""
-    return bool(getattr(model, "is_bayesian", False))
 
 
 def _model_label(model: Any, label: str | None = None) -> str:
@@ -127,7 +124,7 @@ def _draw_index(total: int, k: int, *, repeat: bool = False) -> np.ndarray:
 
 def _segment_codes(model: Any, frame: pd.DataFrame) -> np.ndarray:
     """Each customer's segment code for a hierarchical Bayesian model (0 otherwise)."""
-    if not (_is_bayesian(model) and getattr(model, "segment_col", None)):
+    if not (is_posterior(model) and getattr(model, "segment_col", None)):
         return np.zeros(len(frame), dtype=np.int64)
     return model.segment_codes(frame)
 
@@ -141,8 +138,10 @@ def _param_draws(model: Any, codes: np.ndarray, max_draws: int, *, repeat: bool 
     group taking its segment's parameters when the model is hierarchical.
     """
     codes = np.asarray(codes, dtype=np.int64)
-    if not _is_bayesian(model):
-        model._check_fitted()
+    if not is_posterior(model):
+        if not hasattr(model, "params_"):
+            raise NotFittedError(f"this {type(model).__name__} is not fitted yet: call "
+                                 "fit(data) first")
         return {n: np.full((1, len(codes)), float(v)) for n, v in model.params_.items()}
     params, _ = model.parameter_draws()  # {name: (S, n_segments or 1)}
     take = _draw_index(model.n_draws, max_draws, repeat=repeat)
@@ -153,7 +152,7 @@ def _with_segment(model: Any, frame: pd.DataFrame, segment: Any) -> dict[str, An
     """For a hierarchical model, add ``segment`` to a constructed frame; the keyword
     arguments its predictions then need (``unseen_segments="population"`` for ``None``)."""
     col = getattr(model, "segment_col", None)
-    if not (_is_bayesian(model) and col):
+    if not (is_posterior(model) and col):
         return {}
     if segment is None:
         frame[col] = "__population__"  # not a fitted segment: predicted at population level
@@ -215,7 +214,7 @@ def _histogram_probabilities(model: Any, rfm: pd.DataFrame, max_frequency: int,
     g_T = keys.index.get_level_values("T").to_numpy(float)
     counts = keys.to_numpy(dtype=float)
     n = np.arange(k, dtype=float)
-    if _is_bayesian(model):
+    if is_posterior(model):
         pmf = getattr(model, "purchase_count_probability_at", None)
         if pmf is None:
             raise NotImplementedError(f"{type(model).__name__} has no purchase-count "
@@ -261,7 +260,7 @@ def calibration_histogram_table(model: Any, rfm: pd.DataFrame, max_frequency: in
     expected = expected_draws.mean(axis=0)
     out = pd.DataFrame({"actual": actual, "expected": expected},
                        index=pd.Index(_frequency_labels(max_frequency), name="frequency"))
-    if _is_bayesian(model) and interval is not None:
+    if is_posterior(model) and interval is not None:
         out["expected_lower"], out["expected_upper"] = _quantiles(expected_draws, interval)
     with np.errstate(divide="ignore", invalid="ignore"):
         chi2 = float(np.sum((actual - expected) ** 2 / expected))
@@ -356,7 +355,7 @@ def conditional_expectation_table(model: Any, split: pd.DataFrame, max_frequency
         actual = actual / n_groups
     out = pd.DataFrame({"n_customers": n_groups.astype(np.int64), "actual": actual},
                        index=pd.Index(_frequency_labels(k), name="frequency"))
-    if _is_bayesian(model):
+    if is_posterior(model):
         S = model.n_draws
         sums = np.zeros((S, k + 1))
         step = max(1, _CHUNK_CELLS // S)
@@ -417,7 +416,7 @@ def _expected_cumulative(model: Any, first_offsets: np.ndarray, boundaries: np.n
     W = np.bincount(rows * n_l + inv.reshape(-1), weights=np.tile(f_count, n_b).astype(float),
                     minlength=n_b * n_l).reshape(n_b, n_l)
     t = u_lag / unit_days
-    if not _is_bayesian(model):
+    if not is_posterior(model):
         return (W @ np.asarray(model.expected_purchases_new_customer(t), float))[None, :]
     S = model.n_draws
     kwargs = {"segment": segment} if segment is not None else {}
@@ -500,7 +499,7 @@ def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
         "timedelta64[D]").astype(np.int64)
     boundaries = np.append(ends, cal_off)
     unit_days = time_unit_days(model.time_unit_ or "D")
-    bayes = _is_bayesian(model)
+    bayes = is_posterior(model)
     if bayes and getattr(model, "segment_col", None) and segments is not None:
         labels = pd.Series(segments).reindex(firsts["id"].to_numpy())
         if labels.isna().any():
@@ -667,7 +666,7 @@ def probability_alive_history(model: Any,
     }, index=pd.RangeIndex(len(grid)))
     frame.attrs["time_unit"] = unit
     extra = _with_segment(model, frame, segment)
-    pred = _predict(model.probability_alive, frame, bayesian=_is_bayesian(model),
+    pred = _predict(model.probability_alive, frame, bayesian=is_posterior(model),
                     interval=interval, **extra)
     out = frame[["frequency", "recency", "T"]].copy()
     out["probability_alive"] = pred["value"].to_numpy()
@@ -733,7 +732,7 @@ def spend_density_table(model: Any, rfm: pd.DataFrame, *, n_points: int = 200,
             ll = log_likelihood(p, q, v, g_x[None, sl, None], grid[None, None, :])
         dens += np.einsum("sgn,g->sn", np.exp(ll), weights[sl])
     out = pd.DataFrame({"density": dens.mean(axis=0)}, index=pd.Index(grid, name="spend"))
-    if _is_bayesian(model) and interval is not None:
+    if is_posterior(model) and interval is not None:
         out["density_lower"], out["density_upper"] = _quantiles(dens, interval)
     pop = _param_draws(model, np.zeros(1, dtype=np.int64), max_draws) if not getattr(
         model, "segment_col", None) else None

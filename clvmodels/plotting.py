@@ -3,9 +3,10 @@ computes.
 
 Every ``plot_*`` function takes ``ax=None`` (a new figure is made when none is given) and
 returns the Axes it drew on (an array of Axes for the multi-panel Bayesian diagnostics). The
-same functions serve maximum-likelihood and Bayesian models: for a Bayesian model (one with
-``is_bayesian``) the model curve is the posterior mean and a shaded band (or error bars) shows
-the central ``interval`` (90% by default) of the posterior.
+same functions serve maximum-likelihood and Bayesian models: for a Bayesian model (one for
+which :func:`~clvmodels.models.protocol.is_posterior` holds) the model curve is the posterior
+mean and a shaded band (or error bars) shows the central ``interval`` (90% by default) of the
+posterior.
 
 The numbers behind each plot come from a public ``*_table`` function of
 :mod:`clvmodels.diagnostics` (re-exported here), so holdout metrics (chi-square, tracking
@@ -53,7 +54,6 @@ from clvmodels.diagnostics import (
     DEFAULT_MAX_DRAWS,
     Period,
     _as_day,
-    _is_bayesian,
     _model_label,
     _unit_name,
     _values,
@@ -67,6 +67,7 @@ from clvmodels.diagnostics import (
     spend_density_table,
     tracking_table,
 )
+from clvmodels.models.protocol import is_posterior
 
 __all__ = [
     "ACTUAL_COLOR",
@@ -238,7 +239,7 @@ def plot_posterior_predictive_histogram(model: Any, rfm: pd.DataFrame,
     ax.set_xlabel("Repeat purchases in the calibration period")
     ax.set_ylabel("Customers")
     _thousands(ax.yaxis)
-    check = ("Posterior predictive check" if _is_bayesian(model)
+    check = ("Posterior predictive check" if is_posterior(model)
              else "Parametric bootstrap check")
     ax.set_title(f"{check}: {table.attrs['n_replicates']} replicated data sets "
                  f"(χ² p-value {table.attrs['p_value']:.2f})")
@@ -599,10 +600,10 @@ def plot_gains(predicted: Any, actual: Any, *, predicted_label: str = "predicted
 
 
 def _require_bayesian(model: Any, what: str) -> None:
-    if not _is_bayesian(model):
+    if not is_posterior(model):
         raise TypeError(f"{what} needs a Bayesian model (fitted with PyMC), got "
                         f"{type(model).__name__}")
-    model._check_fitted()
+    model.n_draws  # noqa: B018 -- the public draws API: raises NotFittedError before a fit
 
 
 def _default_var_names(model: Any) -> list[str]:

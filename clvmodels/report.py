@@ -36,6 +36,7 @@ import pandas as pd
 from clvmodels._io import check_output_path, write_text, write_with
 from clvmodels._version import __version__
 from clvmodels.evaluation import BASELINES, METRIC_COLUMNS, METRIC_DIRECTIONS
+from clvmodels.models.protocol import is_posterior
 from clvmodels.models.registry import label_of
 
 if TYPE_CHECKING:
@@ -330,7 +331,7 @@ def build_figures(comparison: ModelComparison) -> list[ReportFigure]:
                         "cumulative and weekly repeat transactions of the cohort, "
                         "calibration and holdout.",
                 model=name))
-            if getattr(model, "is_bayesian", False):
+            if is_posterior(model):
                 for kind, title, fig in _bayes_figures(name, model):
                     figures.append(ReportFigure(f"{kind}-{stem}", f"{name}: {title}",
                                                 "diagnostics", _png(fig), model=name,
@@ -381,7 +382,7 @@ def _metrics_view(comparison: ModelComparison) -> dict[str, Any]:
                           "missing": _missing(value)})
         model = comparison.models.get(name)
         kind = ("baseline" if model is None else
-                "Bayesian" if getattr(model, "is_bayesian", False) else "MLE")
+                "Bayesian" if is_posterior(model) else "MLE")
         rows.append({"name": str(name), "kind": kind, "label": _model_label(model)
                      if model is not None else _baseline_label(str(name)), "cells": cells})
     header = [{"key": c, "label": METRIC_INFO[c][0], "definition": METRIC_INFO[c][2],
@@ -488,7 +489,7 @@ def _params_view(comparison: ModelComparison) -> list[dict[str, Any]]:
     if comparison.spend_model is not None:
         items.append(("spend model", comparison.spend_model))
     for name, model in items:
-        bayes = getattr(model, "is_bayesian", False)
+        bayes = is_posterior(model)
         table = model.summary()
         if bayes:
             lo = next((c for c in table.columns if str(c).startswith("hdi_")), None)

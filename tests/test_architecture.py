@@ -96,9 +96,6 @@ LONG_MODULES: dict[str, tuple[int, str]] = {
                    "overloads (scalar / per customer) and the definitions users read"),
     "models.paretonbd": (1000, "one family's math (likelihood and its tail-integral cases, "
                                "P(alive), expectations, pmf, closed-form DERT) and its class"),
-    "evaluation": (950, "debt: holdout metrics and the comparison in one file; it shrinks "
-                        "when the per-family predictive pmf moves behind the model protocol, "
-                        "and splits into evaluation/ (metrics, comparison) if it does not"),
 }
 
 

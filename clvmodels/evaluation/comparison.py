@@ -86,15 +86,31 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from clvmodels._validation import fail_rows, require_columns
-from clvmodels.diagnostics import calibration_histogram_table, gains_table, tracking_table
-from clvmodels.models.base import NotFittedError
+from clvmodels.diagnostics import calibration_histogram_table, tracking_table
+from clvmodels.evaluation.fitting import (
+    DEFAULT_BAYES_KWARGS,
+    first_value,
+    fit_model,
+    instantiate,
+    loo_or_nan,
+    resolve_models,
+    short_name,
+)
+from clvmodels.evaluation.metrics import (
+    METRIC_COLUMNS,
+    best_by_metric,
+    count_metrics,
+    interval_coverage,
+    predictive_count_pmf,
+    tracking_error,
+    value_metrics,
+)
+from clvmodels.models.protocol import is_posterior
 from clvmodels.rfm import (
     _parse_dates,
     calibration_holdout_split,
@@ -105,290 +121,19 @@ from clvmodels.rfm import (
 
 __all__ = [
     "BASELINES",
-    "BAYESIAN_MODELS",
     "DEFAULT_MODELS",
-    "METRIC_COLUMNS",
-    "METRIC_DIRECTIONS",
     "ModelComparison",
-    "best_by_metric",
     "compare_models",
-    "count_metrics",
-    "interval_coverage",
-    "predictive_count_pmf",
-    "tracking_error",
-    "value_metrics",
 ]
-
-#: Metric columns of :attr:`ModelComparison.metrics`, in order.
-METRIC_COLUMNS: tuple[str, ...] = (
-    "log_likelihood", "aic", "bic", "elpd_loo", "chi_square",
-    "mae", "rmse", "correlation", "aggregate_bias", "tracking_error",
-    "spearman_clv", "gini_clv", "top_decile_capture", "interval_coverage", "fit_seconds",
-)
-
-#: Which value of each metric is best: "max", "min", "zero" (closest to 0), "nominal"
-#: (closest to the nominal interval probability) or None (not ranked).
-METRIC_DIRECTIONS: dict[str, str | None] = {
-    "log_likelihood": "max", "aic": "min", "bic": "min", "elpd_loo": "max",
-    "chi_square": "min", "mae": "min", "rmse": "min", "correlation": "max",
-    "aggregate_bias": "zero", "tracking_error": "zero", "spearman_clv": "max",
-    "gini_clv": "max", "top_decile_capture": "max", "interval_coverage": "nominal",
-    "fit_seconds": None,
-}
 
 #: The baseline rows added by ``baselines=True``.
 BASELINES: tuple[str, ...] = ("historic-clv", "calibration-rate")
 
-#: Bayesian model names accepted in ``models`` → (module, class).
-BAYESIAN_MODELS: dict[str, tuple[str, str]] = {
-    "bayes-bgnbd": ("clvmodels.models.bayes_bgnbd", "BayesianBetaGeo"),
-    "bayes-mbgnbd": ("clvmodels.models.bayes_bgnbd", "BayesianModifiedBetaGeo"),
-}
-_BAYES_SPEND = {"bayes-gammagamma": ("clvmodels.models.bayes_gammagamma", "BayesianGammaGamma")}
-
 #: Models compared when none are named.
 DEFAULT_MODELS: tuple[str, ...] = ("bgnbd", "pnbd", "mbgnbd", "bayes-bgnbd")
 
-#: Sampler settings for Bayesian models fitted here (small: a comparison, not a final fit).
-DEFAULT_BAYES_KWARGS: dict[str, Any] = {"draws": 500, "tune": 500, "chains": 2,
-                                        "random_seed": 0}
-
-_CHUNK_CELLS = 2_000_000  # draws × rows × counts evaluated at once for the predictive pmf
-
-
-# --------------------------------------------------------------------------------------
-# metric functions (plain arrays in, numbers out)
-# --------------------------------------------------------------------------------------
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def count_metrics(actual: np.ndarray | pd.Series, predicted: np.ndarray | pd.Series
-                  ) -> dict[str, float]:
-    """Individual-level accuracy of holdout transaction forecasts.
-
-    Returns ``mae``, ``rmse``, ``correlation`` (Pearson; NaN when either side is constant)
-    and ``aggregate_bias`` = sum predicted / sum actual - 1 (NaN when nothing was bought).
-    """
-    y = np.asarray(actual, dtype=float)
-    yhat = np.asarray(predicted, dtype=float)
-    if y.shape != yhat.shape:
-        raise ValueError(f"actual and predicted differ in shape: {y.shape} vs {yhat.shape}")
-    err = yhat - y
-    total = y.sum()
-    return {
-        "mae": float(np.mean(np.abs(err))),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "correlation": _pearson(y, yhat),
-        "aggregate_bias": float(yhat.sum() / total - 1.0) if total > 0 else float("nan"),
-    }
-
-
-def value_metrics(predicted: np.ndarray | pd.Series, actual: np.ndarray | pd.Series
-                  ) -> dict[str, float]:
-    """Ranking quality of predicted customer value against actual (holdout) revenue.
-
-    ``spearman_clv`` (Spearman rank correlation), and from the gains curve of
-    :func:`clvmodels.diagnostics.gains_table` (tied predictions share their actual value
-    evenly): ``gini_clv`` (its normalised Gini: 1 = perfect ranking, 0 = random) and
-    ``top_decile_capture`` (share of the actual total from the top 10 % by prediction).
-    NaN where undefined (constant predictions for Spearman, no revenue at all).
-    """
-    p = np.asarray(predicted, dtype=float)
-    a = np.asarray(actual, dtype=float)
-    if len(a) < 2 or np.ptp(p) == 0 or np.ptp(a) == 0:
-        rho = float("nan")
-    else:
-        rho = float(stats.spearmanr(p, a).statistic)
-    if len(a) == 0 or a.sum() <= 0:
-        return {"spearman_clv": rho, "gini_clv": float("nan"),
-                "top_decile_capture": float("nan")}
-    gains = gains_table(p, a, n_points=2)
-    return {"spearman_clv": rho, "gini_clv": float(gains.attrs["normalized_gini"]),
-            "top_decile_capture": float(gains.attrs["top_decile_capture"])}
-
-
-def interval_coverage(pmf: np.ndarray, observed: np.ndarray | pd.Series,
-                      interval: float = 0.9) -> np.ndarray:
-    """Whether each observed count lies in the central ``interval`` of its predictive pmf.
-
-    ``pmf`` has one row per customer over the counts 0, 1, ..., K (K at least the largest
-    observed count). With F the cumulative distribution and q = (1 - interval) / 2, the
-    interval is [F^-1(q), F^-1(1 - q)] and y lies in it exactly when F(y) >= q and
-    F(y - 1) < 1 - q, so the pmf above the observed count is never needed.
-    """
-    if not 0 < interval < 1:
-        raise ValueError(f"interval must be in (0, 1), got {interval!r}")
-    y = np.asarray(observed, dtype=np.int64)
-    if pmf.ndim != 2 or pmf.shape[0] != len(y) or (len(y) and pmf.shape[1] <= y.max()):
-        raise ValueError("pmf must have one row per customer and cover the observed counts")
-    cdf = np.cumsum(np.nan_to_num(pmf, nan=0.0), axis=1)
-    rows = np.arange(len(y))
-    at_y = cdf[rows, y]
-    below = np.where(y > 0, cdf[rows, np.maximum(y - 1, 0)], 0.0)
-    q = (1.0 - interval) / 2.0
-    tol = 1e-12
-    return (at_y >= q - tol) & (below < 1.0 - q - tol)
-
-
-def best_by_metric(metrics: pd.DataFrame, *, interval: float = 0.9) -> dict[str, list[str]]:
-    """The best row(s) of each ranked metric column (see :data:`METRIC_DIRECTIONS`).
-
-    Lowest error, highest fit / correlation / ranking quality, bias closest to zero,
-    coverage closest to the nominal ``interval``. All-NaN columns and unranked columns
-    (``fit_seconds``) are left out; exact ties all count as best.
-    """
-    out: dict[str, list[str]] = {}
-    for col, direction in METRIC_DIRECTIONS.items():
-        if direction is None or col not in metrics.columns:
-            continue
-        values = pd.to_numeric(metrics[col], errors="coerce").astype(float)
-        if values.notna().sum() == 0:
-            continue
-        if direction == "max":
-            score = -values
-        elif direction == "min":
-            score = values
-        elif direction == "zero":
-            score = values.abs()
-        else:
-            score = (values - interval).abs()
-        best = score.min()
-        out[col] = [str(i) for i in score.index[np.isclose(score, best, rtol=1e-12, atol=0)]]
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# predictive distribution of the holdout count
-# --------------------------------------------------------------------------------------
-
-
-def _family(model: Any) -> str | None:
-    """'bg', 'mbg' or 'pnbd' for the transaction models whose conditional count we know."""
-    names = tuple(getattr(model, "param_names", ()))
-    if names == ("r", "alpha", "s", "beta"):
-        return "pnbd"
-    if names == ("r", "alpha", "a", "b") and hasattr(model, "_modified"):
-        return "mbg" if model._modified else "bg"
-    return None
-
-
-def _updated_new_pmf(family: str, p: dict[str, np.ndarray], x: np.ndarray, T: np.ndarray,
-                     n: np.ndarray, t: float) -> np.ndarray:
-    """P(Y(t) = n | alive at T, x): a new customer's pmf with the updated parameters."""
-    if family == "pnbd":
-        from clvmodels.models.paretonbd import purchase_count_probability as pnbd_pmf
-
-        return pnbd_pmf(p["r"] + x, p["alpha"] + T, p["s"], p["beta"] + T, n, t)
-    from clvmodels.models.bgnbd import purchase_count_probability as bg_pmf
-
-    extra = 1.0 if family == "mbg" else 0.0
-    return bg_pmf(p["r"] + x, p["alpha"] + T, p["a"], p["b"] + x + extra, n, t)
-
-
-def _is_bayesian(model: Any) -> bool:
-    return bool(getattr(model, "is_bayesian", False))
-
-
-def _param_draws(model: Any, rfm: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Parameter draws ``(S, G)`` and each customer's group (segment code); a
-    maximum-likelihood model is one draw of one group."""
-    n = len(rfm)
-    if not _is_bayesian(model):
-        params = {k: np.array([[float(v)]]) for k, v in model.params_.items()}
-        return params, np.zeros(n, dtype=np.int64)
-    return model.parameter_draws(rfm)
-
-
-def _alive_draws(model: Any, rfm: pd.DataFrame) -> np.ndarray:
-    """P(alive) per draw and customer, ``(S, n)`` (one row for an MLE model)."""
-    if not _is_bayesian(model):
-        return model.probability_alive(rfm).to_numpy(dtype=float)[None, :]
-    draws = model.probability_alive_draws(rfm)
-    return draws.to_numpy().reshape(-1, len(rfm))
-
-
-def _group_params(params: dict[str, np.ndarray], groups: np.ndarray) -> dict[str, np.ndarray]:
-    """Draws for the given group codes, shaped ``(S, len(groups), 1)``."""
-    return {k: (v[:, groups] if v.shape[1] > 1 else v[:, :1])[:, :, None]
-            for k, v in params.items()}
-
-
-def predictive_count_pmf(model: Any, rfm: pd.DataFrame, t: float,
-                         max_count: int | np.ndarray) -> np.ndarray | None:
-    """Predictive pmf of each customer's repeat transactions in (T, T + t].
-
-    ``P(Y = y) = P(alive) P_new(y; updated parameters, t) + (1 - P(alive)) 1{y = 0}``,
-    averaged over the posterior draws for a Bayesian model (plug-in for MLE); see the
-    module docstring. Returns an array ``(n, K + 1)`` over the counts 0..K, K the largest
-    ``max_count``; ``max_count`` may give one value per customer, and a customer's entries
-    above their own ``max_count`` are NaN (not computed). None for a model whose
-    conditional count distribution is not known here.
-    """
-    family = _family(model)
-    if family is None:
-        return None
-    n = len(rfm)
-    need = np.broadcast_to(np.asarray(max_count, dtype=np.int64), (n,))
-    if n and need.min() < 0:
-        raise ValueError("max_count must be >= 0")
-    params, groups = _param_draws(model, rfm)
-    alive = _alive_draws(model, rfm)
-    S = alive.shape[0]
-    x = rfm["frequency"].to_numpy(dtype=float)
-    T = rfm["T"].to_numpy(dtype=float)
-    K = int(need.max()) + 1 if n else 1
-    out = np.full((n, K), np.nan)
-    # the updated new-customer pmf depends on (group, x, T) only: evaluate it once per
-    # distinct triple, up to the largest count its customers need, then mix it with each
-    # customer's P(alive) draws. Triples are bucketed by the number of counts needed
-    # (powers of two), so the many customers who need P(0) alone cost one count.
-    key = pd.MultiIndex.from_arrays([groups, x, T])
-    codes, uniq = pd.factorize(key, sort=True)
-    ug = uniq.get_level_values(0).to_numpy(dtype=np.int64)
-    ux = uniq.get_level_values(1).to_numpy(dtype=float)
-    uT = uniq.get_level_values(2).to_numpy(dtype=float)
-    u_need = np.zeros(len(uniq), dtype=np.int64)
-    np.maximum.at(u_need, codes, need)
-    bucket = np.ceil(np.log2(u_need + 1.0)).astype(np.int64)
-    for b in np.unique(bucket):
-        width = min(K, 2 ** int(b))
-        counts = np.arange(width, dtype=float)
-        triples = np.nonzero(bucket == b)[0]
-        step = max(1, _CHUNK_CELLS // (S * width))
-        for c0 in range(0, len(triples), step):
-            chunk = triples[c0:c0 + step]
-            p = _group_params(params, ug[chunk])
-            with np.errstate(all="ignore"):
-                cond = _updated_new_pmf(family, p, ux[chunk, None], uT[chunk, None],
-                                        counts[None, None, :], float(t))  # (S, u, k)
-            cond = np.broadcast_to(cond, (S, len(chunk), width))
-            position = np.full(len(uniq), -1, dtype=np.int64)
-            position[chunk] = np.arange(len(chunk))
-            cust = np.nonzero(position[codes] >= 0)[0]
-            a = alive[:, cust]  # (S, c)
-            mixed = np.einsum("sc,sck->ck", a, cond[:, position[codes[cust]], :]) / S
-            mixed[:, 0] += 1.0 - a.mean(axis=0)
-            keep = counts[None, :] <= need[cust, None]
-            out[cust, :width] = np.where(keep, mixed, np.nan)
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# model-level diagnostics (calibration histogram, tracking)
-# --------------------------------------------------------------------------------------
-
-
-def tracking_error(table: pd.DataFrame) -> float:
-    """Relative error of the cumulative repeat transactions at the end of a
-    :func:`clvmodels.diagnostics.tracking_table`: expected / actual - 1 in its last period."""
-    actual = float(table["actual_cumulative"].iloc[-1])
-    expected = float(table["expected_cumulative"].iloc[-1])
-    return expected / actual - 1.0 if actual > 0 else float("nan")
+#: the data kinds compare_models takes (transactions in continuous time)
+_KINDS = ("continuous",)
 
 
 # --------------------------------------------------------------------------------------
@@ -449,6 +194,8 @@ class ModelComparison:
     settings: dict[str, Any]
     fit_warnings: list[tuple[str, str]] = field(default_factory=list)
     transactions: pd.DataFrame | None = None
+    #: what the report renders: a comparison of transaction models
+    kind: ClassVar[str] = "transaction"
 
     @property
     def best(self) -> dict[str, list[str]]:
@@ -461,114 +208,12 @@ class ModelComparison:
         return self.settings.get("valuation_model")
 
 
-
-def _short_name(model: Any) -> str:
-    name = getattr(model, "short_name", "") or type(model).__name__
-    return str(name).replace("_", "-")
-
-
-def _instantiate(name: str, *, segment_col: str | None, penalizer: float) -> Any:
-    """A new, unfitted model for a short name."""
-    key = name.strip().lower().replace("_", "-")
-    if key in BAYESIAN_MODELS or key in _BAYES_SPEND:
-        import importlib
-
-        module, cls = {**BAYESIAN_MODELS, **_BAYES_SPEND}[key]
-        return getattr(importlib.import_module(module), cls)(segment_col=segment_col)
-    from clvmodels.workflow import model_class
-
-    try:
-        return model_class(key)(penalizer=penalizer)
-    except ValueError:
-        known = ", ".join((*_mle_names(), *BAYESIAN_MODELS, *BASELINES))
-        raise ValueError(f"unknown model {name!r}; use one of {known}") from None
-
-
-def _mle_names() -> tuple[str, ...]:
-    from clvmodels.workflow import TRANSACTION_MODELS
-
-    return TRANSACTION_MODELS
-
-
-def _resolve_models(models: Sequence[Any] | Mapping[str, Any], *, segment_col: str | None,
-                    penalizer: float) -> tuple[dict[str, Any], list[str]]:
-    """(name → model object, baseline names named in ``models``)."""
-    if isinstance(models, str):
-        models = [m for m in models.split(",") if m.strip()]
-    items: list[tuple[str, Any]]
-    if isinstance(models, Mapping):
-        items = [(str(k), v) for k, v in models.items()]
-    else:
-        items = [(m.strip() if isinstance(m, str) else _short_name(m), m) for m in models]
-    resolved: dict[str, Any] = {}
-    baselines: list[str] = []
-    for name, spec in items:
-        if name in resolved or name in baselines:
-            raise ValueError(f"model name {name!r} is given twice; pass a dict to name "
-                             "models explicitly")
-        if isinstance(spec, str) and spec.strip().lower() in BASELINES:
-            baselines.append(spec.strip().lower())
-            continue
-        model = _instantiate(spec, segment_col=segment_col, penalizer=penalizer) \
-            if isinstance(spec, str) else spec
-        if not hasattr(model, "expected_purchases"):
-            raise ValueError(f"{name!r} is not a transaction model (it has no "
-                             "expected_purchases): pass spend models as spend_model=")
-        resolved[name] = model
-    if not resolved and not baselines:
-        raise ValueError("no models to compare")
-    return resolved, baselines
-
-
-def _is_fitted(model: Any) -> bool:
-    try:
-        model._check_fitted()
-    except NotFittedError:
-        return False
-    return True
-
-
-def _fit(model: Any, rfm: pd.DataFrame, bayes_kwargs: Mapping[str, Any], name: str,
-         caught: list[tuple[str, str]]) -> tuple[Any, float]:
-    """Fit ``model`` unless it is fitted already; (model, fit seconds)."""
-    if _is_fitted(model):
-        return model, _recorded_fit_seconds(model)
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        if _is_bayesian(model):
-            model.fit(rfm, **{**DEFAULT_BAYES_KWARGS, **dict(bayes_kwargs)})
-        else:
-            model.fit(rfm)
-    elapsed = time.perf_counter() - started
-    for w in seen:  # pass every warning on; keep the fit's own for the report
-        if not issubclass(w.category, DeprecationWarning | FutureWarning):
-            caught.append((name, str(w.message)))
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    recorded = _recorded_fit_seconds(model)
-    return model, recorded if np.isfinite(recorded) else elapsed
-
-
-def _recorded_fit_seconds(model: Any) -> float:
-    if hasattr(model, "fit_seconds_"):
-        return float(model.fit_seconds_)
-    timings = getattr(model, "fit_timings_", None)
-    if isinstance(timings, Mapping) and "total_s" in timings:
-        return float(timings["total_s"])
-    return float("nan")
-
-
 def _segments(transactions: pd.DataFrame, *, segment_col: str, customer_id_col: str,
               datetime_col: str) -> pd.Series:
     """Each customer's segment: the value on their first transaction (acquisition)."""
-    require_columns(transactions, [customer_id_col, datetime_col, segment_col], "transactions")
-    frame = transactions[[customer_id_col, datetime_col, segment_col]]
-    fail_rows(frame, frame[segment_col].isna(), segment_col, "missing segment labels",
-              [customer_id_col, datetime_col, segment_col])
-    days = _parse_dates(frame[datetime_col])  # the RFM summary's own date parsing
-    first = (frame.assign(_day=days).sort_values("_day", kind="stable")
-             .drop_duplicates(customer_id_col, keep="first"))
-    return first.set_index(customer_id_col)[segment_col]
+    days = _parse_dates(transactions[datetime_col])  # the RFM summary's own date parsing
+    return first_value(transactions, value_col=segment_col, customer_id_col=customer_id_col,
+                       order=pd.Series(days), what="transactions")
 
 
 def _baseline_predictions(
@@ -712,8 +357,8 @@ def compare_models(
                                                    "monetary_value_holdout",
                                                    "duration_holdout"):
         raise ValueError(f"segment_col {segment_col!r} clashes with an RFM column name")
-    resolved, named_baselines = _resolve_models(models, segment_col=segment_col,
-                                                penalizer=penalizer)
+    resolved, named_baselines = resolve_models(models, kinds=_KINDS, baselines=BASELINES,
+                                               segment_col=segment_col, penalizer=penalizer)
     baseline_names = list(dict.fromkeys([*named_baselines, *(BASELINES if baselines else ())]))
     horizon = parse_horizon(clv_horizon, time_unit)
 
@@ -750,13 +395,14 @@ def compare_models(
     caught: list[tuple[str, str]] = []
     spend: Any = None
     if with_value and spend_model is not None:
-        spend = (_instantiate(spend_model, segment_col=segment_col, penalizer=penalizer)
+        spend = (instantiate(spend_model, kinds=("spend",), segment_col=segment_col,
+                             penalizer=penalizer)
                  if isinstance(spend_model, str) else spend_model)
         if not hasattr(spend, "expected_spend"):
             raise ValueError("spend_model must be 'gammagamma', 'bayes-gammagamma' or a "
                              "spend model (with expected_spend)")
-        say(f"Fitting the spend model ({_short_name(spend)})")
-        spend, _ = _fit(spend, rfm, bayes_kwargs or {}, "spend model", caught)
+        say(f"Fitting the spend model ({short_name(spend)})")
+        spend, _ = fit_model(spend, rfm, bayes_kwargs or {}, "spend model", caught)
 
     rows: dict[str, dict[str, float]] = {}
     predictions: dict[str, pd.DataFrame] = {}
@@ -765,16 +411,13 @@ def compare_models(
     fitted: dict[str, Any] = {}
     for name, model in resolved.items():
         say(f"Fitting {name}")
-        model, seconds = _fit(model, rfm, bayes_kwargs or {}, name, caught)
+        model, seconds = fit_model(model, rfm, bayes_kwargs or {}, name, caught)
         fitted[name] = model
         say(f"Scoring {name}")
         row = {c: float("nan") for c in METRIC_COLUMNS}
         row["fit_seconds"] = seconds
-        if _is_bayesian(model):
-            try:
-                row["elpd_loo"] = float(model.loo()["elpd_loo"])
-            except (ValueError, RuntimeError) as exc:  # e.g. saved without its data
-                caught.append((name, f"LOO unavailable: {exc}"))
+        if is_posterior(model):
+            row["elpd_loo"] = loo_or_nan(model, name, caught)
         else:
             row["log_likelihood"] = float(model.log_likelihood_)
             row["aic"] = float(model.aic_)

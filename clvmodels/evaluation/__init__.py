@@ -1,0 +1,49 @@
+"""Holdout evaluation: fit models on a calibration period and score them on what happened next.
+
+One comparison per data kind, all built the same way (models named through the registry,
+metrics from :mod:`clvmodels.evaluation.metrics`, the tables behind them from
+:mod:`clvmodels.diagnostics`), each rendered by :func:`clvmodels.report.write_report`:
+
+* :func:`compare_models` — transactions in continuous time (BG/NBD, MBG/NBD, Pareto/NBD,
+  their Bayesian variants), :class:`ModelComparison`;
+* :func:`compare_discrete` — transactions at discrete opportunities (BG/BB), a
+  :class:`ModelComparison` of the same metrics;
+* :func:`compare_contractual` — subscriptions (sBG against a constant churn rate),
+  :class:`ContractualComparison`.
+
+This package never imports the report or the plots.
+"""
+
+from clvmodels.evaluation.comparison import (
+    BASELINES,
+    DEFAULT_MODELS,
+    ModelComparison,
+    compare_models,
+)
+from clvmodels.evaluation.fitting import DEFAULT_BAYES_KWARGS
+from clvmodels.evaluation.metrics import (
+    METRIC_COLUMNS,
+    METRIC_DIRECTIONS,
+    best_by_metric,
+    count_metrics,
+    interval_coverage,
+    predictive_count_pmf,
+    tracking_error,
+    value_metrics,
+)
+
+__all__ = [
+    "BASELINES",
+    "DEFAULT_BAYES_KWARGS",
+    "DEFAULT_MODELS",
+    "METRIC_COLUMNS",
+    "METRIC_DIRECTIONS",
+    "ModelComparison",
+    "best_by_metric",
+    "compare_models",
+    "count_metrics",
+    "interval_coverage",
+    "predictive_count_pmf",
+    "tracking_error",
+    "value_metrics",
+]
