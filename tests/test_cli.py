@@ -140,7 +140,10 @@ def test_rfm_bad_input(tmp_path: Path, bad_csv: Path, engine: str) -> None:
     assert re.search(r"^.*\ba\b.*2020-01-29.*$", result.stderr, flags=re.MULTILINE)
     assert "1 offending row" in result.stderr
     assert "Traceback" not in result.output
-    assert result.stderr.lstrip().startswith("Error:")
+    # piped stderr: plain progress lines, then the error paragraph
+    lines = result.stderr.splitlines()
+    error_at = next(i for i, line in enumerate(lines) if line.startswith("Error:"))
+    assert error_at >= 1 and all(line.endswith(" ...") for line in lines[:error_at])
     assert not out.exists()
     assert _leftovers(tmp_path) == []
 
@@ -208,10 +211,15 @@ def test_demo(tmp_path: Path, cdnow_split: pd.DataFrame) -> None:
     for count in ["439", "214", "100", "62", "38", "29", "64"]:  # the histogram
         assert count in text
     assert str(out / "rfm.parquet") in text.replace("\n", "")
-    # running it again overwrites without --force
+    # running it again refuses to replace the outputs without --force, like every command
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     again = runner.invoke(app, ["demo", "--out", str(out)])
-    assert again.exit_code == 0, again.output
-    assert _leftovers(out) == []
+    assert again.exit_code == 1
+    assert "already exists" in again.stderr and "--force" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    forced = runner.invoke(app, ["demo", "--out", str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert _leftovers(out) == [] and _leftovers(out.parent) == []
 
 
 def test_demo_out_is_a_file(tmp_path: Path) -> None:

@@ -1,0 +1,587 @@
+"""The commands ``rfm``, ``datasets``, ``fit``, ``forecast`` and ``compare``.
+
+Each one parses, calls the library and writes its outputs all-or-nothing
+(:func:`clvmodels._io.write_files`, :func:`clvmodels._io.staged_directory`): everything is
+computed first, then every file is written, and a failure or Ctrl-C at any point leaves no
+output behind. Model choices come from the registry (:func:`clvmodels.cli._app.choices`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Group
+
+from clvmodels._io import check_output_path, frame_format, staged_directory, write_files
+from clvmodels.cli._app import (
+    EngineName,
+    NegativeAmounts,
+    TimeUnit,
+    app,
+    choices,
+    command,
+    plural,
+    stdout,
+    step,
+)
+from clvmodels.cli.tables import (
+    contractual_overview,
+    discrete_overview,
+    forecast_overview,
+    metrics_table,
+    params_table,
+    rfm_overview,
+)
+from clvmodels.datasets import DATASETS
+from clvmodels.models import registry
+
+__all__ = ["COMPARE_COLUMNS", "ModelName", "SpendName", "compare", "datasets", "fit",
+           "forecast", "rfm"]
+
+#: ``--model`` choices: every registered transaction and contractual model, maximum
+#: likelihood first, then Bayesian
+ModelName = choices("ModelName", [
+    n for bayes in (False, True) for role in ("transaction", "contractual")
+    for n in registry.model_names(role=role, bayesian=bayes)])
+#: ``--spend`` choices: every registered spend model
+SpendName = choices("SpendName", registry.model_names(role="spend"))
+#: ``datasets`` choices: the bundled data sets
+DatasetName = choices("DatasetName", list(DATASETS))
+
+#: Columns of the metrics table printed by ``compare`` (the report shows them all).
+COMPARE_COLUMNS = ("log_likelihood", "aic", "elpd_loo", "chi_square", "mae", "rmse",
+                   "correlation", "aggregate_bias", "tracking_error", "spearman_clv",
+                   "gini_clv", "top_decile_capture", "interval_coverage", "fit_seconds")
+
+
+def _is_bayesian(name: str) -> bool:
+    return bool(getattr(registry.get_model(name), "bayesian", False))
+
+
+def _kind(name: str) -> str:
+    return str(registry.get_model(name).data_kind)
+
+
+def _model_suffix(name: str) -> str:
+    """File extension a fitted model is saved with: JSON (MLE) or netCDF (Bayesian)."""
+    return ".nc" if _is_bayesian(name) else ".json"
+
+
+def _check_model_path(path: Path, name: str) -> None:
+    want = _model_suffix(name)
+    if path.suffix.lower() != want:
+        what = "a Bayesian model is saved as netCDF" if want == ".nc" else \
+            "a maximum-likelihood model is saved as JSON"
+        raise ValueError(f"--out {os.fspath(path)!r}: {what}; use a name ending in {want}")
+
+
+def _supported(function: Any, **options: Any) -> dict[str, Any]:
+    """The options given (not None) — refused clearly when ``function`` does not take one."""
+    given = {k: v for k, v in options.items() if v not in (None, False)}
+    params = inspect.signature(function).parameters
+    unknown = [k for k in given if k not in params]
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise ValueError(f"{flags}: not supported by this version of the library")
+    return given
+
+
+def _date_options(date_format: str | None, dayfirst: bool) -> dict[str, Any]:
+    return {"date_format": date_format, "dayfirst": dayfirst}
+
+
+DateFormat = Annotated[str | None, typer.Option(
+    "--date-format", help="strftime format of the date column, e.g. %d/%m/%Y (default: "
+                          "one format inferred from the whole column).")]
+DayFirst = Annotated[bool, typer.Option(
+    "--dayfirst", help="Dates are day-first (15/03/2024).")]
+
+
+# --------------------------------------------------------------------------------------
+# clvmodels rfm
+# --------------------------------------------------------------------------------------
+
+
+@app.command()
+def rfm(
+    input: Annotated[Path, typer.Argument(
+        help="Transactions: a CSV or Parquet file (with --engine duckdb also a glob).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .parquet or .csv.")],
+    customer_id: Annotated[str, typer.Option("--customer-id", help="Customer id column.")
+                           ] = "customer_id",
+    date: Annotated[str, typer.Option("--date", help="Transaction date column.")] = "date",
+    amount: Annotated[str, typer.Option("--amount", help="Transaction amount column.")
+                      ] = "amount",
+    no_amount: Annotated[bool, typer.Option(
+        "--no-amount", help="The data have no amounts: skip spend.")] = False,
+    time_unit: Annotated[TimeUnit, typer.Option("--time-unit", help="Unit of recency and T.")
+                         ] = TimeUnit.W,
+    observation_end: Annotated[str | None, typer.Option(
+        "--observation-end", help="Last day observed (YYYY-MM-DD); later transactions are "
+                                  "ignored. Default: the last transaction.")] = None,
+    engine: Annotated[EngineName, typer.Option(
+        "--engine", help="pandas, or duckdb for large files.")] = EngineName.pandas,
+    negative_amounts: Annotated[NegativeAmounts, typer.Option(
+        "--negative-amounts", help="Refuse (raise) or drop negative amounts.")
+    ] = NegativeAmounts.raise_,
+    date_format: DateFormat = None,
+    dayfirst: DayFirst = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")
+                     ] = False,
+) -> None:
+    """Summarise transactions into one RFM row per customer (frequency, recency, T, spend)."""
+    from clvmodels.rfm import read_transactions, rfm_summary
+
+    console = stdout()
+    with command():
+        # fail before the long work: unknown output format or an existing file
+        frame_format(out)
+        check_output_path(out, force=force)
+        options = dict(
+            customer_id_col=customer_id, datetime_col=date,
+            monetary_value_col=None if no_amount else amount, observation_end=observation_end,
+            time_unit=time_unit.value, negative_amounts=negative_amounts.value,
+            **_supported(rfm_summary, **_date_options(date_format, dayfirst)),
+        )
+        if engine is EngineName.duckdb:
+            with step(f"Summarising {input} with DuckDB"):
+                result = rfm_summary(os.fspath(input), engine="duckdb", **options)
+        else:
+            with step(f"Reading {input}"):
+                transactions = read_transactions(input)
+            with step(f"Summarising {plural(len(transactions), 'transaction')}"):
+                result = rfm_summary(transactions, engine="pandas", **options)
+        with step(f"Writing {out}"):
+            write_files({out: lambda tmp: _write_frame(result, tmp)}, force=force)
+    console.print(rfm_overview(result))
+    console.print(f"Wrote {plural(len(result), 'customer')} to {out}")
+
+
+def _write_frame(frame: pd.DataFrame, path: Path, *, index: bool = True) -> None:
+    """Write ``frame`` to ``path`` as Parquet or CSV (the extension says which)."""
+    if frame_format(path) == "parquet":
+        frame.to_parquet(path, index=index)
+    else:
+        frame.to_csv(path, index=index)
+
+
+# --------------------------------------------------------------------------------------
+# clvmodels datasets
+# --------------------------------------------------------------------------------------
+
+
+@app.command()
+def datasets(
+    name: Annotated[DatasetName, typer.Argument(  # type: ignore[valid-type]
+        help="Which bundled data set: cdnow (transactions), cdnow-master, donations (a "
+             "BG/BB summary), subscriptions (F&H 2007 records, for sBG).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write, .csv or .parquet.")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing file.")
+                     ] = False,
+) -> None:
+    """Write a bundled data set as a file the other commands read (a place to start)."""
+    console = stdout()
+    with command():
+        frame_format(out)
+        check_output_path(out, force=force)
+        what, load = DATASETS[name.value]
+        frame = load()
+        write_files({out: lambda tmp: _write_frame(frame, tmp, index=False)}, force=force)
+    console.print(f"Wrote {plural(len(frame), 'row')} of {what} to {out}")
+
+
+# --------------------------------------------------------------------------------------
+# clvmodels fit
+# --------------------------------------------------------------------------------------
+
+
+def _read_summary(path: Path, time_unit: str | None) -> pd.DataFrame:
+    """A summary file (RFM, discrete or contractual) with its time unit."""
+    from clvmodels.rfm import read_transactions
+
+    frame = read_transactions(path)
+    if "customer_id" in frame.columns and frame.index.name is None:
+        frame = frame.set_index("customer_id")
+    unit = frame.attrs.get("time_unit") or time_unit
+    if unit is None:
+        raise ValueError(
+            f"{os.fspath(path)} does not record its time unit (CSV files cannot): pass "
+            "--time-unit (for discrete or contractual data: the length of one opportunity "
+            "or period, e.g. Y)")
+    frame.attrs["time_unit"] = unit
+    if "churned" in frame.columns and frame["churned"].dtype == object:
+        # CSV files spell booleans as text
+        text = frame["churned"].astype(str).str.strip().str.lower()
+        mapping = {"true": True, "false": False, "1": True, "0": False}
+        if text.isin(list(mapping)).all():
+            frame["churned"] = text.map(mapping).astype(bool)
+    return frame
+
+
+def _bayes_options(draws: int, tune: int, chains: int, seed: int | None) -> dict[str, Any]:
+    return {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed}
+
+
+def _fit_one(name: str, data: pd.DataFrame, *, weights: str | None, penalizer: float,
+             bayes: dict[str, Any]) -> Any:
+    cls = registry.get_model(name)
+    if getattr(cls, "bayesian", False):
+        return cls().fit(data, weights=weights, **bayes)
+    return cls(penalizer=penalizer).fit(data, weights=weights)
+
+
+def _overview(data: pd.DataFrame, name: str, weights: str | None, source: Path) -> Any:
+    w = (data[weights].to_numpy(dtype=float) if weights and weights in data.columns
+         else np.ones(len(data)))
+    kind = _kind(name)
+    if kind == "contractual" and {"periods", "churned"} <= set(data.columns):
+        return contractual_overview(data, w, f"Contractual summary: {source.name}")
+    if kind == "discrete" and "frequency" in data.columns and (
+            {"periods", "T"} & set(data.columns)):
+        return discrete_overview(data, w, f"Discrete-time summary: {source.name}")
+    return None
+
+
+Draws = Annotated[int, typer.Option("--draws", help="Bayesian: draws per chain.")]
+Tune = Annotated[int, typer.Option("--tune", help="Bayesian: tuning steps per chain.")]
+Chains = Annotated[int, typer.Option("--chains", help="Bayesian: chains.")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Bayesian: random seed.")]
+
+
+@app.command()
+def fit(
+    summary_file: Annotated[Path, typer.Argument(
+        help="Summary file (.parquet or .csv): RFM from `rfm` (frequency, recency, T), "
+             "discrete (frequency, recency, periods) or contractual (periods, churned).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Model file to write: .json (maximum likelihood) or .nc "
+                            "(Bayesian).")],
+    model: Annotated[ModelName, typer.Option(  # type: ignore[valid-type]
+        "--model", help="Model (from the registry).")] = ModelName["bgnbd"],
+    spend: Annotated[SpendName | None, typer.Option(  # type: ignore[valid-type]
+        "--spend", help="Also fit a spend model; written beside --out as NAME.<spend>.json "
+                        "(or .nc).")] = None,
+    weights: Annotated[str | None, typer.Option(
+        "--weights", help="Column counting the identical customers each row stands for "
+                          "(pre-aggregated rows).")] = None,
+    time_unit: Annotated[TimeUnit | None, typer.Option(
+        "--time-unit", help="Time unit of a CSV summary (Parquet files from `rfm` record "
+                            "it): one opportunity or period for BG/BB and sBG.")] = None,
+    penalizer: Annotated[float, typer.Option(
+        "--penalizer", help="L2 penalty strength (maximum likelihood).")] = 0.0,
+    draws: Draws = 1000,
+    tune: Tune = 1000,
+    chains: Chains = 4,
+    seed: Seed = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")
+                     ] = False,
+) -> None:
+    """Fit a model to a summary file and save it (JSON, or netCDF for Bayesian models)."""
+    console = stdout()
+    name = getattr(model, "value", model)
+    spend_name = getattr(spend, "value", spend)
+    with command():
+        _check_model_path(out, name)
+        check_output_path(out, force=force)
+        spend_out = None
+        if spend_name is not None:
+            if _kind(name) == "contractual":
+                raise ValueError(f"--spend: a contractual model ({name}) has no spend "
+                                 "model; value it with a revenue per period (`forecast`)")
+            spend_out = out.with_name(f"{out.stem}.{spend_name}{_model_suffix(spend_name)}")
+            check_output_path(spend_out, force=force)
+        with step(f"Reading {summary_file}"):
+            data = _read_summary(summary_file, time_unit.value if time_unit else None)
+        bayes = _bayes_options(draws, tune, chains, seed)
+        # fit everything first: a failing spend fit must not leave the transaction model
+        with step(f"Fitting {name} on {plural(len(data), 'row')}"):
+            fitted = _fit_one(name, data, weights=weights, penalizer=penalizer, bayes=bayes)
+        spend_model = None
+        if spend_name is not None:
+            with step(f"Fitting {spend_name}"):
+                spend_model = _fit_one(spend_name, data, weights=weights,
+                                       penalizer=penalizer, bayes=bayes)
+        writers = {out: lambda tmp: fitted.save(tmp)}
+        if spend_out is not None and spend_model is not None:
+            writers[spend_out] = lambda tmp: spend_model.save(tmp)
+        with step("Writing"):
+            write_files(writers, force=force)
+    overview = _overview(data, name, weights, summary_file)
+    if overview is not None:
+        console.print(overview)
+    console.print(params_table(fitted, f"{registry.label_of(fitted)} ({name})"))
+    if spend_model is not None:
+        console.print(params_table(spend_model, registry.label_of(spend_model)))
+    console.print("Wrote " + ", ".join(os.fspath(p) for p in writers))
+
+
+# --------------------------------------------------------------------------------------
+# clvmodels forecast
+# --------------------------------------------------------------------------------------
+
+
+def _revenue(value: str | None) -> float | str | None:
+    """``--revenue-per-period``: a number, or the name of a column."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value.strip()
+
+
+@app.command()
+def forecast(
+    input: Annotated[Path, typer.Argument(
+        help="Transactions (CSV or Parquet); with --model sbg subscription records "
+             "(customer, start, end); with --model bgbb a discrete summary file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .parquet or .csv.")],
+    horizon: Annotated[str, typer.Option(
+        "--horizon", help="How far ahead: 12M, 52W, 1Y ... (inf: the whole lifetime).")
+    ] = "12M",
+    discount_rate: Annotated[float, typer.Option(
+        "--discount-rate", help="Annual discount rate, e.g. 0.10.")] = 0.10,
+    margin: Annotated[float, typer.Option("--margin", help="Profit margin, 0..1.")] = 1.0,
+    model: Annotated[ModelName, typer.Option(  # type: ignore[valid-type]
+        "--model", help="Model (from the registry).")] = ModelName["bgnbd"],
+    spend: Annotated[SpendName | None, typer.Option(  # type: ignore[valid-type]
+        "--spend", help="Spend model for transaction models (default gammagamma).")] = None,
+    time_unit: Annotated[TimeUnit | None, typer.Option(
+        "--time-unit", help="Model time unit (transactions: default W; a CSV discrete "
+                            "summary: one opportunity, e.g. Y).")] = None,
+    period: Annotated[TimeUnit, typer.Option(
+        "--period", help="Transactions: discount each period's purchases at its end. "
+                         "Subscriptions (sBG): the billing period.")] = TimeUnit.M,
+    observation_end: Annotated[str | None, typer.Option(
+        "--observation-end", help="Last day observed (default: the last transaction; "
+                                  "required for subscriptions).")] = None,
+    customer_id: Annotated[str, typer.Option("--customer-id")] = "customer_id",
+    date: Annotated[str, typer.Option("--date")] = "date",
+    amount: Annotated[str, typer.Option("--amount")] = "amount",
+    start: Annotated[str, typer.Option(
+        "--start", help="Subscriptions: start-date column.")] = "start",
+    end: Annotated[str, typer.Option(
+        "--end", help="Subscriptions: end-date column (empty while active).")] = "end",
+    revenue_per_period: Annotated[str | None, typer.Option(
+        "--revenue-per-period", help="Subscriptions: revenue per period, a number or a "
+                                     "column name.")] = None,
+    weights: Annotated[str | None, typer.Option(
+        "--weights", help="Discrete summary: column counting identical customers.")] = None,
+    engine: Annotated[EngineName, typer.Option("--engine")] = EngineName.pandas,
+    acquisition_cost: Annotated[float | None, typer.Option(
+        "--acquisition-cost", help="Cost to acquire a customer: adds clv_to_cac.")] = None,
+    draws: Draws = 500,
+    tune: Tune = 500,
+    chains: Chains = 2,
+    seed: Seed = None,
+    date_format: DateFormat = None,
+    dayfirst: DayFirst = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")
+                     ] = False,
+) -> None:
+    """Per-customer discounted CLV in one command, from transactions, subscriptions or a
+    discrete summary.
+
+    Transactions → RFM → transaction and spend models → CLV; subscription records
+    (``--model sbg``) → contract summary → sBG → margin × revenue per period × DERL; a
+    discrete summary (``--model bgbb``) → BG/BB → discounted expected transactions.
+    """
+    from clvmodels.rfm import read_transactions
+    from clvmodels.workflow import forecast as run_forecast
+
+    console = stdout()
+    name = getattr(model, "value", model)
+    kind = _kind(name)
+    with command():
+        frame_format(out)
+        check_output_path(out, force=force)
+        options: dict[str, Any] = dict(
+            horizon=horizon, discount_rate=discount_rate, margin=margin, model=name,
+            customer_id_col=customer_id, acquisition_cost=acquisition_cost)
+        if _is_bayesian(name):
+            options["fit_kwargs"] = _bayes_options(draws, tune, chains, seed)
+        if kind == "contractual":
+            if observation_end is None:
+                raise ValueError("--observation-end: subscriptions need the day they were "
+                                 "observed (renewals up to it are known)")
+            options.update(start_col=start, end_col=end, period=period.value,
+                           observation_end=observation_end, engine=engine.value,
+                           revenue_per_period=_revenue(revenue_per_period))
+            source: Any = os.fspath(input)
+            if engine is EngineName.pandas:
+                with step(f"Reading {input}"):
+                    source = read_transactions(input)
+        elif kind == "discrete":
+            with step(f"Reading {input}"):
+                source = _read_summary(input, time_unit.value if time_unit else None)
+            options.update(weights_col=weights, period=period.value,
+                           time_unit=source.attrs["time_unit"],
+                           spend=spend.value if spend is not None else None)
+        else:
+            options.update(time_unit=(time_unit or TimeUnit.W).value, period=period.value,
+                           observation_end=observation_end, datetime_col=date,
+                           monetary_value_col=amount, engine=engine.value,
+                           **_supported(run_forecast, **_date_options(date_format, dayfirst)))
+            if spend is not None:
+                options["spend"] = spend.value
+            source = os.fspath(input)
+            if engine is EngineName.pandas:
+                with step(f"Reading {input}"):
+                    source = read_transactions(input)
+        _supported(run_forecast, **{k: v for k, v in options.items()
+                                    if k in ("weights_col", "start_col", "end_col",
+                                             "revenue_per_period", "fit_kwargs")})
+        with step("Forecasting") as progress:
+            result = run_forecast(source, progress=progress.update, **options)
+        with step(f"Writing {out}"):
+            write_files({out: lambda tmp: _write_frame(result.forecast, tmp)}, force=force)
+    model_obj = result.transaction_model
+    console.print(params_table(model_obj, f"{registry.label_of(model_obj)} parameters"))
+    console.print(forecast_overview(result))
+    console.print(f"Wrote {plural(len(result.forecast), 'customer')} to {out}")
+
+
+# --------------------------------------------------------------------------------------
+# clvmodels compare
+# --------------------------------------------------------------------------------------
+
+
+def split_names(values: list[str] | None) -> list[str] | None:
+    """``--models a,b --models c`` → ["a", "b", "c"] (None when not given)."""
+    if not values:
+        return None
+    names = [part.strip() for value in values for part in value.split(",")]
+    return [n for n in names if n]
+
+
+def _models_help() -> str:
+    transaction = ", ".join(registry.model_names(role="transaction"))
+    contractual = ", ".join(registry.model_names(role="contractual"))
+    return (f"Models to compare, comma-separated or repeated. On transactions: {transaction} "
+            f"(default: bgnbd, pnbd, mbgnbd, bayes-bgnbd); on subscription records: "
+            f"{contractual}.")
+
+
+def _contractual_names(names: list[str]) -> bool:
+    """True when every named model is contractual (subscriptions), False when none is."""
+    kinds = set()
+    for n in names:
+        try:
+            kinds.add(_kind(n) == "contractual")
+        except ValueError:
+            kinds.add(False)  # not a registered model: a baseline name or a typo
+    if len(kinds) > 1:
+        raise ValueError(f"--models {','.join(names)}: contractual models (subscriptions) and "
+                         "transaction models cannot be compared on the same data")
+    return kinds == {True}
+
+
+@app.command()
+def compare(
+    transactions: Annotated[Path, typer.Argument(
+        help="Transactions (CSV or Parquet); subscription records with contractual models.")],
+    calibration_end: Annotated[str, typer.Option(
+        "--calibration-end", help="Last day of the calibration period (YYYY-MM-DD).")],
+    observation_end: Annotated[str, typer.Option(
+        "--observation-end", help="Last day of the holdout period (YYYY-MM-DD).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Directory for report.html, metrics.csv and figures/.")],
+    models: Annotated[list[str] | None, typer.Option("--models", help=_models_help())] = None,
+    segment_col: Annotated[str | None, typer.Option(
+        "--segment-col", help="Column with each customer's segment: Bayesian models become "
+                              "hierarchical over it and metrics are shown per segment.")
+    ] = None,
+    spend: Annotated[str, typer.Option(
+        "--spend", help="Spend model: " + ", ".join(registry.model_names(role="spend"))
+                        + " or none.")] = "gammagamma",
+    no_baselines: Annotated[bool, typer.Option(
+        "--no-baselines", help="Leave out the baseline rows.")] = False,
+    time_unit: Annotated[TimeUnit, typer.Option("--time-unit", help="Model time unit.")
+                         ] = TimeUnit.W,
+    period: Annotated[TimeUnit, typer.Option(
+        "--period", help="Subscriptions: the billing period.")] = TimeUnit.M,
+    customer_id: Annotated[str, typer.Option("--customer-id")] = "customer_id",
+    date: Annotated[str, typer.Option("--date")] = "date",
+    amount: Annotated[str, typer.Option("--amount")] = "amount",
+    start: Annotated[str, typer.Option(
+        "--start", help="Subscriptions: start-date column.")] = "start",
+    end: Annotated[str, typer.Option(
+        "--end", help="Subscriptions: end-date column (empty while active).")] = "end",
+    draws: Draws = 500,
+    tune: Tune = 500,
+    chains: Chains = 2,
+    title: Annotated[str | None, typer.Option("--title", help="Title of the report.")
+                     ] = None,
+    date_format: DateFormat = None,
+    dayfirst: DayFirst = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")
+                     ] = False,
+) -> None:
+    """Fit models on a calibration period, score them on the holdout, write the report."""
+    from clvmodels.report import write_report
+    from clvmodels.rfm import read_transactions
+
+    console = stdout()
+    with command():
+        # fail before the long work: an output that exists, or a file where the folder goes
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"--out {os.fspath(out)!r} exists and is not a directory")
+        for name in ("report.html", "metrics.csv"):
+            check_output_path(out / name, force=force)
+        names = split_names(models)
+        contractual = bool(names) and _contractual_names(names)  # type: ignore[arg-type]
+        spend_model = None if spend.strip().lower() in ("none", "") else spend.strip()
+        bayes_kwargs = {"draws": draws, "tune": tune, "chains": chains}
+        with step(f"Reading {transactions}"):
+            frame = read_transactions(transactions)
+        with step("Comparing models") as progress:
+            if contractual:
+                result = _compare_contractual(
+                    frame, names=names, calibration_end=calibration_end,  # type: ignore[arg-type]
+                    observation_end=observation_end, period=period.value,
+                    segment_col=segment_col, baselines=not no_baselines,
+                    customer_id_col=customer_id, start_col=start, end_col=end,
+                    bayes_kwargs=bayes_kwargs, progress=progress.update)
+            else:
+                from clvmodels.evaluation import DEFAULT_MODELS, compare_models
+
+                result = compare_models(
+                    frame, calibration_end=calibration_end, observation_end=observation_end,
+                    time_unit=time_unit.value, models=names or list(DEFAULT_MODELS),
+                    segment_col=segment_col, spend_model=spend_model,
+                    baselines=not no_baselines, customer_id_col=customer_id,
+                    datetime_col=date, monetary_value_col=amount, bayes_kwargs=bayes_kwargs,
+                    progress=progress.update,
+                    **_supported(compare_models, **_date_options(date_format, dayfirst)))
+        with step("Writing the report"), staged_directory(out, force=force) as stage:
+            written = write_report(result, stage, force=True,
+                                   title=title or f"CLV model comparison: {transactions.name}")
+    console.print(metrics_table(result, columns=None if contractual else COMPARE_COLUMNS))
+    n_figures = sum(1 for key in written if key.startswith("figure:"))
+    console.print(f"Wrote {out / 'report.html'}, {out / 'metrics.csv'} and "
+                  f"{plural(n_figures, 'figure')} in {out / 'figures'}")
+
+
+def _compare_contractual(frame: pd.DataFrame, *, names: list[str], **options: Any) -> Any:
+    """The contractual comparison (:func:`clvmodels.evaluation.compare_contractual`)."""
+    import clvmodels.evaluation as evaluation
+
+    run = getattr(evaluation, "compare_contractual", None)
+    if run is None:
+        raise ValueError("comparing contractual models needs "
+                         "clvmodels.evaluation.compare_contractual, which this version "
+                         "of the library does not have")
+    params = inspect.signature(run).parameters
+    accepted = {k: v for k, v in options.items() if k in params}
+    return run(frame, models=names, **accepted)
+
+
+def overview_group(*parts: Any) -> Group:
+    """Several renderables printed as one."""
+    return Group(*[p for p in parts if p is not None])
