@@ -465,6 +465,8 @@ class ParetoNBD(TransactionModel, MLEModel):
     citation = ("Schmittlein, Morrison & Colombo (1987), Counting your customers, Management "
                 "Science 33(1); Fader & Hardie note 009")
     simulator = staticmethod(simulate_paretonbd)
+    #: DERT discounts each purchase at the moment it is expected (FHL 2005 eq. 2)
+    dert_discounting = "continuous"
 
     # ---- likelihood on compressed rows -------------------------------------------------
     @staticmethod
