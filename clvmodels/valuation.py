@@ -51,10 +51,12 @@ from clvmodels.models.registry import label_of
 
 __all__ = [
     "MAX_PERIODS",
+    "ValueSettings",
     "customer_lifetime_value",
     "discount_factors",
     "parse_horizon",
     "period_length",
+    "value_settings",
 ]
 
 _CHUNK_CELLS = 4_000_000  # unique rows × boundaries evaluated at once (~32 MB of float64)
@@ -369,6 +371,98 @@ def _grid(horizon: float, step: float, discounting: str, discount_rate: float,
                  midpoint=discounting == "continuous")
 
 
+@dataclass(frozen=True)
+class ValueSettings:
+    """Valuation arguments after :func:`value_settings` checked them.
+
+    ``horizon`` and ``step`` (the discounting period's length) are in model time units
+    (``horizon`` may be ``inf``); ``period`` is the period as given, or the default used.
+    """
+
+    data_kind: str
+    time_unit: str
+    horizon: float
+    discount_rate: float
+    margin: float
+    step: float
+    period: str | float
+    discounting: str
+    interval: float
+
+    def grid(self) -> _Grid:
+        """The finite horizon's period boundaries (at most :data:`MAX_PERIODS`)."""
+        return _grid(self.horizon, self.step, self.discounting, self.discount_rate,
+                     self.time_unit)
+
+
+def value_settings(
+    data_kind: str,
+    time_unit: str | None,
+    *,
+    horizon: float | str,
+    discount_rate: float,
+    margin: float = 1.0,
+    period: str | float | None = None,
+    discounting: str = "period",
+    interval: float = 0.9,
+) -> ValueSettings:
+    """Check valuation arguments as :func:`customer_lifetime_value` does, without a model.
+
+    ``data_kind`` is the model's (``"continuous"``, ``"discrete"`` or ``"contractual"``),
+    ``time_unit`` its unit (one opportunity / contract period for discrete / contractual
+    models). The rules, each refused with a message that says what to write instead:
+
+    * ``margin`` in [0, 1] (``margin=30`` suggests 0.30);
+    * ``discount_rate`` an annual rate in [0, 1) (``discount_rate=10`` suggests 0.10);
+    * ``horizon`` > 0, not NaN; a number of model units or "12M", "52W", "90D", "2Y"; a whole
+      number of opportunities / periods for discrete / contractual models; ``np.inf`` only
+      with a positive rate (and, checked with the model, a closed form);
+    * ``period`` "D", "W", "M", "Y" or a positive number of units: a whole number of
+      opportunities for discrete models, exactly one period for contractual ones;
+    * ``discounting`` "period" or "continuous" (continuous-time models only);
+    * a finite horizon of at most :data:`MAX_PERIODS` period boundaries (daily ones for
+      continuous discounting), so the work stays bounded;
+    * ``interval`` in (0, 1).
+
+    Batch code (:func:`clvmodels.workflow.forecast`) calls it before fitting so a bad argument
+    fails at once.
+    """
+    if data_kind not in (*_TRANSACTION_KINDS, "contractual"):
+        raise ValueError(f"data_kind must be 'continuous', 'discrete' or 'contractual', got "
+                         f"{data_kind!r}")
+    margin = _check_margin(margin)
+    rate = _check_discount_rate(discount_rate)
+    interval = _check_interval(interval)
+    if discounting not in ("period", "continuous"):
+        raise ValueError(f"discounting must be 'period' or 'continuous', got {discounting!r}")
+    if discounting == "continuous" and data_kind == "discrete":
+        raise ValueError("a discrete-time model's transactions happen at opportunities: value "
+                         "them with discounting='period' (each opportunity discounted at its "
+                         "end)")
+    if discounting == "continuous" and data_kind == "contractual":
+        raise ValueError("a contractual model is paid once a period: discounting must be "
+                         "'period' (each payment discounted per period)")
+    if time_unit is None:
+        raise ValueError(
+            "the time unit is unknown, so the annual discount rate cannot be converted: fit "
+            "the model on rfm_summary() / contract_summary() output, set "
+            "data.attrs['time_unit'], or build the model with from_params(time_unit=...)")
+    if time_unit not in TIME_UNITS:
+        raise ValueError(f"unknown time unit {time_unit!r}; use one of {list(TIME_UNITS)}")
+    h = _horizon(horizon, time_unit, data_kind)
+    if math.isinf(h) and rate == 0:
+        raise ValueError("horizon=np.inf needs a positive discount_rate (undiscounted, the "
+                         "value of an infinite future can be infinite)")
+    step = _period(period, time_unit, data_kind)
+    if period is None:  # the default, as used
+        period = "M" if data_kind == "continuous" else 1
+    out = ValueSettings(data_kind, time_unit, h, rate, margin, step, period, discounting,
+                        interval)
+    if math.isfinite(h):
+        out.grid()  # refuses more than MAX_PERIODS boundaries
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # the public function
 # --------------------------------------------------------------------------------------
@@ -476,61 +570,39 @@ def customer_lifetime_value(
         non-positive period.
     """
     kind = _model_kind(transaction_model)
-    margin = _check_margin(margin)
-    rate = _check_discount_rate(discount_rate)
-    interval = _check_interval(interval)
-    if discounting not in ("period", "continuous"):
-        raise ValueError(f"discounting must be 'period' or 'continuous', got {discounting!r}")
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data (the third argument) must be a pandas DataFrame of customers, "
                         f"got {_describe(data)}")
-    _check_acquisition_cost(acquisition_cost, data)
     unit = getattr(transaction_model, "time_unit_", None) or data.attrs.get("time_unit")
-    if unit is None:
-        raise ValueError(
-            "the time unit is unknown, so the annual discount rate cannot be converted: fit "
-            "the model on rfm_summary() / contract_summary() output, set "
-            "data.attrs['time_unit'], or build the model with from_params(time_unit=...)")
-    h = _horizon(horizon, unit, kind)
-    if math.isinf(h) and rate == 0:
-        raise ValueError("horizon=np.inf needs a positive discount_rate (undiscounted, the "
-                         "value of an infinite future can be infinite)")
-    step = _period(period, unit, kind)
-    if period is None:  # the default, as used
-        period = "M" if kind == "continuous" else 1
-    settings = dict(time_unit=unit, horizon=h, discount_rate=rate, margin=margin,
-                    period=period, discounting=discounting)
+    s = value_settings(kind, unit, horizon=horizon, discount_rate=discount_rate, margin=margin,
+                       period=period, discounting=discounting, interval=interval)
+    _check_acquisition_cost(acquisition_cost, data)
+    settings = dict(time_unit=s.time_unit, horizon=s.horizon, discount_rate=s.discount_rate,
+                    margin=s.margin, period=s.period, discounting=s.discounting)
     if kind == "contractual":
-        if discounting != "period":
-            raise ValueError("a contractual model is paid once a period: discounting must be "
-                             "'period' (each payment discounted per period)")
         revenue = _revenue(spend_model, data)
-        return _contract_value(transaction_model, revenue, data, horizon=h, rate=rate,
-                               acquisition_cost=acquisition_cost, interval=interval,
-                               settings=settings)
+        return _contract_value(transaction_model, revenue, data, horizon=s.horizon,
+                               rate=s.discount_rate, acquisition_cost=acquisition_cost,
+                               interval=s.interval, settings=settings)
     spend = _check_spend(spend_model)
-    if kind == "discrete" and discounting == "continuous":
-        raise ValueError("a discrete-time model's transactions happen at opportunities: value "
-                         "them with discounting='period' (each opportunity discounted at its "
-                         "end)")
-    if math.isinf(h):
-        _check_closed_form(transaction_model, kind, discounting, step, unit)
+    if math.isinf(s.horizon):
+        _check_closed_form(transaction_model, s)
         grid = None
     else:
-        grid = _grid(h, step, discounting, rate, unit)
+        grid = s.grid()
     if _posterior(transaction_model):
         assert grid is not None  # a posterior model has no closed form (checked above)
         return _posterior_lifetime_value(transaction_model, spend, data, grid=grid,
-                                         margin=margin, acquisition_cost=acquisition_cost,
-                                         interval=interval, settings=settings)
-    return _mle_lifetime_value(transaction_model, spend, data, kind=kind, grid=grid, rate=rate,
-                               unit=unit, margin=margin, acquisition_cost=acquisition_cost,
-                               settings=settings)
+                                         margin=s.margin, acquisition_cost=acquisition_cost,
+                                         interval=s.interval, settings=settings)
+    return _mle_lifetime_value(transaction_model, spend, data, kind=kind, grid=grid,
+                               rate=s.discount_rate, unit=s.time_unit, margin=s.margin,
+                               acquisition_cost=acquisition_cost, settings=settings)
 
 
-def _check_closed_form(model: Any, kind: str, discounting: str, step: float,
-                       unit: str) -> None:
+def _check_closed_form(model: Any, s: ValueSettings) -> None:
     """horizon=np.inf: the model must have a DERT whose discounting matches the request."""
+    kind, discounting, step, unit = s.data_kind, s.discounting, s.step, s.time_unit
     implied = getattr(model, "dert_discounting", None)
     label = label_of(model)
     if implied is None or _posterior(model) or not hasattr(model,
