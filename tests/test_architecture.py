@@ -59,6 +59,7 @@ LAYERS: dict[str, int] = {
     # 3: what a fitted model is used for
     "valuation": 3,
     "diagnostics": 3,
+    "diagnostics_discrete": 3,  # tables of the discrete-time models (sBG, BG/BB)
     "plotting": 3,
     # 4: evaluation and the batch forecast
     "evaluation": 4,

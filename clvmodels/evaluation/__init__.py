@@ -20,6 +20,15 @@ from clvmodels.evaluation.comparison import (
     ModelComparison,
     compare_models,
 )
+from clvmodels.evaluation.contractual import (
+    CONTRACTUAL_BASELINES,
+    CONTRACTUAL_METRIC_COLUMNS,
+    CONTRACTUAL_METRIC_DIRECTIONS,
+    DEFAULT_CONTRACTUAL_MODELS,
+    ConstantChurn,
+    ContractualComparison,
+    compare_contractual,
+)
 from clvmodels.evaluation.fitting import DEFAULT_BAYES_KWARGS
 from clvmodels.evaluation.metrics import (
     METRIC_COLUMNS,
@@ -34,12 +43,19 @@ from clvmodels.evaluation.metrics import (
 
 __all__ = [
     "BASELINES",
+    "CONTRACTUAL_BASELINES",
+    "CONTRACTUAL_METRIC_COLUMNS",
+    "CONTRACTUAL_METRIC_DIRECTIONS",
     "DEFAULT_BAYES_KWARGS",
+    "DEFAULT_CONTRACTUAL_MODELS",
     "DEFAULT_MODELS",
     "METRIC_COLUMNS",
     "METRIC_DIRECTIONS",
+    "ConstantChurn",
+    "ContractualComparison",
     "ModelComparison",
     "best_by_metric",
+    "compare_contractual",
     "compare_models",
     "count_metrics",
     "interval_coverage",
