@@ -142,13 +142,14 @@ class _Grid:
             t = t - 0.5 * (t - prev)
         return discount_factors(t, self.discount_rate, self.unit)
 
-    def chunks(self, size: int = _BOUNDARY_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def chunks(self, size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(times, coef)`` per chunk of at most ``size`` boundaries such that, summed over
         the chunks, ``coef @ E(times)`` = sum_k f_k (E(t_k) - E(t_{k-1})), E(t_0) = 0.
 
         Abel summation: c_k = f_k - f_{k+1} for k < K and c_K = f_K, so that every f = 1 (no
         discounting) gives exactly E(horizon).
         """
+        size = size or _BOUNDARY_CHUNK
         for k0 in range(0, self.count, size):
             k1 = min(self.count, k0 + size)
             f = self.factors(k0, min(self.count, k1 + 1))  # and the next chunk's first factor
