@@ -324,7 +324,7 @@ def test_long_horizons_run_in_bounded_memory(cdnow_rfm) -> None:
 def test_boundary_chunks_give_the_single_pass_result(models, cdnow_rfm, monkeypatch) -> None:
     """Tiny chunks of boundaries and rows (running Abel sums across chunks) reproduce the
     one-pass valuation: period and continuous discounting, MLE and a Bayesian posterior."""
-    import clvmodels.valuation as valuation
+    import clvmodels.valuation._settings as valuation_settings
     from clvmodels import BayesianBetaGeo
 
     bg, gg = models
@@ -339,8 +339,8 @@ def test_boundary_chunks_give_the_single_pass_result(models, cdnow_rfm, monkeypa
     ]
     single = [customer_lifetime_value(m, gg, frame, discount_rate=0.2, margin=0.4, **kw)
               for m, kw in calls]
-    monkeypatch.setattr(valuation, "_BOUNDARY_CHUNK", 7)
-    monkeypatch.setattr(valuation, "_CHUNK_CELLS", 50)
+    monkeypatch.setattr(valuation_settings, "_BOUNDARY_CHUNK", 7)
+    monkeypatch.setattr(valuation_settings, "_CHUNK_CELLS", 50)
     for (m, kw), ref in zip(calls, single, strict=True):
         chunked = customer_lifetime_value(m, gg, frame, discount_rate=0.2, margin=0.4, **kw)
         pd.testing.assert_frame_equal(chunked, ref, rtol=1e-12)
