@@ -251,9 +251,9 @@ def _discrete_input(source: pd.DataFrame | str | os.PathLike, *, time_unit: str 
     from clvmodels.datakinds import resolve_weights, validate_kind
 
     frame = _frame(source, "the discrete-time summary").copy()
+    unit = frame.attrs.get("time_unit")
     if customer_id_col in frame.columns:
         frame = frame.set_index(customer_id_col)
-    unit = frame.attrs.get("time_unit")
     if time_unit is not None and unit is not None and time_unit != unit:
         raise ValueError(f"the data's time unit is {unit!r} but time_unit={time_unit!r} was "
                          "given")

@@ -394,6 +394,17 @@ def test_forecast_bgbb_from_a_discrete_summary_file(tmp_path, donations) -> None
     assert res.settings["total_clv"] == pytest.approx(float(
         (manual["clv"] * donations["weights"]).sum()), rel=1e-8)
     assert res.settings["data_kind"] == "discrete"
+    # a frame that knows its unit, with customer ids: the ids become the index
+    frame = load_donations().assign(customer_id=lambda f: [f"g{i}" for i in range(len(f))])
+    frame.attrs["time_unit"] = "Y"
+    before = frame.copy(deep=True)
+    by_frame = forecast(frame, model="bgbb", weights_col="weights", spend=25.0, horizon=5,
+                        discount_rate=0.1, margin=0.5)
+    pd.testing.assert_frame_equal(frame, before)
+    assert by_frame.forecast.index[0] == "g0" and by_frame.settings["time_unit"] == "Y"
+    np.testing.assert_allclose(by_frame.forecast["clv"], manual["clv"], rtol=1e-8)
+    with pytest.raises(ValueError, match="time unit is 'Y'"):
+        forecast(frame, model="bgbb", time_unit="W", weights_col="weights", spend=None)
     with pytest.raises(ValueError, match="time_unit"):
         forecast(path, model="bgbb", weights_col="weights", spend=None)
     with pytest.raises(ValueError, match="whole"):  # checked before fitting
