@@ -465,3 +465,16 @@ def test_forecast_bayesian_names_take_fit_kwargs() -> None:
     with pytest.raises(ValueError, match="penalizer"):
         forecast(records, model="bayes-sbg", observation_end="2017-12-31",
                  customer_id_col="id", start_col="began", end_col="ended", penalizer=0.1)
+
+
+def test_unfitted_models_of_every_kind_are_named() -> None:
+    from clvmodels import BayesianBetaGeo
+    from clvmodels.models.base import NotFittedError
+
+    contracts = _contracts([1, 2], [False, True], unit="M")
+    rfm = pd.DataFrame({"frequency": [1.0], "recency": [2.0], "T": [3.0]})
+    rfm.attrs["time_unit"] = "W"
+    for model, data in [(BayesianBetaGeo(), rfm), (BetaGeoBetaBinom(), rfm),
+                        (ShiftedBetaGeo(), contracts), (BayesianShiftedBetaGeo(), contracts)]:
+        with pytest.raises(NotFittedError, match="transaction_model .* is not fitted"):
+            customer_lifetime_value(model, 1.0, data, horizon=4, discount_rate=0.1)
