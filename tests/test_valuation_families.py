@@ -476,5 +476,5 @@ def test_unfitted_models_of_every_kind_are_named() -> None:
     rfm.attrs["time_unit"] = "W"
     for model, data in [(BayesianBetaGeo(), rfm), (BetaGeoBetaBinom(), rfm),
                         (ShiftedBetaGeo(), contracts), (BayesianShiftedBetaGeo(), contracts)]:
-        with pytest.raises(NotFittedError, match="transaction_model .* is not fitted"):
+        with pytest.raises(NotFittedError, match=r"transaction_model .* is not fitted"):
             customer_lifetime_value(model, 1.0, data, horizon=4, discount_rate=0.1)
