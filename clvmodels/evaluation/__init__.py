@@ -29,6 +29,11 @@ from clvmodels.evaluation.contractual import (
     ContractualComparison,
     compare_contractual,
 )
+from clvmodels.evaluation.discrete import (
+    DEFAULT_DISCRETE_MODELS,
+    DISCRETE_BASELINES,
+    compare_discrete,
+)
 from clvmodels.evaluation.fitting import DEFAULT_BAYES_KWARGS
 from clvmodels.evaluation.metrics import (
     METRIC_COLUMNS,
@@ -48,7 +53,9 @@ __all__ = [
     "CONTRACTUAL_METRIC_DIRECTIONS",
     "DEFAULT_BAYES_KWARGS",
     "DEFAULT_CONTRACTUAL_MODELS",
+    "DEFAULT_DISCRETE_MODELS",
     "DEFAULT_MODELS",
+    "DISCRETE_BASELINES",
     "METRIC_COLUMNS",
     "METRIC_DIRECTIONS",
     "ConstantChurn",
@@ -56,6 +63,7 @@ __all__ = [
     "ModelComparison",
     "best_by_metric",
     "compare_contractual",
+    "compare_discrete",
     "compare_models",
     "count_metrics",
     "interval_coverage",
