@@ -61,6 +61,7 @@ LAYERS: dict[str, int] = {
     "diagnostics": 3,
     "diagnostics_discrete": 3,  # tables of the discrete-time models (sBG, BG/BB)
     "plotting": 3,
+    "plotting_discrete": 3,  # draws the diagnostics_discrete tables
     # 4: evaluation and the batch forecast
     "evaluation": 4,
     "workflow": 4,
@@ -76,13 +77,14 @@ LAYERS: dict[str, int] = {
 SEPARATE: dict[tuple[str, str], str] = {
     ("evaluation", "plotting"): "evaluation computes and plotting draws: the metrics take "
                                 "their tables from diagnostics",
+    ("evaluation", "plotting_discrete"): "evaluation computes and plotting draws",
     ("valuation", "plotting"): "valuation computes values; plotting draws them",
     ("valuation", "diagnostics"): "valuation knows nothing of how a model is checked",
 }
 
 #: The only modules that may import matplotlib (everything else computes, and stays
 #: importable and fast without a plotting backend).
-DRAWING = ("plotting", "report")
+DRAWING = ("plotting", "plotting_discrete", "report")
 
 #: Lines a module may have before it has to say why it is longer.
 MAX_LINES = 900
