@@ -49,7 +49,8 @@ def _whole(frame: pd.DataFrame, col: str, problem: str) -> None:
     fail_rows(frame, v != np.round(v), col, problem)
 
 
-def validate_discrete(frame: pd.DataFrame, what: str = "discrete-time frame") -> None:
+def validate_discrete(frame: pd.DataFrame, what: str = "discrete-time frame",
+                      time_unit: str | None = None) -> None:
     """``frequency, recency, T`` counted in transaction opportunities (BG/BB).
 
     Rules: whole numbers; T >= 1; recency <= T; frequency <= recency (x transactions need x
@@ -69,7 +70,8 @@ def validate_discrete(frame: pd.DataFrame, what: str = "discrete-time frame") ->
               "recency must be 0 for customers with frequency 0", cols)
 
 
-def validate_spend(frame: pd.DataFrame, what: str = "spend frame") -> None:
+def validate_spend(frame: pd.DataFrame, what: str = "spend frame",
+                   time_unit: str | None = None) -> None:
     """``frequency, monetary_value``: monetary_value positive for repeat buyers."""
     cols = ["frequency", "monetary_value"]
     _numeric(frame, cols, what)
@@ -80,7 +82,8 @@ def validate_spend(frame: pd.DataFrame, what: str = "spend frame") -> None:
               "repeat buyers need a positive monetary_value", cols)
 
 
-def validate_contract(frame: pd.DataFrame, what: str = "contract frame") -> None:
+def validate_contract(frame: pd.DataFrame, what: str = "contract frame",
+                      time_unit: str | None = None) -> None:
     """``periods, churned``: periods a whole number >= 1; churned boolean (or 0/1)."""
     require_columns(frame, ["periods", "churned"], what)
     if len(frame) == 0:
@@ -96,9 +99,13 @@ def validate_contract(frame: pd.DataFrame, what: str = "contract frame") -> None
         fail_rows(frame, bad.to_numpy(), "churned", "churned must be True/False (or 1/0)")
 
 
-def validate_continuous(frame: pd.DataFrame, what: str = "RFM frame") -> None:
-    """``frequency, recency, T`` in time units (see :func:`clvmodels._validation.validate_rfm`)."""
-    validate_rfm(frame, what=what)
+def validate_continuous(frame: pd.DataFrame, what: str = "RFM frame",
+                        time_unit: str | None = None) -> None:
+    """``frequency, recency, T`` in time units (see :func:`clvmodels._validation.validate_rfm`:
+    among its rules, repeat buyers have a positive recency and, for day-level data, at most
+    one repeat purchase per day of recency -- which needs ``time_unit`` or
+    ``frame.attrs["time_unit"]``)."""
+    validate_rfm(frame, what=what, time_unit=time_unit)
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,8 @@ class DataKind:
 
     name: str
     columns: tuple[str, ...]
-    validate: Callable[[pd.DataFrame, str], None]
+    #: ``validate(frame, what, time_unit)``; raises ValidationError naming column and rows
+    validate: Callable[[pd.DataFrame, str, str | None], None]
     #: customers the kind's models use (e.g. spend: repeat buyers); None = all
     uses: Callable[[pd.DataFrame], np.ndarray] | None = None
     #: other accepted names of a column (discrete data often call the opportunities periods)
@@ -137,10 +145,12 @@ KINDS: dict[str, DataKind] = {
 }
 
 
-def validate_kind(frame: pd.DataFrame, kind: str, what: str | None = None) -> None:
-    """Validate ``frame`` against the column contract of ``kind``."""
+def validate_kind(frame: pd.DataFrame, kind: str, what: str | None = None,
+                  time_unit: str | None = None) -> None:
+    """Validate ``frame`` against the column contract of ``kind`` (``time_unit``: the unit
+    of its times, when ``frame.attrs`` does not record it)."""
     spec = KINDS[kind]
-    spec.validate(spec.conform(frame), what or f"{kind} data")
+    spec.validate(spec.conform(frame), what or f"{kind} data", time_unit)
 
 
 def resolve_weights(frame: pd.DataFrame, weights: str | np.ndarray | pd.Series | None
@@ -180,7 +190,7 @@ def kind_rows(frame: pd.DataFrame, kind: str, *, weights: str | np.ndarray | Non
     spec = KINDS[kind]
     frame = spec.conform(frame)
     if validate:
-        spec.validate(frame, what or f"{kind} data")
+        spec.validate(frame, what or f"{kind} data", time_unit)
     w = resolve_weights(frame, weights)
     keep = spec.uses(frame) if spec.uses is not None else None
     if spec.name == "contractual":

@@ -204,6 +204,9 @@ def _assemble(x: np.ndarray, tx: np.ndarray, T: np.ndarray, x_h: np.ndarray, *,
               rng: np.random.Generator, spend: SpendParams | None) -> pd.DataFrame:
     if resolution is not None:
         tx = np.minimum(_round_to(tx, resolution, rng), T)
+        # as in dated data (and as validate_rfm requires): at most one repeat purchase per
+        # step after the first, none when the last one falls on the first purchase's step
+        x = np.minimum(x, np.round(tx / resolution)).astype(x.dtype)
     out = pd.DataFrame(
         {"frequency": x.astype(np.int64), "recency": tx, "T": T},
         index=pd.RangeIndex(len(x), name="customer_id"),
@@ -303,8 +306,10 @@ def simulate_bgnbd(
         Unit the parameters and times are in, recorded in ``attrs["time_unit"]``.
     resolution
         Round ``T`` (to nearest) and ``recency`` (stochastically, as dated data do) to whole
-        multiples of this, e.g. ``1/7`` for daily data in weeks. Purchases falling on the same
-        day are *not* merged (use :func:`simulate_transactions` for that).
+        multiples of this, e.g. ``1/7`` for daily data in weeks; frequency is then at most
+        one repeat purchase per step of recency, as purchases on one day are one transaction
+        in dated data (a simple cap, not an exact merge: :func:`simulate_transactions` gives
+        dated transactions).
     spend
         Gamma-Gamma ``(p, q, v)``: add ``monetary_value`` (and ``monetary_value_holdout``),
         see :func:`simulate_gammagamma_spend`.

@@ -13,7 +13,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from clvmodels import ValidationError, calibration_holdout_split, rfm_summary
-from clvmodels._validation import require_columns, validate_rfm
+from clvmodels._validation import DataWarning, require_columns, validate_rfm
 
 NamesRows = Callable[..., None]
 
@@ -87,7 +87,10 @@ def test_out_of_range_dates(tx: pd.DataFrame, names_rows: NamesRows, typo: objec
 
 def test_dates_far_apart_do_not_overflow(tx: pd.DataFrame) -> None:
     tx.loc[101, "date"] = "1678-01-01"  # more than 292 years (the int64-nanosecond span)
-    rfm = rfm_summary(tx, time_unit="D")
+    # implausible (issue 9): refused unless the user keeps it, with a warning
+    assert "implausible dates" in _fails(tx, time_unit="D")
+    with pytest.warns(DataWarning, match="implausible dates"):
+        rfm = rfm_summary(tx, time_unit="D", implausible_dates="warn")
     first = pd.Timestamp("1678-01-01")
     # ann's last purchase is on 2022-03-04; the observation ends with bob's, on 2022-03-09
     assert rfm.loc["ann", "recency"] == (pd.Timestamp("2022-03-04") - first).days
