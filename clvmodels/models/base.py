@@ -30,7 +30,9 @@ __all__ = [
     "ConvergenceWarning",
     "IdentificationError",
     "NotFittedError",
+    "check_counts",
     "check_horizon",
+    "check_scalar_horizon",
     "frame_arrays",
 ]
 
@@ -57,6 +59,22 @@ def check_horizon(t: float | np.ndarray, name: str = "t") -> np.ndarray:
     if np.any(np.isnan(arr)) or np.any(arr < 0):
         raise ValueError(f"{name} must be non-negative, got {t!r}")
     return arr
+
+
+def check_counts(n: Any) -> np.ndarray:
+    """Validate purchase counts (non-negative whole numbers), as a 1-D float array."""
+    arr = np.atleast_1d(np.asarray(n))
+    if arr.ndim != 1 or np.any(arr < 0) or np.any(arr != np.round(arr)):
+        raise ValueError(f"n must be non-negative integers, got {n!r}")
+    return arr.astype(float)
+
+
+def check_scalar_horizon(t: Any) -> np.ndarray:
+    """A single non-negative horizon (0-d array)."""
+    t_arr = check_horizon(t)
+    if t_arr.ndim > 0:
+        raise ValueError(f"t must be a scalar, got {t!r}")
+    return t_arr
 
 
 def frame_arrays(frame: pd.DataFrame, kind: str, *, time_unit: str | None = None,

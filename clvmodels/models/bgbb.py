@@ -712,10 +712,7 @@ class BetaGeoBetaBinom(TransactionModel, MLEModel):
         does not know its own; for a rate per opportunity call the module function."""
         from clvmodels.models.contractual import period_discount_rate
 
-        unit = getattr(self, "time_unit_", None)
-        if time_unit is not None and unit is not None and time_unit != unit:
-            raise ValueError(f"the model was fitted in time unit {unit!r}, not {time_unit!r}")
-        d = period_discount_rate(discount_rate, unit or time_unit)
+        d = period_discount_rate(discount_rate, self._unit_for(time_unit))
         x, tx, T, index = self._arrays(data)
         p = self._p()
         out = expected_discounted_transactions(p["alpha"], p["beta"], p["gamma"], p["delta"],

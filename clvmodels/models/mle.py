@@ -483,6 +483,14 @@ class MLEModel(BaseModel):
         self._check_fitted()
         return {k: float(v) for k, v in self.params_.items()}
 
+    def _unit_for(self, time_unit: str | None) -> str | None:
+        """The model's time unit, or ``time_unit`` when the model does not know its own
+        (a different one is refused)."""
+        unit = getattr(self, "time_unit_", None)
+        if time_unit is not None and unit is not None and time_unit != unit:
+            raise ValueError(f"the model was fitted in time unit {unit!r}, not {time_unit!r}")
+        return unit or time_unit
+
     def _arrays(self, data: pd.DataFrame) -> tuple[Any, ...]:
         """The model's data columns of ``data`` as float arrays, and its index (validated,
         in the model's time unit)."""

@@ -574,10 +574,7 @@ class ParetoNBD(TransactionModel, MLEModel):
         delta uses 52 weeks a year -- call the module function with delta to reproduce it).
         ``time_unit`` is needed only when the model does not know its own.
         """
-        unit = self.time_unit_ if getattr(self, "time_unit_", None) else None
-        if time_unit is not None and unit is not None and time_unit != unit:
-            raise ValueError(f"the model was fitted in time unit {unit!r}, not {time_unit!r}")
-        unit = unit or time_unit
+        unit = self._unit_for(time_unit)
         if unit is None:
             raise ValueError("the model's time unit is unknown: pass time_unit "
                              f"(one of {list(TIME_UNITS)})")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from clvmodels.models.base import check_horizon
+from clvmodels.models.base import check_counts, check_horizon, check_scalar_horizon
 from clvmodels.models.hierarchical import plain_label
 from clvmodels.rows import UniqueRows
 
@@ -477,16 +477,12 @@ class TransactionPredictions:
         """Posterior predictive P(Y(t) = n | history) per customer, one column per n: the
         family's conditional pmf averaged over the posterior draws (in chunks of rows)."""
         self._check_fitted()
-        n_arr = np.atleast_1d(np.asarray(n))
-        if np.any(n_arr < 0) or np.any(n_arr != np.round(n_arr)):
-            raise ValueError("n must be non-negative integers")
-        t_arr = check_horizon(t)
-        if t_arr.ndim > 0:
-            raise ValueError("t must be a scalar")
+        n_arr = check_counts(n)
+        t_arr = check_scalar_horizon(t)
         rows = self._rows(rfm, fitting=False, unseen=unseen_segments)
         c = rows.columns
         out = np.empty((rows.n_rows, len(n_arr)))
-        counts = n_arr.astype(float)[None, :]
+        counts = n_arr[None, :]
         for sl in self._chunks(rows.n_rows, len(n_arr)):
             p = self._params_for(rows, sl, extra_axes=1)
             x, tx, T = (c[k][sl, None] for k in ("x", "tx", "T"))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvmodels.models.base import check_horizon
+from clvmodels.models.base import check_counts, check_horizon, check_scalar_horizon
 
 __all__ = ["TransactionModel"]
 
@@ -96,14 +96,10 @@ class TransactionModel:
         with the parameters updated by their own history; otherwise they buy nothing.
         """
         x, tx, T, index = self._arrays(data)
-        n_arr = np.atleast_1d(np.asarray(n))
-        if np.any(n_arr < 0) or np.any(n_arr != np.round(n_arr)):
-            raise ValueError("n must be non-negative integers")
-        t_arr = check_horizon(t)
-        if t_arr.ndim > 0:
-            raise ValueError("t must be a scalar")
-        out = self._conditional_pmf(self._p(), n_arr.astype(float)[None, :], x[:, None],
-                                    tx[:, None], T[:, None], t_arr)
+        n_arr = check_counts(n)
+        t_arr = check_scalar_horizon(t)
+        out = self._conditional_pmf(self._p(), n_arr[None, :], x[:, None], tx[:, None],
+                                    T[:, None], t_arr)
         return pd.DataFrame(out, index=index, columns=[int(v) for v in n_arr])
 
     def _pmf(self, p: dict[str, Any], n: Any, t: Any) -> np.ndarray:
