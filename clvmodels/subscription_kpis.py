@@ -69,10 +69,12 @@ _TABLE_COLUMNS = ["at_risk", "renewed", "churned", "retention_rate", "churn_rate
 # --------------------------------------------------------------------------------------
 
 
-def _decisions(summary: pd.DataFrame, *, need_cohort: bool = False
+def _decisions(summary: pd.DataFrame, *, need_cohort: bool | str = False
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Validated (periods, churned) arrays: periods whole >= 1, churned boolean / 0-1."""
-    cols = ["periods", "churned"] + (["cohort"] if need_cohort else [])
+    """Validated (periods, churned) arrays: periods whole >= 1, churned boolean / 0-1.
+    ``need_cohort``: True for the ``cohort`` column, or the name of a grouping column."""
+    group = "cohort" if need_cohort is True else (need_cohort or None)
+    cols = ["periods", "churned"] + ([group] if group else [])
     require_columns(summary, cols, "contract summary")
     if len(summary) == 0:
         raise ValidationError("contract summary is empty: there are no customers")
@@ -87,8 +89,8 @@ def _decisions(summary: pd.DataFrame, *, need_cohort: bool = False
         fail_rows(summary, (as_num.isna() | ~as_num.isin([0, 1])).to_numpy(), "churned",
                   "churned must be True/False (or 1/0)")
         churned = as_num == 1
-    if need_cohort:
-        fail_rows(summary, summary["cohort"].isna().to_numpy(), "cohort", "missing cohorts")
+    if group:
+        fail_rows(summary, summary[group].isna().to_numpy(), group, f"missing {group} values")
     return values.astype(np.int64), churned.to_numpy(dtype=bool)
 
 
@@ -158,19 +160,20 @@ def cohort_retention_matrix(summary: pd.DataFrame, *, value: str = "survival") -
 def churn_rate(summary: pd.DataFrame, *, by: str | None = None) -> float | pd.Series:
     """Pooled churn rate per period: all churns / all renewal decisions at risk.
 
-    ``by=None``: one number; ``by="cohort"``: a Series indexed by cohort. NaN when no
-    decision has been seen (every customer active in their first period).
+    ``by=None``: one number; ``by="cohort"`` (or any column of ``summary``, e.g. a plan or an
+    acquisition channel): a Series indexed by its values. NaN when no decision has been seen
+    (every customer active in their first period).
     """
-    if by not in (None, "cohort"):
-        raise ValueError("by must be None or 'cohort'")
-    periods, churned = _decisions(summary, need_cohort=by == "cohort")
+    if by is not None and not isinstance(by, str):
+        raise ValueError("by must be None or a column name such as 'cohort'")
+    periods, churned = _decisions(summary, need_cohort=by or False)
     seen = np.where(churned, periods, periods - 1)
     if by is None:
         total = int(seen.sum())
         return float(churned.sum() / total) if total else float("nan")
-    frame = pd.DataFrame({"cohort": summary["cohort"].to_numpy(), "seen": seen,
+    frame = pd.DataFrame({by: summary[by].to_numpy(), "seen": seen,
                           "lost": churned.astype(np.int64)})
-    sums = frame.groupby("cohort", sort=True)[["seen", "lost"]].sum()
+    sums = frame.groupby(by, sort=True)[["seen", "lost"]].sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         out = sums["lost"] / sums["seen"].where(sums["seen"] > 0)
     return out.rename("churn_rate")
