@@ -281,6 +281,13 @@ def test_segments_with_hierarchical_bayesian_sbg() -> None:
     assert abs(seg.at[("bayes-sbg", "basic"), "aggregate_bias"]) < 0.1
     assert np.isfinite(seg["holdout_log_likelihood"]).all()
     assert "model_lower" in res.tables["bayes-sbg"]["survival"]
+    # the report's tables of a Bayesian row (figures: slow)
+    from clvmodels.report import render_html
+
+    page = render_html(res, figures=[])
+    for needle in ("ELPD (LOO)", "R-hat", "upper 94% HDI", 'id="segments"', "Bayesian sBG",
+                   "segments <b>2 (plan)</b>"):
+        assert needle in page, needle
 
 
 # --------------------------------------------------------------------------------------

@@ -1,51 +1,50 @@
-"""The HTML model-comparison report: one self-contained page, plus the metrics and figures.
+"""The transaction report: a :class:`~clvmodels.evaluation.ModelComparison` (continuous-time or
+discrete-time transaction models) as one self-contained page.
 
-:func:`write_report` turns a :class:`~clvmodels.evaluation.ModelComparison` into
-
-* ``report.html`` — a single file with inline CSS and every figure embedded as a base64 PNG
-  (no network access needed to view it): data summary, the metrics table with the best value
-  in each column highlighted, parameter tables with intervals, the diagnostic figures of
-  each model, the valuation summary (total CLV, tiers, top customers) and the run's
-  configuration and package versions;
-* ``metrics.csv`` — the metrics table;
-* ``figures/*.png`` — every figure of the report.
-
-Every file is written atomically (:mod:`clvmodels._io`) and none is replaced without
-``force``; all clashes are reported before anything is written. The page is rendered with
-Jinja2 from ``clvmodels/templates/report.html.j2``; the numbers are formatted here, so the
-template only lays them out.
+Data summary, the metrics table with the best value in each column highlighted, parameter
+tables with intervals, the diagnostic figures of each model, the valuation summary (total
+CLV, tiers, top customers) and the run's configuration and package versions, rendered with
+Jinja2 from ``clvmodels/templates/report.html.j2``. Written by
+:func:`clvmodels.report.write_report`.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
-import io
-import os
-import platform
 from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib import metadata, resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from clvmodels._io import check_output_path, write_text, write_with
-from clvmodels._version import __version__
 from clvmodels.evaluation import BASELINES, METRIC_COLUMNS, METRIC_DIRECTIONS
 from clvmodels.models.protocol import is_posterior
 from clvmodels.models.registry import label_of
+from clvmodels.report.parts import PALETTE as _PALETTE
+from clvmodels.report.parts import STYLE as _STYLE
+from clvmodels.report.parts import UNIT_NAMES as _UNIT_NAMES
+from clvmodels.report.parts import (
+    ReportFigure,
+    bayes_figures,
+    figure_context,
+    format_metric,
+    metrics_view,
+    param_card,
+    template,
+    unique_stem,
+    versions,
+)
+from clvmodels.report.parts import num as _num
+from clvmodels.report.parts import pct as _pct
+from clvmodels.report.parts import png as _png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from clvmodels.evaluation import ModelComparison
 
-__all__ = ["METRIC_INFO", "ReportFigure", "build_figures", "format_metric", "render_html",
-           "write_html", "write_report"]
+__all__ = ["METRIC_INFO", "build_figures", "render_html"]
 
 #: Label, group and one-line definition of each metric column, for the table and glossary.
 METRIC_INFO: dict[str, tuple[str, str, str]] = {
@@ -85,69 +84,6 @@ METRIC_INFO: dict[str, tuple[str, str, str]] = {
     "fit_seconds": ("Fit (s)", "Time", "Wall time of the fit (baselines: to compute)."),
 }
 
-_PERCENT = {"aggregate_bias", "tracking_error", "top_decile_capture", "interval_coverage"}
-_SIGNED = {"aggregate_bias", "tracking_error"}
-_DECIMALS = {"log_likelihood": 1, "aic": 1, "bic": 1, "elpd_loo": 1, "chi_square": 2,
-             "mae": 3, "rmse": 3, "correlation": 3, "spearman_clv": 3, "gini_clv": 3,
-             "fit_seconds": 2}
-
-#: Okabe-Ito colours for the models in comparison figures (colour-blind safe).
-_PALETTE = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
-
-_STYLE = {"figure.dpi": 100, "savefig.dpi": 110, "font.size": 10,
-          "axes.spines.top": False, "axes.spines.right": False,
-          "axes.titleweight": "bold", "axes.titlesize": 11}
-
-_PACKAGES = ("clvmodels", "numpy", "scipy", "pandas", "matplotlib", "pymc", "arviz",
-             "nutpie", "pytensor", "jinja2")
-
-_UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
-
-
-
-# --------------------------------------------------------------------------------------
-# formatting
-# --------------------------------------------------------------------------------------
-
-
-def _missing(value: Any) -> bool:
-    try:
-        return value is None or not np.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _num(value: Any, decimals: int = 2) -> str:
-    """A number with thousands separators; an em dash when missing."""
-    if _missing(value):
-        return "—"
-    return f"{float(value):,.{decimals}f}"
-
-
-def _sig(value: Any, digits: int = 4) -> str:
-    """A number to ``digits`` significant figures (parameters); an em dash when missing."""
-    if _missing(value):
-        return "—"
-    v = float(value)
-    if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
-        return f"{v:.{digits - 1}e}"
-    out = f"{v:,.{digits}g}" if abs(v) < 10**digits else f"{v:,.0f}"
-    return out
-
-
-def _pct(value: Any, decimals: int = 1, signed: bool = False) -> str:
-    if _missing(value):
-        return "—"
-    return f"{100 * float(value):{'+' if signed else ''}.{decimals}f}%"
-
-
-def format_metric(column: str, value: Any) -> str:
-    """A metric value as shown in the report (percentages for shares and biases)."""
-    if column in _PERCENT:
-        return _pct(value, 1, signed=column in _SIGNED)
-    return _num(value, _DECIMALS.get(column, 3))
-
-
 def _model_label(model: Any) -> str:
     return label_of(model)
 
@@ -155,40 +91,6 @@ def _model_label(model: Any) -> str:
 # --------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------
-
-
-@dataclass
-class ReportFigure:
-    """A rendered figure: file stem, caption, section and PNG bytes."""
-
-    name: str
-    title: str
-    section: str
-    png: bytes
-    caption: str = ""
-    model: str | None = None
-    collapsed: bool = False
-
-    @property
-    def data_uri(self) -> str:
-        """The PNG as a ``data:`` URI for embedding."""
-        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
-
-
-def _png(fig: Figure) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", facecolor="white")  # figures use constrained layout
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
-
-
-def _safe_stem(name: str) -> str:
-    keep = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name.lower())
-    return keep.strip("-") or "model"
 
 
 def _diagnostics_figure(comparison: ModelComparison, name: str, model: Any) -> Figure:
@@ -200,6 +102,8 @@ def _diagnostics_figure(comparison: ModelComparison, name: str, model: Any) -> F
 
     s = comparison.settings
     rfm = comparison.rfm
+    if _is_discrete(comparison):
+        return _discrete_diagnostics_figure(comparison, name, model)
     fig, axes = plt.subplots(2, 2, figsize=(13.0, 8.4), layout="constrained")
     interval = s.get("interval", 0.9)
     plotting.plot_calibration_histogram(model, rfm, s.get("max_frequency", 7),
@@ -211,6 +115,35 @@ def _diagnostics_figure(comparison: ModelComparison, name: str, model: Any) -> F
         plotting.plot_tracking(model, tx, s["calibration_end"], s["observation_end"], "W",
                                kind=kind, customer_id_col=s["customer_id_col"],
                                datetime_col=s["datetime_col"], interval=interval, ax=ax)
+    fig.suptitle(f"{name}: {_model_label(model)}", fontsize=13, fontweight="bold")
+    return fig
+
+
+def _is_discrete(comparison: ModelComparison) -> bool:
+    """A comparison of discrete-time models (``compare_discrete``: opportunities, no dated
+    transactions)."""
+    return comparison.settings.get("data_kind") == "discrete"
+
+
+def _discrete_diagnostics_figure(comparison: ModelComparison, name: str, model: Any
+                                 ) -> Figure:
+    """1 × 3 panel of a discrete-time model: calibration histogram, holdout transactions by
+    calibration frequency, P(alive) by recency and frequency (FHS 2010, Table 6)."""
+    import matplotlib.pyplot as plt
+
+    import clvmodels.plotting as plotting
+    from clvmodels.plotting_discrete import plot_probability_alive_table
+
+    s, rfm = comparison.settings, comparison.rfm
+    interval = s.get("interval", 0.9)
+    fig, axes = plt.subplots(1, 3, figsize=(19.0, 5.2), layout="constrained")
+    plotting.plot_calibration_histogram(model, rfm, s.get("max_frequency", 7),
+                                        interval=interval, ax=axes[0])
+    plotting.plot_conditional_expectation(model, rfm, s.get("max_frequency", 7),
+                                          interval=interval, ax=axes[1])
+    n = int(rfm["T"].max())
+    segment = {"segment": None} if getattr(model, "segment_col", None) else {}
+    plot_probability_alive_table(model, n, data=rfm, annotate=n <= 12, ax=axes[2], **segment)
     fig.suptitle(f"{name}: {_model_label(model)}", fontsize=13, fontweight="bold")
     return fig
 
@@ -292,22 +225,6 @@ def _spend_figure(comparison: ModelComparison) -> Figure | None:
     return ax.figure
 
 
-def _bayes_figures(name: str, model: Any) -> list[tuple[str, str, Figure]]:
-    """Trace plots (and the segment forest of a hierarchical model)."""
-    import clvmodels.plotting as plotting
-
-    out = []
-    axes = plotting.plot_trace(model)
-    fig = np.ravel(axes)[0].figure
-    fig.set_size_inches(11.0, 1.9 * max(1, np.asarray(axes).shape[0]))
-    out.append(("trace", "MCMC trace plots", fig))
-    if getattr(model, "segment_col", None):
-        axes = plotting.plot_segment_forest(model)
-        out.append(("segments", f"Segment parameters by {model.segment_col}",
-                    np.ravel(axes)[0].figure))
-    return out
-
-
 def build_figures(comparison: ModelComparison) -> list[ReportFigure]:
     """Render every figure of the report (PNG bytes), in report order.
 
@@ -319,10 +236,7 @@ def build_figures(comparison: ModelComparison) -> list[ReportFigure]:
     stems: set[str] = set()
     with plt.rc_context(_STYLE):
         for name, model in comparison.models.items():
-            stem = _safe_stem(name)
-            while stem in stems:  # names that differ only in punctuation
-                stem += "-2"
-            stems.add(stem)
+            stem = unique_stem(name, stems)
             figures.append(ReportFigure(
                 f"diagnostics-{stem}", f"{name}: fit and holdout diagnostics", "diagnostics",
                 _png(_diagnostics_figure(comparison, name, model)),
@@ -332,7 +246,7 @@ def build_figures(comparison: ModelComparison) -> list[ReportFigure]:
                         "calibration and holdout.",
                 model=name))
             if is_posterior(model):
-                for kind, title, fig in _bayes_figures(name, model):
+                for kind, title, fig in bayes_figures(model):
                     figures.append(ReportFigure(f"{kind}-{stem}", f"{name}: {title}",
                                                 "diagnostics", _png(fig), model=name,
                                                 collapsed=kind == "trace"))
@@ -361,46 +275,20 @@ def build_figures(comparison: ModelComparison) -> list[ReportFigure]:
 
 
 def _metrics_view(comparison: ModelComparison) -> dict[str, Any]:
-    metrics = comparison.metrics
-    best = comparison.best
-    columns = [c for c in METRIC_COLUMNS if c in metrics.columns
-               and metrics[c].notna().any()]
-    groups: list[dict[str, Any]] = []
-    for c in columns:
-        group = METRIC_INFO[c][1]
-        if groups and groups[-1]["name"] == group:
-            groups[-1]["span"] += 1
-        else:
-            groups.append({"name": group, "span": 1})
-    rows = []
-    for name in metrics.index:
-        cells = []
-        for c in columns:
-            value = metrics.at[name, c]
-            cells.append({"text": format_metric(c, value),
-                          "best": str(name) in best.get(c, []),
-                          "missing": _missing(value)})
+    def row_kind(name: str) -> tuple[str, str]:
         model = comparison.models.get(name)
-        kind = ("baseline" if model is None else
-                "Bayesian" if is_posterior(model) else "MLE")
-        rows.append({"name": str(name), "kind": kind, "label": _model_label(model)
-                     if model is not None else _baseline_label(str(name)), "cells": cells})
-    header = [{"key": c, "label": METRIC_INFO[c][0], "definition": METRIC_INFO[c][2],
-               "direction": _direction_text(c, comparison.settings.get("interval", 0.9))}
-              for c in columns]
-    return {"columns": header, "groups": groups, "rows": rows}
+        if model is None:
+            return "baseline", _baseline_label(name)
+        return ("Bayesian" if is_posterior(model) else "MLE"), _model_label(model)
+
+    return metrics_view(comparison.metrics, comparison.best, columns=METRIC_COLUMNS,
+                        info=METRIC_INFO, directions=METRIC_DIRECTIONS,
+                        interval=comparison.settings.get("interval", 0.9), row_kind=row_kind)
 
 
 def _baseline_label(name: str) -> str:
     return {"historic-clv": "historic CLV",
             "calibration-rate": "calibration rate"}.get(name, "baseline")
-
-
-def _direction_text(column: str, interval: float) -> str:
-    d = METRIC_DIRECTIONS.get(column)
-    return {"max": "higher is better", "min": "lower is better",
-            "zero": "closer to 0 is better",
-            "nominal": f"closest to {interval:.0%} is best"}.get(d or "", "not ranked")
 
 
 def _summary_findings(comparison: ModelComparison) -> list[str]:
@@ -439,7 +327,34 @@ def _summary_findings(comparison: ModelComparison) -> list[str]:
     return out
 
 
+def _discrete_data_view(comparison: ModelComparison) -> dict[str, Any]:
+    d = comparison.data_summary
+    n, h = d["opportunities_calibration"], d["holdout_opportunities"]
+    cards = [
+        ("Customers", f"{d['customers']:,}",
+         "one row per customer, counted in opportunities"),
+        ("Opportunities", f"{n:,} → {h:,}", "calibration → holdout"
+         + (f"; from {d['opportunities_min']:,} for the latest customers"
+            if d["opportunities_min"] != n else "")),
+        ("Transactions", f"{d['transactions_calibration']:,} → {d['transactions_holdout']:,}",
+         "calibration → holdout"),
+        ("No transaction", f"{d['share_no_transaction']:.1%}",
+         f"{d['no_transaction']:,} customers without a transaction in calibration"),
+        ("Active in holdout", f"{d['customers_active_in_holdout']:,}",
+         f"{d['customers_active_in_holdout'] / max(d['customers'], 1):.1%} of customers"),
+    ]
+    hist = d["frequency_histogram"]
+    labels = [str(i) for i in range(len(hist) - 1)] + [f"{len(hist) - 1}+"]
+    return {"cards": [{"label": a, "value": b, "note": c, "small": len(b) > 14}
+                      for a, b, c in cards],
+            "histogram": [{"label": lab, "count": f"{c:,}"} for lab, c in zip(labels, hist,
+                                                                              strict=True)],
+            "kpis": []}
+
+
 def _data_view(comparison: ModelComparison) -> dict[str, Any]:
+    if _is_discrete(comparison):
+        return _discrete_data_view(comparison)
     d = comparison.data_summary
     unit = _UNIT_NAMES.get(d["time_unit"], d["time_unit"])
     cards = [
@@ -484,75 +399,16 @@ def _data_view(comparison: ModelComparison) -> dict[str, Any]:
 
 
 def _params_view(comparison: ModelComparison) -> list[dict[str, Any]]:
-    out = []
-    items = list(comparison.models.items())
+    out = [param_card(name, model) for name, model in comparison.models.items()]
     if comparison.spend_model is not None:
-        items.append(("spend model", comparison.spend_model))
-    for name, model in items:
-        bayes = is_posterior(model)
-        table = model.summary()
-        if bayes:
-            lo = next((c for c in table.columns if str(c).startswith("hdi_")), None)
-            hi = [c for c in table.columns if str(c).startswith("hdi_")][-1] if lo else None
-            cols = [("mean", "posterior mean"), ("sd", "sd")]
-            if lo and hi:
-                mass = _hdi_mass(lo, hi)
-                cols += [(lo, f"lower {mass} HDI"), (hi, f"upper {mass} HDI")]
-            cols += [(c, label) for c, label in (("ess_bulk", "ESS bulk"),
-                                                 ("ess_tail", "ESS tail"),
-                                                 ("r_hat", "R-hat")) if c in table.columns]
-        else:
-            cols = [("estimate", "estimate"), ("se", "std. error"),
-                    ("lower 95%", "lower 95%"), ("upper 95%", "upper 95%")]
-        rows = []
-        for param, row in table.iterrows():
-            cells = []
-            for c, _ in cols:
-                v = row.get(c)
-                if c in ("ess_bulk", "ess_tail"):
-                    cells.append(_num(v, 0))
-                elif c == "r_hat":
-                    cells.append(_num(v, 3))
-                else:
-                    cells.append(_sig(v))
-            rows.append({"name": str(param), "cells": cells})
-        stats: list[tuple[str, str]] = []
-        if bayes:
-            d = getattr(model, "diagnostics_", {})
-            stats = [("chains × draws", f"{d.get('chains', '?')} × {d.get('draws', '?')}"),
-                     ("divergences", str(d.get("divergences", "—"))),
-                     ("max R-hat", _num(d.get("max_rhat"), 3)),
-                     ("min ESS", _num(min(d.get("min_ess_bulk", np.nan),
-                                          d.get("min_ess_tail", np.nan)), 0))]
-            if getattr(model, "segment_col", None):
-                stats.insert(0, ("segments", f"{len(model.segment_labels_)} "
-                                             f"({model.segment_col})"))
-        else:
-            a = table.attrs
-            stats = [("log-likelihood", _num(a.get("log_likelihood"), 2)),
-                     ("AIC", _num(a.get("aic"), 1)), ("BIC", _num(a.get("bic"), 1)),
-                     ("customers", f"{a.get('n_customers', 0):,}"),
-                     ("converged", "yes" if a.get("converged") else "no")]
         note = ""
-        if name == "spend model" and "monetary_value" in comparison.rfm:
+        if "monetary_value" in comparison.rfm:
             corr = _frequency_spend_correlation(comparison.rfm)
             if corr is not None:
                 note = (f"Correlation between repeat frequency and mean spend "
                         f"(the Gamma-Gamma model assumes none): {corr:.3f}.")
-        out.append({"name": name, "label": _model_label(model),
-                    "kind": "Bayesian" if bayes else "maximum likelihood",
-                    "columns": [label for _, label in cols], "rows": rows,
-                    "wide": bool(bayes and len(rows) > 6),
-                    "stats": [{"name": a, "value": b} for a, b in stats], "note": note})
+        out.append(param_card("spend model", comparison.spend_model, note))
     return out
-
-
-def _hdi_mass(lo: str, hi: str) -> str:
-    """"94%" from ArviZ's column names ``hdi_3%`` and ``hdi_97%``."""
-    try:
-        return f"{float(hi[4:].rstrip('%')) - float(lo[4:].rstrip('%')):g}%"
-    except ValueError:
-        return ""
 
 
 def _frequency_spend_correlation(rfm: pd.DataFrame) -> float | None:
@@ -653,6 +509,22 @@ def _segments_view(comparison: ModelComparison) -> dict[str, Any] | None:
 
 def _config_view(comparison: ModelComparison) -> dict[str, Any]:
     s = comparison.settings
+    if _is_discrete(comparison):
+        discrete = {
+            "data": "discrete-time summary (opportunities)",
+            "holdout length": f"{s.get('holdout_length', float('nan')):g} opportunities",
+            "models": ", ".join(f"{n} ({c})" for n, c in s.get("model_classes", {}).items()),
+            "baselines": ", ".join(s.get("baselines", [])) or "none",
+            "segment column": s.get("segment_col") or "none",
+            "Bayesian sampler settings": ", ".join(f"{k}={v}" for k, v in
+                                                   s.get("bayes_kwargs", {}).items()),
+            "penalizer (MLE)": s.get("penalizer"),
+            "predictive interval": _pct(s.get("interval"), 0),
+            "calibration histogram bins": f"0 … {s.get('max_frequency', 7) - 1}, "
+                                          f"{s.get('max_frequency', 7)}+",
+        }
+        return {"settings": [{"name": k, "value": str(v)} for k, v in discrete.items()],
+                **versions()}
     shown = {
         "calibration end": s.get("calibration_end"),
         "observation (holdout) end": s.get("observation_end"),
@@ -676,27 +548,19 @@ def _config_view(comparison: ModelComparison) -> dict[str, Any]:
         "columns": (f"customer id {s.get('customer_id_col')!r}, date "
                     f"{s.get('datetime_col')!r}, amount {s.get('monetary_value_col')!r}"),
     }
-    versions = {"python": platform.python_version(), "clvmodels": __version__}
-    for pkg in _PACKAGES:
-        if pkg in versions:
-            continue
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            continue
     return {"settings": [{"name": k, "value": str(v)} for k, v in shown.items()],
-            "versions": [{"name": k, "value": v} for k, v in versions.items()],
-            "platform": platform.platform(terse=True)}
+            **versions()}
 
 
-def _template() -> Any:
-    import jinja2
-
-    text = (resources.files("clvmodels") / "templates" / "report.html.j2").read_text(
-        encoding="utf-8")
-    env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
-    return env.from_string(text)
+def _subtitle(comparison: ModelComparison) -> str:
+    s, d = comparison.settings, comparison.data_summary
+    if _is_discrete(comparison):
+        return (f"{d['opportunities_calibration']:,} calibration and "
+                f"{d['holdout_opportunities']:,} holdout opportunities · "
+                f"{d['customers']:,} customers")
+    return (f"Calibration {d['first_transaction']} – {s['calibration_end']}, "
+            f"holdout to {s['observation_end']} · {d['customers']:,} customers · "
+            f"time unit {s['time_unit']}")
 
 
 def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | None = None, *,
@@ -707,12 +571,7 @@ def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | N
     if figures is None:
         figures = build_figures(comparison)
     s = comparison.settings
-    d = comparison.data_summary
-    by_section: dict[str, list[dict[str, Any]]] = {}
-    for f in figures:
-        by_section.setdefault(f.section, []).append(
-            {"name": f.name, "title": f.title, "src": f.data_uri, "caption": f.caption,
-             "model": f.model, "collapsed": f.collapsed})
+    by_section = figure_context(figures)
     sections = [("summary", "Summary"), ("data", "Data"), ("metrics", "Model comparison"),
                 ("parameters", "Parameters"), ("diagnostics", "Diagnostics"),
                 ("ranking", "Value ranking")]
@@ -728,9 +587,7 @@ def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | N
     config = _config_view(comparison)
     context = {
         "title": title or "CLV model comparison",
-        "subtitle": (f"Calibration {d['first_transaction']} – {s['calibration_end']}, "
-                     f"holdout to {s['observation_end']} · {d['customers']:,} customers · "
-                     f"time unit {s['time_unit']}"),
+        "subtitle": _subtitle(comparison),
         "generated": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "sections": [{"id": a, "title": b} for a, b in sections],
         "findings": [Markup(f) for f in _summary_findings(comparison)],
@@ -746,47 +603,4 @@ def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | N
         "version": next((v["value"] for v in config["versions"] if v["name"] == "clvmodels"),
                         ""),
     }
-    return _template().render(**context)
-
-
-# --------------------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------------------
-
-
-def write_html(comparison: ModelComparison, path: str | os.PathLike, *, force: bool = False,
-               title: str | None = None) -> Path:
-    """Write the self-contained report page to ``path`` atomically (refusing to replace an
-    existing file unless ``force``)."""
-    check_output_path(path, force=force)
-    return write_text(render_html(comparison, title=title), path, force=force)
-
-
-def write_report(comparison: ModelComparison, out_dir: str | os.PathLike, *,
-                 force: bool = False, title: str | None = None) -> dict[str, Path]:
-    """Write ``report.html``, ``metrics.csv`` and ``figures/<name>.png`` into ``out_dir``.
-
-    Every existing output is refused unless ``force`` — all of them are checked before
-    anything is written — and each file is written atomically. Returns the paths by role
-    (``report``, ``metrics``, ``figure:<name>``).
-    """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {os.fspath(out)!r} exists and is not a directory")
-    report_path, metrics_path = out / "report.html", out / "metrics.csv"
-    for p in (report_path, metrics_path):
-        check_output_path(p, force=force)
-    figures = build_figures(comparison)
-    fig_paths = {f.name: out / "figures" / f"{f.name}.png" for f in figures}
-    for p in fig_paths.values():
-        check_output_path(p, force=force)
-    page = render_html(comparison, figures, title=title)
-    written: dict[str, Path] = {}
-    for f in figures:
-        written[f"figure:{f.name}"] = write_with(
-            lambda tmp, data=f.png: Path(tmp).write_bytes(data), fig_paths[f.name],
-            force=force)
-    written["metrics"] = write_with(lambda tmp: comparison.metrics.to_csv(tmp),
-                                    metrics_path, force=force)
-    written["report"] = write_text(page, report_path, force=force)
-    return written
+    return template("report.html.j2").render(**context)
