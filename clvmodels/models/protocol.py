@@ -74,4 +74,4 @@ class PosteriorModel(Protocol):
 
 def is_posterior(model: Any) -> bool:
     """Whether ``model`` holds posterior draws (the Bayesian variants)."""
-    return bool(getattr(type(model), "bayesian", False))
+    return bool(getattr(model, "bayesian", False))  # the class attribute, seen through proxies
