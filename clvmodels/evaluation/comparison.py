@@ -6,7 +6,9 @@ compares its forecasts for the holdout period ``(calibration_end, observation_en
 what the customers actually did — the comparisons the literature makes (Fader, Hardie & Lee
 2005; Batislam et al. 2007; see ``REFERENCE.md``). The result, a :class:`ModelComparison`,
 holds one row of metrics per model; :func:`clvmodels.report.write_report` renders it (this
-module never imports the report).
+module never imports the report). Models are named as the registry names them; only
+continuous-time transaction models are taken here (:func:`clvmodels.evaluation.compare_discrete`
+takes the BG/BB, :func:`clvmodels.evaluation.compare_contractual` the sBG).
 
 Metric definitions
 ------------------
@@ -59,9 +61,10 @@ Intervals
     with updated parameters (BG/NBD: r + x, alpha + T, a, b + x; MBG/NBD: b + x + 1;
     Pareto/NBD: r + x, alpha + T, s, beta + T), so
     ``P(Y(h) = y | history) = P(alive) P_new(y; updated, h) + (1 - P(alive)) 1{y = 0}``
-    with the model module's own new-customer pmf. For a Bayesian model this is averaged over
-    the posterior draws (the posterior predictive); for a maximum-likelihood model the point
-    estimate is plugged in (parameter uncertainty ignored). The interval is
+    — the model's own ``conditional_purchase_count_probability`` (the transaction protocol).
+    For a Bayesian model this is averaged over the posterior draws (the posterior
+    predictive); for a maximum-likelihood model the point estimate is plugged in (parameter
+    uncertainty ignored). The interval is
     ``[F^-1(q), F^-1(1 - q)]``, ``q = (1 - interval) / 2``; for a discrete count a calibrated
     model covers *at least* ``interval`` of the customers.
 ``fit_seconds``
