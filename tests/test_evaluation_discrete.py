@@ -126,3 +126,33 @@ def test_bad_input(donors: pd.DataFrame) -> None:
         compare_discrete(donors, models=["nope"])
     with pytest.raises(ValidationError, match="'sales'"):
         compare_discrete(donors, holdout_col="sales")
+
+
+def test_evaluation_and_reports_know_no_family() -> None:
+    """Comparisons, their tables and reports reach models through the registry and the
+    protocol only: no module of theirs imports a model family's module."""
+    import ast
+    from pathlib import Path
+
+    import clvmodels
+
+    root = Path(clvmodels.__file__).parent
+    families = {p.stem for p in (root / "models").glob("*.py")} - {
+        "__init__", "base", "protocol", "registry", "contractual", "transaction",
+        "posterior", "posterior_contractual", "mle", "bayes", "persistence"}
+    files = [*(root / "evaluation").glob("*.py"), *(root / "report").glob("*.py"),
+             root / "diagnostics_discrete.py", root / "plotting_discrete.py"]
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            found += [f"{path.name}: {n}" for n in names
+                      if n.startswith("clvmodels.models.")
+                      and n.split(".")[2] in families]
+    assert "bgbb" in families and "sbg" in families
+    assert found == []
