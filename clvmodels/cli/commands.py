@@ -300,7 +300,9 @@ def fit(
             data = _read_summary(summary_file, time_unit.value if time_unit else None)
         bayes = _bayes_options(draws, tune, chains, seed)
         # fit everything first: a failing spend fit must not leave the transaction model
-        with step(f"Fitting {name} on {plural(len(data), 'row')}"):
+        counts = data[weights] if weights and weights in data.columns else None
+        n_customers = int(counts.sum()) if counts is not None else len(data)
+        with step(f"Fitting {name} on {plural(n_customers, 'customer')}"):
             fitted = _fit_one(name, data, weights=weights, penalizer=penalizer, bayes=bayes)
         spend_model = None
         if spend_name is not None:
@@ -324,6 +326,11 @@ def fit(
 # --------------------------------------------------------------------------------------
 # clvmodels forecast
 # --------------------------------------------------------------------------------------
+
+
+def _horizon(text: str) -> str | float:
+    """``--horizon``: "12M", "52W" … or "inf" (the whole remaining lifetime)."""
+    return float("inf") if text.strip().lower() in ("inf", "infinite", "lifetime") else text
 
 
 def _revenue(value: str | None) -> float | str | None:
@@ -355,9 +362,10 @@ def forecast(
     time_unit: Annotated[TimeUnit | None, typer.Option(
         "--time-unit", help="Model time unit (transactions: default W; a CSV discrete "
                             "summary: one opportunity, e.g. Y).")] = None,
-    period: Annotated[TimeUnit, typer.Option(
-        "--period", help="Transactions: discount each period's purchases at its end. "
-                         "Subscriptions (sBG): the billing period.")] = TimeUnit.M,
+    period: Annotated[TimeUnit | None, typer.Option(
+        "--period", help="Transactions: discount each period's purchases at its end "
+                         "(default M). Subscriptions (sBG): the billing period (default M). "
+                         "BG/BB: default one opportunity.")] = None,
     observation_end: Annotated[str | None, typer.Option(
         "--observation-end", help="Last day observed (default: the last transaction; "
                                   "required for subscriptions).")] = None,
@@ -402,7 +410,7 @@ def forecast(
         frame_format(out)
         check_output_path(out, force=force)
         options: dict[str, Any] = dict(
-            horizon=horizon, discount_rate=discount_rate, margin=margin, model=name,
+            horizon=_horizon(horizon), discount_rate=discount_rate, margin=margin, model=name,
             customer_id_col=customer_id, acquisition_cost=acquisition_cost)
         if _is_bayesian(name):
             options["fit_kwargs"] = _bayes_options(draws, tune, chains, seed)
@@ -410,7 +418,7 @@ def forecast(
             if observation_end is None:
                 raise ValueError("--observation-end: subscriptions need the day they were "
                                  "observed (renewals up to it are known)")
-            options.update(start_col=start, end_col=end, period=period.value,
+            options.update(start_col=start, end_col=end, period=(period or TimeUnit.M).value,
                            observation_end=observation_end, engine=engine.value,
                            revenue_per_period=_revenue(revenue_per_period))
             source: Any = os.fspath(input)
@@ -420,11 +428,12 @@ def forecast(
         elif kind == "discrete":
             with step(f"Reading {input}"):
                 source = _read_summary(input, time_unit.value if time_unit else None)
-            options.update(weights_col=weights, period=period.value,
+            options.update(weights_col=weights, period=period.value if period else None,
                            time_unit=source.attrs["time_unit"],
                            spend=spend.value if spend is not None else None)
         else:
-            options.update(time_unit=(time_unit or TimeUnit.W).value, period=period.value,
+            options.update(time_unit=(time_unit or TimeUnit.W).value,
+                           period=(period or TimeUnit.M).value,
                            observation_end=observation_end, datetime_col=date,
                            monetary_value_col=amount, engine=engine.value,
                            **_supported(run_forecast, **_date_options(date_format, dayfirst)))
@@ -442,9 +451,14 @@ def forecast(
         with step(f"Writing {out}"):
             write_files({out: lambda tmp: _write_frame(result.forecast, tmp)}, force=force)
     model_obj = result.transaction_model
+    counts = (result.forecast[weights].to_numpy(dtype=float)
+              if weights and weights in result.forecast.columns else None)
     console.print(params_table(model_obj, f"{registry.label_of(model_obj)} parameters"))
-    console.print(forecast_overview(result))
-    console.print(f"Wrote {plural(len(result.forecast), 'customer')} to {out}")
+    console.print(forecast_overview(result, weights=counts))
+    rows = len(result.forecast)
+    what = plural(rows, "customer") if counts is None else \
+        f"{plural(rows, 'row')} ({plural(round(counts.sum()), 'customer')})"
+    console.print(f"Wrote {what} to {out}")
 
 
 # --------------------------------------------------------------------------------------
@@ -479,6 +493,11 @@ def _contractual_names(names: list[str]) -> bool:
     if len(kinds) > 1:
         raise ValueError(f"--models {','.join(names)}: contractual models (subscriptions) and "
                          "transaction models cannot be compared on the same data")
+    discrete = [n for n in names if n in registry.model_names(kind="discrete")]
+    if discrete:
+        raise ValueError(f"--models {','.join(discrete)}: discrete-time models are compared on "
+                         "a summary with holdout columns, in Python: "
+                         "clvmodels.evaluation.compare_discrete")
     return kinds == {True}
 
 

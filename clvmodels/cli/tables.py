@@ -50,7 +50,7 @@ class Adaptive:
         self.narrow = narrow
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        needed = Measurement.get(console, options, self.wide).maximum
+        needed = Measurement.get(console, options.update_width(1_000_000), self.wide).maximum
         yield self.wide if needed <= options.max_width else self.narrow
 
 
@@ -139,7 +139,8 @@ def tiers_table(tiers: pd.DataFrame, title: str = "Value tiers (by CLV)") -> Tab
 #: Per-customer columns of the top-customers table, with their (wrappable) headers.
 _TOP_COLUMNS = {
     "frequency": "frequency", "recency": "recency", "T": "T", "periods": "periods",
-    "probability_alive": "P(alive)", "expected_purchases": "expected purchases",
+    "probability_alive": "P(alive)", "probability_active": "P(active)",
+    "expected_purchases": "expected purchases", "expected_periods": "expected periods",
     "expected_spend": "expected spend", "revenue_per_period": "revenue per period",
     "derl": "DERL", "clv": "CLV",
 }
@@ -152,6 +153,8 @@ def _settings_rows(table: Table, s: dict[str, Any]) -> None:
         shown = str(s["horizon"])
         if units is not None and np.isfinite(units):
             shown += f" ({units:.4g} {unit})"
+        elif units is not None:
+            shown = "the whole remaining lifetime"
         table.add_row("horizon", shown)
     if "discount_rate" in s:
         table.add_row("discount rate (annual)", f"{s['discount_rate']:.1%}")
@@ -159,31 +162,45 @@ def _settings_rows(table: Table, s: dict[str, Any]) -> None:
         table.add_row("margin", f"{s['margin']:.0%}")
 
 
-def forecast_overview(result: Any, top: int = 10) -> Group:
-    """Totals, tiers and the top customers of a :class:`clvmodels.workflow.ForecastResult`."""
+def forecast_overview(result: Any, top: int = 10, *, weights: Any = None) -> Group:
+    """Totals, tiers and the top customers of a :class:`clvmodels.workflow.ForecastResult`.
+
+    ``weights``: the number of identical customers each row stands for (pre-aggregated
+    rows); totals and means are then per customer, not per row.
+    """
     fc = result.forecast
     s = result.settings
+    w = np.ones(len(fc)) if weights is None else np.asarray(weights, dtype=float)
+    n = float(w.sum())
     totals = new_table("Customer lifetime value", ["what", "value"], numeric=["value"],
                        show_header=False)
     _settings_rows(totals, s)
-    totals.add_row("customers", f"{len(fc):,}")
-    totals.add_row("total CLV", f"{fc['clv'].sum():,.2f}")
-    totals.add_row("mean CLV", f"{fc['clv'].mean():,.2f}")
+    totals.add_row("customers", f"{n:,.0f}")
+    if weights is not None:
+        totals.add_row("distinct rows", f"{len(fc):,}")
+    total = float((w * fc["clv"].to_numpy(dtype=float)).sum())
+    totals.add_row("total CLV", f"{total:,.2f}")
+    totals.add_row("mean CLV", f"{total / n:,.2f}" if n else "–")
     if "expected_purchases" in fc.columns:
-        totals.add_row("expected purchases (total)", f"{fc['expected_purchases'].sum():,.1f}")
+        expected = float((w * fc["expected_purchases"].to_numpy(dtype=float)).sum())
+        totals.add_row("expected purchases (total)", f"{expected:,.1f}")
     if "churned" in fc.columns:
-        totals.add_row("active customers", f"{int((~fc['churned'].astype(bool)).sum()):,}")
+        active = float(w[~fc["churned"].to_numpy(dtype=bool)].sum())
+        totals.add_row("active customers", f"{active:,.0f}")
     cols = [c for c in _TOP_COLUMNS if c in fc.columns]
+    if "expected_spend" in cols and not s.get("spend", True):
+        cols.remove("expected_spend")  # no spend model: a constant 1 per transaction
     best = fc.nlargest(top, "clv")[cols]
-    id_header = str(fc.index.name or "customer").replace("_", " ")
-    top_table = new_table(f"Top {min(top, len(fc))} customers by CLV",
+    id_header = str(fc.index.name or "row").replace("_", " ")
+    unit = "rows" if weights is not None else "customers"
+    top_table = new_table(f"Top {min(top, len(fc))} {unit} by CLV",
                           [id_header, *(_TOP_COLUMNS[c] for c in cols)],
                           numeric=[_TOP_COLUMNS[c] for c in cols])
     for i, cid in enumerate(best.index):
         top_table.add_row(str(cid), *(fmt(best[c].iloc[i]) for c in cols))
     parts: list[Any] = [totals]
-    if getattr(result, "tiers", None) is not None:
-        parts.append(tiers_table(result.tiers))
+    if getattr(result, "tiers", None) is not None and weights is None:
+        parts.append(tiers_table(result.tiers))  # (tiers of rows would mislead)
     parts.append(top_table)
     return Group(*parts)
 
@@ -226,8 +243,9 @@ def metrics_table(comparison: Any, title: str = "Model comparison on the holdout
     One row per model when that fits the console, else one row per metric (the transposed
     layout an 80-column terminal needs for a dozen metrics).
     """
-    from clvmodels.report import METRIC_INFO, format_metric
+    from clvmodels.report import format_metric, metric_info
 
+    info = metric_info(comparison)  # the report's labels, for this kind of comparison
     metrics = comparison.metrics
     best = comparison.best
     wanted = columns if columns is not None else list(metrics.columns)
@@ -235,11 +253,11 @@ def metrics_table(comparison: Any, title: str = "Model comparison on the holdout
     caption = "bold: best of each metric (see the report for the definitions)"
 
     def label(c: str) -> str:
-        return METRIC_INFO[c][0] if c in METRIC_INFO else c.replace("_", " ")
+        return info[c][0] if c in info else c.replace("_", " ")
 
     def cell(name: Any, c: str) -> str:
         value = metrics.at[name, c]
-        text = format_metric(c, value) if c in METRIC_INFO else fmt(value)
+        text = format_metric(c, value) if c in info else fmt(value)
         return f"[bold green]{text}[/]" if str(name) in best.get(c, []) else text
 
     names = [str(n) for n in metrics.index]
