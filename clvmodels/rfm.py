@@ -55,6 +55,7 @@ from clvmodels._summary_rules import (
     parse_date_column,
     period_end_problem,
     plausible_window,
+    report_problem,
     strip_text_ids,
     text_id_masks,
     time_unit_days,
@@ -62,7 +63,6 @@ from clvmodels._summary_rules import (
 from clvmodels._validation import (
     ROW_LABEL_ATTR,
     DataWarning,
-    ValidationError,
     fail_rows,
     require_columns,
     rows_message,
@@ -270,20 +270,11 @@ def _check_plausible(
         problem = window.problem(int(outliers.min()), int(outliers.max()),
                                  int(early.sum()), int(late.sum()))
         message = rows_message(frame, mask, datetime_col, problem, list(frame.columns))
-        _report(message, implausible_dates, notes)
+        report_problem(message, implausible_dates, notes)
     if observation_end_given:
         message = period_end_problem(active, obs_end, "observation_end")
         if message is not None:
-            _report(message, implausible_dates, notes)
-
-
-def _report(message: str | None, implausible_dates: str, notes: list[str]) -> None:
-    if message is None:
-        return
-    if implausible_dates == "warn":
-        notes.append(message)
-    else:
-        raise ValidationError(message)
+            report_problem(message, implausible_dates, notes)
 
 
 # --------------------------------------------------------------------------------------

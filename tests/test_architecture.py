@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "_validation": 0,
     "_io": 0,
     "_summary_rules": 0,  # rules every RFM summary engine shares
+    "_date_rules": 0,  # dates in text: one layout per column (summaries' engines read by it)
     "_contract_rules": 0,  # rules every contract summary engine shares
     "rows": 0,  # unique rows with weights: used by engines, fitters and valuation alike
     # 1: summaries (transactions -> one row per customer) and data

@@ -150,7 +150,8 @@ def test_fit_refuses_when_unidentified() -> None:
 EXTREME = pd.DataFrame(
     {
         "frequency": [0, 0, 1, 10_000, 10_000, 10_000, 5_000, 100, 3],
-        "recency": [0.0, 0.0, 0.0, 0.0, 10_000, 9_999.9, 10_000, 10_000, 1e-6],
+        # repeat buyers need a positive recency (validate_rfm refuses 0 since issue 9)
+        "recency": [0.0, 0.0, 1e-6, 1e-6, 10_000, 9_999.9, 10_000, 10_000, 1e-6],
         "T": [1e-6, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 1e-6],
     }
 )

@@ -36,6 +36,7 @@ from clvmodels._summary_rules import DATE_LAYOUTS, date_format_layout
 from clvmodels._validation import DataWarning, validate_rfm
 from clvmodels.datakinds import kind_rows
 from clvmodels.engines import duckdb as duck_engine
+from clvmodels.engines import duckdb_read as duck_read
 from clvmodels.rfm import read_transactions
 
 ENGINES = ("pandas", "duckdb")
@@ -257,6 +258,73 @@ def test_calibration_holdout_split_takes_the_date_options() -> None:
     split = same_outcome(lambda: tx.copy(), calibration_holdout_split,
                          calibration_end="2024-05-01", dayfirst=True, time_unit="D")[1]
     assert split.attrs["holdout_end"] == "2024-08-06"
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_engines_agree_on_random_hostile_columns(seed: int, monkeypatch) -> None:
+    """Columns mixing layouts, junk, blanks and ambiguous dates at random: both engines give
+    the same result or the same error, whichever rows the DuckDB engine guesses from."""
+    monkeypatch.setattr(duck_read, "_GUESS_ROWS", 3)
+    rng = np.random.default_rng(100 + seed)
+    n = 25
+    days = pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 400, n), unit="D")
+    small = rng.random() < 0.5  # only days <= 12: ambiguous unless something decides
+    if small:
+        days = pd.to_datetime({"year": days.year, "month": days.month,
+                               "day": rng.integers(1, 13, n)})
+    main = str(rng.choice(["%d/%m/%Y", "%m/%d/%Y", "%Y-%m-%d", "%d.%m.%Y"]))
+    values = list(pd.DatetimeIndex(days).strftime(main))
+    for i in rng.choice(n, size=int(rng.choice([0, 0, 0, 1, 2])), replace=False):
+        values[i] = str(rng.choice(["", "  ", "n/a", "2022-02-30", "31/31/2022",
+                                pd.Timestamp(days[i]).strftime("%m/%d/%Y"),
+                                pd.Timestamp(days[i]).strftime("%Y-%m-%d %H:%M")]))
+    ids = [f"c{k}" for k in rng.integers(0, 6, n)]
+    kwargs = {} if rng.random() < 0.7 else {"dayfirst": bool(rng.random() < 0.5)}
+    same_outcome(lambda: transactions(values, ids=ids), time_unit="D", **kwargs)
+
+
+def test_duckdb_guess_from_the_first_rows_is_checked_on_every_row(monkeypatch) -> None:
+    """The DuckDB engine guesses a text column's layout from its first rows and confirms it
+    on all of them: a decisive date far down the column still decides."""
+    monkeypatch.setattr(duck_read, "_GUESS_ROWS", 4)
+    ambiguous_first = ["01/02/2024", "02/03/2024", "03/04/2024", "04/05/2024", "05/06/2024",
+                       "06/07/2024", "07/08/2024", "08/09/2024", "09/10/2024", "02/13/2024"]
+    result = same_outcome(lambda: transactions(ambiguous_first), time_unit="D")
+    assert result[0] == "ok" and result[1].attrs["observation_end"] == "2024-09-10"
+    iso_first = [f"2024-03-{d:02d}" for d in range(1, 10)] + ["10/03/2024"]
+    message = fails(lambda: transactions(iso_first))
+    assert "YYYY-MM-DD" in message and shown_rows(message) == ["109"]
+    ambiguous_all = ambiguous_first[:-1]
+    assert "dayfirst=True" in fails(lambda: transactions(ambiguous_all))
+
+
+def test_layouts_of_different_shapes_never_fit_one_value() -> None:
+    """What lets the rule count only same-shape rivals (see decide_date_layout)."""
+    day = pd.Timestamp("2024-03-05 10:30")
+    examples = {
+        "YYYY-MM-DD": ["2024-03-05", "2024-3-5 10:30:00Z"], "YYYY/MM/DD": ["2024/03/05"],
+        "YYYY.MM.DD": ["2024.03.05"], "YYYYMMDD": ["20240305", "20240305 10:30"],
+        "DD/MM/YYYY": ["05/03/2024"], "MM/DD/YYYY": ["03/05/2024"],
+        "DD-MM-YYYY": ["05-03-2024"], "MM-DD-YYYY": ["03-05-2024"],
+        "DD.MM.YYYY": ["05.03.2024"], "MM.DD.YYYY": ["03.05.2024"],
+        "DD Mon YYYY": [day.strftime("%d %b %Y"), "5-March-2024 10:30"],
+        "Mon DD, YYYY": [day.strftime("%b %d, %Y %H:%M"), "Sept 5 2024"],
+    }
+    assert set(examples) == {lay.name for lay in DATE_LAYOUTS}
+    for lay in DATE_LAYOUTS:
+        for other in DATE_LAYOUTS:
+            for value in examples[lay.name]:
+                assert re.fullmatch(lay.full_regex, value), (lay.name, value)
+                if other.shape != lay.shape:
+                    assert not re.fullmatch(other.full_regex, value), (lay.name, other.name)
+
+
+def test_warnings_point_at_the_caller() -> None:
+    for engine in ENGINES:
+        with pytest.warns(DataWarning) as caught:
+            rfm_summary(month_of_transactions({4: "2099-03-04"}), engine=engine,
+                        implausible_dates="warn")
+        assert len(caught) == 1 and caught[0].filename == __file__
 
 
 def test_date_format_layouts_are_shared_regular_expressions() -> None:

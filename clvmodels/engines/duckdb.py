@@ -47,34 +47,44 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from clvmodels._date_rules import BLANK_TEXT_REGEX
 from clvmodels._summary_rules import (
-    DATE_LAYOUTS,
     DAY_COLUMNS,
-    FIRST_DAY,
     HOLDOUT_DAY_COLUMNS,
     ID_BLANK_REGEX,
     ID_EDGE_REGEX,
     ID_STRIP_REGEX,
-    LAST_DAY,
-    MONTH_NUMBERS,
-    DateDecision,
-    DateLayout,
     ImplausibleDates,
     NegativeAmounts,
-    Problem,
     all_negative_error,
-    candidate_layouts,
     check_date_options,
     check_holdout,
     check_negative_amounts_option,
     check_observation_end,
-    decide_date_layout,
     empty_error,
     id_type_problem,
     period_end_problem,
     plausible_window,
+    report_problem,
 )
 from clvmodels._validation import ValidationError, require_columns, rows_message
+from clvmodels.engines.duckdb_read import (
+    FLOAT_TYPES,
+    TIMESTAMPTZ_TYPES,
+    Check,
+    ReadPlan,
+    checks_for,
+    date_literal,
+    date_plan,
+    guess_confirmed,
+    ident,
+    is_text_type,
+    list_literal,
+    literal,
+    one_row,
+    parsed_view_sql,
+)
+from clvmodels.engines.duckdb_read import SPACED_TABLE as _SPACED
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "day_summary_duckdb", "run_interruptibly"]
 
@@ -91,59 +101,18 @@ _PARSED = "__clv_parsed"
 _FILE_COL = "__clv_file"
 _LINE_COL = "__clv_line"
 _DAILY = "__clv_daily"
-_SPACED = "__clv_spaced_ids"
-#: a text value that counts as missing (a blank date)
-_BLANK_TEXT = "^[ \t]*$"
 
 # pandas.read_csv's default missing-value strings, so both engines read the same CSV alike
 _CSV_NA_STRINGS = (
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 )
-_INTEGER_TYPES = {
-    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
-    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
-}
-_FLOAT_TYPES = {"FLOAT", "DOUBLE"}
-_TIMESTAMP_TYPES = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATETIME"}
-_TIMESTAMPTZ_TYPES = {"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"}
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 
 
 # --------------------------------------------------------------------------------------
 # small SQL helpers
 # --------------------------------------------------------------------------------------
-
-
-def _ident(name: str) -> str:
-    """Quote an identifier for SQL."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    """Quote a string literal for SQL."""
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-def _list_literal(items: Sequence[str]) -> str:
-    return "[" + ", ".join(_literal(s) for s in items) + "]"
-
-
-def _one_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
-    """The single row of an aggregate query (fetched to the end, as DuckDB requires)."""
-    rows = con.execute(sql).fetchall()
-    if len(rows) != 1:
-        raise RuntimeError(f"expected one row from DuckDB, got {len(rows)}")
-    return tuple(rows[0])
-
-
-def _date_literal(day: pd.Timestamp) -> str:
-    return f"DATE '{day.date().isoformat()}'"
-
-
-def _is_numeric_type(sql_type: str) -> bool:
-    t = sql_type.upper()
-    return t in _INTEGER_TYPES or t in _FLOAT_TYPES or t.startswith("DECIMAL") or t == "BOOLEAN"
 
 
 # --------------------------------------------------------------------------------------
@@ -238,7 +207,7 @@ def _frame_source(
     con.register(_SOURCE, registered)
     columns = _describe(con, _SOURCE)
     timezone = offset = None
-    if columns.get(cols[1], "").upper() in _TIMESTAMPTZ_TYPES:
+    if columns.get(cols[1], "").upper() in TIMESTAMPTZ_TYPES:
         timezone, offset = _tz_setting(getattr(frame[cols[1]].dtype, "tz", None))
     return _Source(sql=_SOURCE, columns=columns, frame=frame, sample_sql=_SOURCE,
                    timezone=timezone, utc_offset=offset)
@@ -276,21 +245,21 @@ def _file_source(
 ) -> _Source:
     paths = _resolve_paths(source)
     fmt = _file_format(paths)
-    files = _list_literal(paths)
+    files = list_literal(paths)
     description = f"transactions in {paths[0] if len(paths) == 1 else paths}"
     if fmt == "parquet":
         sql = f"read_parquet({files}, union_by_name = true)"
         columns = _checked_columns(con, sql, cols, description)
         sample_sql = (
-            f"read_parquet({files}, union_by_name = true, filename = {_literal(_FILE_COL)}, "
+            f"read_parquet({files}, union_by_name = true, filename = {literal(_FILE_COL)}, "
             "file_row_number = true)"
         )
         extra = [(_FILE_COL, "file"), ("file_row_number", "row in file")]
         timezone = offset = None
-        if columns[cols[1]].upper() in _TIMESTAMPTZ_TYPES:
+        if columns[cols[1]].upper() in TIMESTAMPTZ_TYPES:
             timezone, offset = _tz_setting(_parquet_timezone(paths, cols[1]))
     else:
-        options = f"header = true, union_by_name = true, nullstr = {_list_literal(_CSV_NA_STRINGS)}"
+        options = f"header = true, union_by_name = true, nullstr = {list_literal(_CSV_NA_STRINGS)}"
         if full_sniff:
             options += ", sample_size = -1"
         columns = _checked_columns(con, f"read_csv({files}, {options})", cols, description)
@@ -298,11 +267,11 @@ def _file_source(
         # down a file is reported like the pandas engine does instead of failing the reader
         text_cols = [c for c in cols[1:] if columns[c].upper() != "VARCHAR"]
         if text_cols:
-            types = ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in text_cols)
+            types = ", ".join(f"{literal(c)}: 'VARCHAR'" for c in text_cols)
             options += f", types = {{{types}}}"
             columns.update({c: "VARCHAR" for c in text_cols})
         sql = f"read_csv({files}, {options})"
-        sample_sql = f"read_csv({files}, {options}, filename = {_literal(_FILE_COL)})"
+        sample_sql = f"read_csv({files}, {options}, filename = {literal(_FILE_COL)})"
         extra = [(_FILE_COL, "file")]
         timezone = offset = None
         csv_files = [f for p in paths
@@ -335,172 +304,11 @@ def _raise(message: str | None) -> None:
         raise ValidationError(message)
 
 
-def _is_text_type(sql_type: str) -> bool:
-    return sql_type.upper() == "VARCHAR"
-
-
-#: ISO dates with two-digit months and days, which DuckDB's own cast reads fast (the
-#: general path extracts the fields with a regular expression)
-_ISO_STRICT = DateLayout(
-    "YYYY-MM-DD (2-digit)",
-    "[ \t]*[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    + "(?:(?:T|[ \t]+)(?:[01]?[0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,9})?)?"
-    "(?:[ \t]*(?i:[ap]\\.?m\\.?))?"
-    "(?:[ \t]*(?:Z|(?i:utc|gmt)|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?))?)?[ \t]*",
-)
-
-
-def _text_sql(raw: str, sql_type: str) -> str:
-    """The date column as text, for a column read with a layout (text, or numbers with a
-    ``date_format``: integers as their digits, whole floats likewise, others NULL)."""
-    t = sql_type.upper()
-    if t in _INTEGER_TYPES:
-        return f"CAST({raw} AS VARCHAR)"
-    if t in _FLOAT_TYPES or t.startswith("DECIMAL"):
-        value = f"CAST({raw} AS DOUBLE)"
-        return (f"CASE WHEN {value} = floor({value}) AND abs({value}) < 1e18 "
-                f"THEN CAST(CAST({value} AS BIGINT) AS VARCHAR) END")
-    return raw
-
-
-def _layout_struct_sql(text: str, layout: DateLayout) -> str:
-    """The named fields of ``layout`` in ``text`` (a struct; fields '' where no match)."""
-    return (f"regexp_extract({text}, {_literal(layout.full_regex)}, "
-            f"{_list_literal(layout.groups)})")
-
-
-def _layout_day_sql(x: str, layout: DateLayout) -> str:
-    """DATE from the struct ``x`` of :func:`_layout_struct_sql` (NULL: no match / no day)."""
-
-    def number(name: str) -> str:
-        return f"TRY_CAST(NULLIF({x}.{name}, '') AS BIGINT)"
-
-    year = number("y")
-    if layout.two_digit_year:
-        year = f"(CASE WHEN {year} < 69 THEN 2000 + {year} ELSE 1900 + {year} END)"
-    if "b" in layout.groups:
-        whens = " ".join(f"WHEN {_literal(k)} THEN {v}" for k, v in MONTH_NUMBERS.items())
-        month = f"(CASE lower(left({x}.b, 3)) {whens} END)"
-    else:
-        month = number("m")
-    return _make_date_sql(year, month, number("d"))
-
-
-def _make_date_sql(y: str, m: str, d: str) -> str:
-    """DATE y-m-d, NULL unless a real calendar day of the years 0-9999 (the same test as
-    :func:`clvmodels._summary_rules.civil_days`; make_date itself would fail)."""
-    leap = f"(({y}) % 4 = 0 AND (({y}) % 100 <> 0 OR ({y}) % 400 = 0))"
-    month_days = (f"CASE WHEN ({m}) IN (4, 6, 9, 11) THEN 30 WHEN ({m}) = 2 THEN "
-                  f"(CASE WHEN {leap} THEN 29 ELSE 28 END) ELSE 31 END")
-    valid = (f"({y}) BETWEEN 0 AND 9999 AND ({m}) BETWEEN 1 AND 12 "
-             f"AND ({d}) BETWEEN 1 AND {month_days}")
-    return f"(CASE WHEN {valid} THEN make_date({y}, {m}, {d}) END)"
-
-
-def _day_expr(raw: str, sql_type: str, utc_offset: int | None = None) -> str:
-    """SQL turning a typed date column into a DATE (NULL where it cannot be parsed); text
-    columns are read with a layout (:func:`_parsed_view_sql`).
-
-    A tz-aware timestamp falls on its calendar day in its own time zone, as in pandas: the
-    session time zone is set to a named zone, and ``utc_offset`` minutes are added (to the
-    UTC wall time) for a fixed offset.
-    """
-    t = sql_type.upper()
-    if t == "DATE":
-        return raw
-    if t in _TIMESTAMPTZ_TYPES and utc_offset is not None:
-        return f"CAST(CAST({raw} AS TIMESTAMP) + INTERVAL ({utc_offset}) MINUTE AS DATE)"
-    if t in _TIMESTAMP_TYPES or t in _TIMESTAMPTZ_TYPES:
-        return f"CAST({raw} AS DATE)"
-    if t in _INTEGER_TYPES or t in _FLOAT_TYPES or t.startswith("DECIMAL"):
-        # YYYYMMDD numbers (8 digits, whole), as in the CDNOW files
-        v = f"CAST({raw} AS DOUBLE)"
-        w = f"CAST({v} AS BIGINT)"
-        day = _make_date_sql(f"{w} // 10000", f"{w} // 100 % 100", f"{w} % 100")
-        return f"CASE WHEN {v} = floor({v}) AND {v} BETWEEN 10000000 AND 99999999 THEN {day} END"
-    return "CAST(NULL AS DATE)"  # other types (booleans, ...) are not dates
-
-
-def _amount_expr(raw: str, sql_type: str) -> str:
-    if _is_numeric_type(sql_type):
-        return f"CAST({raw} AS DOUBLE)"
-    return f"TRY_CAST({raw} AS DOUBLE)"
-
-
-@dataclass
-class _Check:
-    column: str
-    problem: str
-    condition: str  # SQL over the parsed view, true for offending rows
-
-
-@dataclass
-class _Plan:
-    """How the columns are read: the date layout (text dates), its rival (an ambiguous
-    column) and the id handling."""
-
-    layout: DateLayout | None = None
-    rival: DateLayout | None = None
-    date_problem: str = Problem.UNPARSEABLE_DATES
-    ambiguous_problem: str = ""
-    text_ids: bool = False
-    strip_ids: bool = False
-    spaced: list[str] = field(default_factory=list)  # ids that clash but for spaces
-
-
-def _checks(
-    source: _Source,
-    plan: _Plan,
-    customer_id_col: str,
-    datetime_col: str,
-    monetary_value_col: str | None,
-    negative_amounts: NegativeAmounts,
-) -> list[_Check]:
-    """The pandas engine's checks, in its order, as SQL conditions on the parsed view."""
-    id_type = source.columns[customer_id_col].upper()
-    missing_id = "id IS NULL"
-    if id_type in _FLOAT_TYPES:
-        missing_id += " OR isnan(id)"
-    if plan.text_ids:
-        missing_id += f" OR regexp_matches(id, {_literal(ID_BLANK_REGEX)})"
-    kept = ""
-    if monetary_value_col is not None and negative_amounts == "drop":
-        kept = " AND NOT COALESCE(amt < 0, false)"
-    checks = [_Check(customer_id_col, Problem.MISSING_IDS, missing_id)]
-    if plan.spaced:
-        checks.append(_Check(customer_id_col, Problem.spaced_ids(plan.spaced),
-                             f"id IN (SELECT id FROM {_SPACED}){kept}"))
-    missing_date = "d_raw IS NULL"
-    if _is_text_type(source.columns[datetime_col]):
-        missing_date += f" OR regexp_matches(d_raw, {_literal(_BLANK_TEXT)})"
-    checks.append(_Check(datetime_col, Problem.MISSING_DATES, missing_date))
-    if plan.rival is not None:
-        checks.append(_Check(datetime_col, plan.ambiguous_problem,
-                             "day0 IS NOT NULL AND day_alt IS NOT NULL AND day0 <> day_alt"))
-    checks.append(_Check(datetime_col, plan.date_problem,
-                         f"NOT ({missing_date}) AND day IS NULL"))
-    if monetary_value_col is not None:
-        col = monetary_value_col
-        numeric = _is_numeric_type(source.columns[col])
-        # text "nan" is "not a number" for pandas.to_numeric; a float NaN is a missing amount
-        not_number = "a_raw IS NOT NULL AND amt IS NULL"
-        if not numeric:
-            not_number = "a_raw IS NOT NULL AND (amt IS NULL OR isnan(amt))"
-        checks += [
-            _Check(col, Problem.AMOUNTS_NOT_NUMBERS, not_number),
-            _Check(col, Problem.MISSING_AMOUNTS, "amt IS NULL OR isnan(amt)"),
-            _Check(col, Problem.AMOUNTS_NOT_FINITE, "isinf(amt)"),
-        ]
-        if negative_amounts == "raise":
-            checks.append(_Check(col, Problem.NEGATIVE_AMOUNTS, "amt < 0"))
-    return checks
-
-
 def _message(
     con: duckdb.DuckDBPyConnection,
     source: _Source,
-    plan: _Plan,
-    check: _Check,
+    plan: ReadPlan,
+    check: Check,
     n_bad: int,
     cols: list[str],
     monetary_value_col: str | None,
@@ -527,15 +335,15 @@ def _message(
 def _sample_rows(
     con: duckdb.DuckDBPyConnection,
     source: _Source,
-    plan: _Plan,
-    check: _Check,
+    plan: ReadPlan,
+    check: Check,
     cols: list[str],
     monetary_value_col: str | None,
 ) -> pd.DataFrame:
     """The first offending rows of ``check`` (raw values, with their file and row / line)."""
     shown_as = dict(zip(["id_shown", "d_raw", "a_raw"], cols, strict=False))
-    select = [f"{k} AS {_ident(v)}" for k, v in shown_as.items()]
-    select += [f"{_ident(k)} AS {_ident(v)}" for k, v in source.sample_extra]
+    select = [f"{k} AS {ident(v)}" for k, v in shown_as.items()]
+    select += [f"{ident(k)} AS {ident(v)}" for k, v in source.sample_extra]
     if source.csv_files is None:
         sample = con.execute(
             f"SELECT {', '.join(select)} FROM {_PARSED}_sample WHERE {check.condition} "
@@ -545,7 +353,7 @@ def _sample_rows(
         # CSV files have no row numbers: number each file's rows in one thread (in file
         # order); the header is line 1. Only the files with offending rows are read again.
         files = [r[0] for r in con.execute(
-            f"SELECT DISTINCT {_ident(_FILE_COL)} FROM {_PARSED}_sample "
+            f"SELECT DISTINCT {ident(_FILE_COL)} FROM {_PARSED}_sample "
             f"WHERE {check.condition}").fetchall()]
         order = {f: i for i, f in enumerate(source.csv_files)}
         files.sort(key=lambda f: (order.get(f, len(order)), f))
@@ -556,9 +364,9 @@ def _sample_rows(
             if left <= 0:
                 break
             numbered = (f"(SELECT *, row_number() OVER () + 1 AS {_LINE_COL} "
-                        f"FROM {source.sample_sql} WHERE {_ident(_FILE_COL)} = {_literal(name)})")
-            view = _parsed_view_sql(numbered, source, plan, cols, monetary_value_col,
-                                    [_FILE_COL, _LINE_COL])
+                        f"FROM {source.sample_sql} WHERE {ident(_FILE_COL)} = {literal(name)})")
+            view = parsed_view_sql(numbered, source.columns, source.utc_offset, plan, cols,
+                                   monetary_value_col, [_FILE_COL, _LINE_COL])
             part = con.execute(
                 f"SELECT {', '.join(select)}, {_LINE_COL} AS line FROM ({view}) "
                 f"WHERE {check.condition} LIMIT {left}").df()
@@ -573,142 +381,14 @@ def _sample_rows(
 def _fail(
     con: duckdb.DuckDBPyConnection,
     source: _Source,
-    plan: _Plan,
-    check: _Check,
+    plan: ReadPlan,
+    check: Check,
     n_bad: int,
     cols: list[str],
     monetary_value_col: str | None,
 ) -> None:
     """Raise the ValidationError for ``check``, showing the first offending rows."""
     raise ValidationError(_message(con, source, plan, check, n_bad, cols, monetary_value_col))
-
-
-def _parsed_view_sql(
-    source_sql: str,
-    source: _Source,
-    plan: _Plan,
-    cols: list[str],
-    monetary_value_col: str | None,
-    extra: Sequence[str] = (),
-) -> str:
-    """The parsed transactions: ``id`` (stripped if asked), ``id_shown`` (as written),
-    ``d_raw``, ``day0`` (the date read), ``day_alt`` (read with the rival layout of an
-    ambiguous column), ``day`` (day0 within the years that can be summarised), ``a_raw``,
-    ``amt``."""
-    customer_id_col, datetime_col = cols[0], cols[1]
-    raw_id = _ident(customer_id_col)
-    d_raw = _ident(datetime_col)
-    date_type = source.columns[datetime_col]
-    id_expr = raw_id
-    if plan.strip_ids:
-        id_expr = f"regexp_replace({raw_id}, {_literal(ID_STRIP_REGEX)}, '', 'g')"
-    inner = [f"{id_expr} AS id", f"{raw_id} AS id_shown", f"{d_raw} AS d_raw"]
-    if plan.layout is None:
-        inner.append(f"{_day_expr(d_raw, date_type, source.utc_offset)} AS day0")
-        day0, day_alt = "day0", "CAST(NULL AS DATE)"
-    else:
-        text = _text_sql(d_raw, date_type)
-        fast = plan.layout == DATE_LAYOUTS[0]
-        if fast:
-            strict = f"regexp_full_match({text}, {_literal(_ISO_STRICT.regex)})"
-            inner.append(f"CASE WHEN {strict} THEN TRY_CAST(substr(ltrim({text}, ' \t'), 1, 10)"
-                         f" AS DATE) END AS __fast")
-            inner.append(f"CASE WHEN NOT {strict} THEN "
-                         f"{_layout_struct_sql(text, plan.layout)} END AS __dx")
-            day0 = f"COALESCE(__fast, {_layout_day_sql('__dx', plan.layout)})"
-        else:
-            inner.append(f"{_layout_struct_sql(text, plan.layout)} AS __dx")
-            day0 = _layout_day_sql("__dx", plan.layout)
-        day_alt = "CAST(NULL AS DATE)"
-        if plan.rival is not None:
-            inner.append(f"{_layout_struct_sql(text, plan.rival)} AS __dx_alt")
-            day_alt = _layout_day_sql("__dx_alt", plan.rival)
-    if monetary_value_col is not None:
-        a_raw = _ident(monetary_value_col)
-        inner += [
-            f"{a_raw} AS a_raw",
-            f"{_amount_expr(a_raw, source.columns[monetary_value_col])} AS amt",
-        ]
-    else:
-        inner += ["CAST(NULL AS VARCHAR) AS a_raw", "CAST(0.0 AS DOUBLE) AS amt"]
-    extras = "".join(f", {_ident(c)}" for c in extra)
-    middle = (f"SELECT id, id_shown, d_raw, {day0} AS day0, {day_alt} AS day_alt, a_raw, amt"
-              f"{extras} FROM (SELECT {', '.join(inner)}{extras} FROM {source_sql})")
-    # like the pandas engine: days outside the range of datetime64[ns] are unparseable
-    in_range = f"day0 BETWEEN {_date_literal(FIRST_DAY)} AND {_date_literal(LAST_DAY)}"
-    return (
-        f"SELECT id, id_shown, d_raw, day0, day_alt, CASE WHEN {in_range} THEN day0 END AS day, "
-        f"a_raw, amt{extras} FROM ({middle})"
-    )
-
-
-class _DuckStats:
-    """:class:`clvmodels._summary_rules.DateStats` of a text date column, counted in SQL
-    over every row (one scan for every layout at once; one more only for an ambiguity)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: _Source, column: str,
-                 candidates: Sequence[DateLayout]) -> None:
-        self.con = con
-        self.candidates = list(candidates)
-        self.text = _text_sql(_ident(column), source.columns[column])
-        self.from_sql = (f"(SELECT {self.text} AS t FROM {source.sql}) "
-                         f"WHERE t IS NOT NULL AND NOT regexp_matches(t, "
-                         f"{_literal(_BLANK_TEXT)})")
-        self._counts: dict[DateLayout, tuple[int, int]] | None = None
-        self.n = self._scan()
-
-    def _scan(self) -> int:
-        fields, aggregates = [], ["count(*)"]
-        for i, lay in enumerate(self.candidates):
-            fields.append(f"CASE WHEN regexp_full_match(t, {_literal(lay.regex)}) "
-                          f"THEN {_layout_struct_sql('t', lay)} END AS x{i}")
-            aggregates += [f"count(x{i})", f"count({_layout_day_sql(f'x{i}', lay)})"]
-        row = _one_row(self.con, f"SELECT {', '.join(aggregates)} FROM "
-                                 f"(SELECT {', '.join(fields)} FROM {self.from_sql})")
-        self._counts = {lay: (int(row[1 + 2 * i]), int(row[2 + 2 * i]))
-                        for i, lay in enumerate(self.candidates)}
-        return int(row[0])
-
-    def structural(self, layouts: Sequence[DateLayout]) -> list[int]:
-        assert self._counts is not None
-        return [self._counts[lay][0] for lay in layouts]
-
-    def valid(self, layouts: Sequence[DateLayout]) -> list[int]:
-        assert self._counts is not None
-        return [self._counts[lay][1] for lay in layouts]
-
-    def differ(self, a: DateLayout, b: DateLayout) -> int:
-        da = _layout_day_sql("xa", a)
-        db = _layout_day_sql("xb", b)
-        return int(_one_row(
-            self.con,
-            f"SELECT count(*) FROM (SELECT {da} AS da, {db} AS db FROM (SELECT "
-            f"{_layout_struct_sql('t', a)} AS xa, {_layout_struct_sql('t', b)} AS xb "
-            f"FROM {self.from_sql})) WHERE da IS NOT NULL AND db IS NOT NULL AND da <> db")[0])
-
-
-def _date_plan(con: duckdb.DuckDBPyConnection, source: _Source, column: str,
-               date_format: str | None, dayfirst: bool | None) -> _Plan:
-    """The layout a date column is read with, decided by the shared rule."""
-    sql_type = source.columns[column]
-    text = _is_text_type(sql_type)
-    numeric_with_format = date_format is not None and (
-        sql_type.upper() in _INTEGER_TYPES or sql_type.upper() in _FLOAT_TYPES
-        or sql_type.upper().startswith("DECIMAL"))
-    if not (text or numeric_with_format):
-        return _Plan()
-    candidates = candidate_layouts(date_format, dayfirst)
-    decision: DateDecision = decide_date_layout(_DuckStats(con, source, column, candidates),
-                                                candidates)
-    return _Plan(
-        layout=decision.layout,
-        rival=decision.ambiguous_with,
-        date_problem=Problem.unparseable_dates(decision.layout,
-                                               user_given=date_format is not None,
-                                               matched=decision.matched),
-        ambiguous_problem=(Problem.ambiguous_dates(decision.layout, decision.ambiguous_with)
-                           if decision.ambiguous_with is not None else ""),
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -926,35 +606,37 @@ def _summarise(
     else:
         source = _file_source(con, source_in, cols, full_sniff=full_sniff)
     # tz-aware timestamps fall on the calendar day of their own time zone, as in pandas
-    con.execute(f"SET TimeZone = {_literal(source.timezone or 'UTC')}")
-    # pass 0, for a text date column only: its one layout, from the whole column
-    plan = _date_plan(con, source, datetime_col, options.date_format, options.dayfirst)
-    plan.text_ids = _is_text_type(source.columns[customer_id_col])
+    con.execute(f"SET TimeZone = {literal(source.timezone or 'UTC')}")
+    # a text date column: its layout guessed from the first rows (the rule's decision on
+    # them), confirmed on every row in pass 1; only when pass 1 refutes the guess is the
+    # whole column scanned to decide (pass 0) and pass 1 run again with the decision
+    plan = date_plan(con, source.sql, source.columns, datetime_col, options.date_format,
+                     options.dayfirst, guess=True)
+    plan.text_ids = is_text_type(source.columns[customer_id_col])
     plan.strip_ids = options.strip_ids and plan.text_ids
 
     def create_views() -> None:
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {_PARSED} AS "
-            + _parsed_view_sql(source.sql, source, plan, cols, monetary_value_col)
+            + parsed_view_sql(source.sql, source.columns, source.utc_offset, plan, cols,
+                              monetary_value_col)
         )
         extra = [k for k, _ in source.sample_extra]
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {_PARSED}_sample AS "
-            + _parsed_view_sql(source.sample_sql, source, plan, cols, monetary_value_col,
-                               extra)
+            + parsed_view_sql(source.sample_sql, source.columns, source.utc_offset, plan, cols,
+                              monetary_value_col, extra)
         )
-
-    create_views()
 
     # pass 1 (the only full scan when the data are good): one row per (customer, day) with
     # the count of rows and of bad rows in it; negative amounts to drop are left out here
     # true when one of the row checks is (a NULL date or amount, raw or parsed, makes the
     # parsed value NULL), but cheaper to evaluate on every row
     any_bad = "id IS NULL OR day IS NULL"
-    if source.columns[customer_id_col].upper() in _FLOAT_TYPES:
+    if source.columns[customer_id_col].upper() in FLOAT_TYPES:
         any_bad += " OR isnan(id)"
     if plan.text_ids:
-        any_bad += f" OR regexp_matches(id, {_literal(ID_BLANK_REGEX)})"
+        any_bad += f" OR regexp_matches(id, {literal(ID_BLANK_REGEX)})"
     if monetary_value_col is not None:
         any_bad += " OR amt IS NULL OR NOT isfinite(amt)"
         if negative_amounts == "raise":
@@ -962,16 +644,39 @@ def _summarise(
     where = ""
     if monetary_value_col is not None and negative_amounts == "drop":
         where = f"WHERE NOT COALESCE(amt < 0, false) OR ({any_bad})"
-    con.execute("SET preserve_insertion_order = false")
-    con.execute(
-        f"CREATE TEMP TABLE {_DAILY} AS "
-        f"SELECT id, day, fsum(amt) AS amount, count(*) AS n_rows, "
-        f"count(*) FILTER (WHERE {any_bad}) AS n_bad "
-        f"FROM {_PARSED} {where} GROUP BY id, day"
-    )
-    n_groups, n_bad_rows, first_day, last_day = _one_row(
-        con, f"SELECT count(*), COALESCE(sum(n_bad), 0), min(day), max(day) FROM {_DAILY}"
-    )
+
+    def pass_one() -> tuple:
+        create_views()
+        has_text = f"__t IS NOT NULL AND NOT regexp_matches(__t, {literal(BLANK_TEXT_REGEX)})"
+        confirm = [f"count(*) FILTER (WHERE {has_text} AND day0 IS NULL) AS n_nodate"]
+        for j in range(len(plan.twins)):
+            confirm += [
+                f"count(*) FILTER (WHERE {has_text} AND twin{j} IS NULL) AS n_nofit{j}",
+                f"count(*) FILTER (WHERE twin{j} <> day0) AS n_differ{j}",
+            ]
+        con.execute("SET preserve_insertion_order = false")
+        con.execute(f"DROP TABLE IF EXISTS {_DAILY}")
+        con.execute(
+            f"CREATE TEMP TABLE {_DAILY} AS "
+            f"SELECT id, day, fsum(amt) AS amount, count(*) AS n_rows, "
+            f"count(*) FILTER (WHERE {any_bad}) AS n_bad, {', '.join(confirm)} "
+            f"FROM {_PARSED} {where} GROUP BY id, day"
+        )
+        sums = ", ".join(f"COALESCE(sum({c.rsplit(' AS ', 1)[1]}), 0)" for c in confirm)
+        return one_row(
+            con, f"SELECT count(*), COALESCE(sum(n_bad), 0), min(day), max(day), {sums} "
+                 f"FROM {_DAILY}")
+
+    summary = pass_one()
+    if not guess_confirmed(plan, summary[4:]):
+        decided = date_plan(con, source.sql, source.columns, datetime_col,
+                            options.date_format, options.dayfirst, guess=False)
+        decided.text_ids, decided.strip_ids = plan.text_ids, plan.strip_ids
+        rerun = decided.layout != plan.layout or decided.rival is not None
+        plan = decided
+        if rerun:
+            summary = pass_one()
+    n_groups, n_bad_rows, first_day, last_day = summary[:4]
     if plan.text_ids and not plan.strip_ids:
         plan.spaced = _find_spaced_ids(con)
     if n_bad_rows or plan.spaced or plan.rival is not None:
@@ -979,16 +684,16 @@ def _summarise(
         # scan, only on this path) and report the first one with its offending rows
         if plan.spaced:
             create_views()
-        checks = _checks(source, plan, customer_id_col, datetime_col, monetary_value_col,
+        checks = checks_for(source.columns, plan, customer_id_col, datetime_col, monetary_value_col,
                          negative_amounts)
         con.execute("SET preserve_insertion_order = true")
         counts_sql = ", ".join(f"count(*) FILTER (WHERE {c.condition})" for c in checks)
-        counts = _one_row(con, f"SELECT {counts_sql} FROM {_PARSED}")
+        counts = one_row(con, f"SELECT {counts_sql} FROM {_PARSED}")
         for check, n_bad in zip(checks, counts, strict=True):
             if n_bad:
                 _fail(con, source, plan, check, int(n_bad), cols, monetary_value_col)
     if n_groups == 0:
-        if not _one_row(con, f"SELECT count(*) FROM {source.sql}")[0]:
+        if not one_row(con, f"SELECT count(*) FROM {source.sql}")[0]:
             raise empty_error()
         raise all_negative_error(monetary_value_col)
     first = pd.Timestamp(first_day)
@@ -1007,7 +712,7 @@ def _summarise(
     holdout = calibration_end is not None
     cut = calibration_end if holdout else obs_end
     # without a holdout every kept day is in the calibration period: no FILTER needed
-    in_cal = f" FILTER (WHERE day <= {_date_literal(cut)})" if holdout else ""
+    in_cal = f" FILTER (WHERE day <= {date_literal(cut)})" if holdout else ""
     epoch = "DATE '1970-01-01'"
     fields = [
         f"count(*){in_cal} AS n_days",
@@ -1017,15 +722,15 @@ def _summarise(
         f"arg_min(amount, day){in_cal} AS first_total",
     ]
     if holdout:
-        not_cal = f" FILTER (WHERE day > {_date_literal(cut)})"
+        not_cal = f" FILTER (WHERE day > {date_literal(cut)})"
         fields += [
             f"count(*){not_cal} AS n_days_holdout",
             f"COALESCE(fsum(amount){not_cal}, 0.0) AS total_holdout",
         ]
     sql = (
         f"SELECT id, {', '.join(fields)} FROM {_DAILY} "
-        f"WHERE day <= {_date_literal(obs_end)} GROUP BY id"
-        + (f" HAVING min(day) <= {_date_literal(cut)}" if holdout else "")
+        f"WHERE day <= {date_literal(obs_end)} GROUP BY id"
+        + (f" HAVING min(day) <= {date_literal(cut)}" if holdout else "")
         + " ORDER BY id"
     )
     result = con.sql(sql).to_arrow_table()
@@ -1044,11 +749,11 @@ def _find_spaced_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Two ids (of the group first in order) when some text ids differ only by spaces at
     their ends; the temp table :data:`_SPACED` then lists every id of such a group (from
     the daily table: distinct ids). Empty when there are none."""
-    edge = _literal(ID_EDGE_REGEX)
-    if not _one_row(con, f"SELECT count(*) FROM (SELECT DISTINCT id FROM {_DAILY} "
+    edge = literal(ID_EDGE_REGEX)
+    if not one_row(con, f"SELECT count(*) FROM (SELECT DISTINCT id FROM {_DAILY} "
                          f"WHERE regexp_matches(id, {edge}))")[0]:
         return []
-    strip = f"regexp_replace(id, {_literal(ID_STRIP_REGEX)}, '', 'g')"
+    strip = f"regexp_replace(id, {literal(ID_STRIP_REGEX)}, '', 'g')"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {_SPACED} AS "
         f"WITH ids AS (SELECT DISTINCT id FROM {_DAILY} WHERE id IS NOT NULL), "
@@ -1064,7 +769,7 @@ def _find_spaced_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
 def _check_plausible(
     con: duckdb.DuckDBPyConnection,
     source: _Source,
-    plan: _Plan,
+    plan: ReadPlan,
     cols: list[str],
     monetary_value_col: str | None,
     negative_amounts: NegativeAmounts,
@@ -1076,7 +781,7 @@ def _check_plausible(
 ) -> None:
     """The plausible-dates rules of :mod:`clvmodels._summary_rules`, from the daily table
     (only its distinct days come to Python)."""
-    end = _date_literal(obs_end)
+    end = date_literal(obs_end)
     epoch = "DATE '1970-01-01'"
     active = con.execute(
         f"SELECT DISTINCT day - {epoch} AS d FROM {_DAILY} WHERE day <= {end}"
@@ -1085,7 +790,7 @@ def _check_plausible(
     window = plausible_window(active)
     lo = f"{epoch} + {window.low}"
     hi = f"{epoch} + {window.high}"
-    n_early, n_late, first_out, last_out = _one_row(
+    n_early, n_late, first_out, last_out = one_row(
         con,
         f"SELECT COALESCE(sum(n_rows) FILTER (WHERE day < {lo}), 0), "
         f"COALESCE(sum(n_rows) FILTER (WHERE day > {hi}), 0), "
@@ -1096,24 +801,15 @@ def _check_plausible(
         kept = ""
         if monetary_value_col is not None and negative_amounts == "drop":
             kept = " AND NOT COALESCE(amt < 0, false)"
-        check = _Check(cols[1], window.problem(int(first_out), int(last_out), int(n_early),
+        check = Check(cols[1], window.problem(int(first_out), int(last_out), int(n_early),
                                                int(n_late)),
                        f"day <= {end} AND (day < {lo} OR day > {hi}){kept}")
         message = _message(con, source, plan, check, int(n_early) + int(n_late), cols,
                            monetary_value_col)
-        _report(message, implausible_dates, notes)
+        report_problem(message, implausible_dates, notes)
     if observation_end_given:
-        _report(period_end_problem(active, obs_end, "observation_end"), implausible_dates,
-                notes)
-
-
-def _report(message: str | None, implausible_dates: str, notes: list[str]) -> None:
-    if message is None:
-        return
-    if implausible_dates == "warn":
-        notes.append(message)
-    else:
-        raise ValidationError(message)
+        report_problem(period_end_problem(active, obs_end, "observation_end"),
+                       implausible_dates, notes)
 
 
 def _to_day_frame(result: pa.Table, holdout: bool) -> pd.DataFrame:
