@@ -260,8 +260,8 @@ def decide_date_layout(stats: DateStats, candidates: Sequence[DateLayout]) -> Da
       and month-first, when no day is above 12) fits every value too and reads some value
       as another day: then the column is ambiguous. (Layouts of different shapes never both
       fit a value, so only same-shape rivals need counting.)
-    * if no layout fits every value: the layout most values match (ties: the earlier one),
-      whose misfits the engine reports as unparseable.
+    * if no layout fits every value: the layout most values match, then most read as real
+      days (ties: the earlier one), whose misfits the engine reports as unparseable.
 
     ``stats`` are asked lazily, layout by layout, so a column that fits the first layout
     costs one layout's work.
@@ -281,8 +281,8 @@ def decide_date_layout(stats: DateStats, candidates: Sequence[DateLayout]) -> Da
             return DateDecision(layout)
     structural = stats.structural(candidates)
     order = {lay: i for i, lay in enumerate(candidates)}
-    whole = [lay for lay, k in zip(candidates, structural, strict=True) if k == n]
-    valid = dict(zip(whole, stats.valid(whole), strict=True)) if whole else {}
+    matched = [lay for lay, k in zip(candidates, structural, strict=True) if k > 0]
+    valid = dict(zip(matched, stats.valid(matched), strict=True)) if matched else {}
     def key(lay: DateLayout) -> tuple[int, int]:
         return structural[order[lay]], valid.get(lay, -1)
 

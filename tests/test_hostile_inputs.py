@@ -164,6 +164,11 @@ def test_random_columns_recover_their_dates(seed: int) -> None:
         (["03/15/2024", "03/16/2024", "17/03/2024", "03/18/2024"], ["102"], "MM/DD/YYYY"),
         # ISO and day-first in one column: not one format
         (["2024-03-15", "2024-03-16", "2024-03-17", "18/03/2024"], ["103"], "YYYY-MM-DD"),
+        # as many match day-first as month-first, but more are real days day-first
+        (["15/03/2024", "02/03/2024", "2024-03-05", "16/03/2024"], ["102"], "DD/MM/YYYY"),
+        # a tie: the message names both and asks which
+        (["01/03/2024", "02/03/2024", "2024-03-05", "04/03/2024"], ["102"],
+         "DD/MM/YYYY or MM/DD/YYYY"),
         # a time-of-day that is no time, an impossible calendar day
         (["2024-03-15", "2024-03-16 25:61", "2024-02-30", "2024-03-18"], ["101", "102"],
          "YYYY-MM-DD"),
