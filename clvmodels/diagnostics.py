@@ -453,7 +453,10 @@ def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
     certain).
 
     Returns a DataFrame indexed by period number 1..K with ``period_start``, ``period_end``
-    (the last day of the period), ``in_holdout``, ``actual``, ``expected`` (per period),
+    (the last day of the period), ``days`` (its length in days), ``complete`` (False for a
+    last period cut short by ``observation_end``: its counts cover only ``days`` days, so a
+    per-period chart must scale or mark it — :func:`clvmodels.plotting.plot_tracking` plots
+    rates per full period), ``in_holdout``, ``actual``, ``expected`` (per period),
     ``actual_cumulative``, ``expected_cumulative`` [and ``*_lower`` / ``*_upper`` for
     ``expected`` and ``expected_cumulative``]. ``attrs``: ``calibration_end``,
     ``observation_end``, ``period``, ``n_customers``, ``calibration_actual`` /
@@ -518,6 +521,8 @@ def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
         {
             "period_start": start + pd.to_timedelta(starts, unit="D"),
             "period_end": start + pd.to_timedelta(ends, unit="D"),
+            "days": ends - starts + 1,
+            "complete": ends - starts + 1 >= math.floor(length + 1e-9),
             "in_holdout": ends > cal_off,
             "actual": actual,
             "expected": inc_draws.mean(axis=0),
@@ -536,7 +541,8 @@ def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
     hold_expected = float((cum_draws[:, -1] - cal_draws).mean())
     out.attrs.update(
         calibration_end=str(cal_end.date()), observation_end=str(obs_end.date()),
-        period=period, period_name=_period_name(period), n_customers=len(firsts),
+        period=period, period_name=_period_name(period), period_days=float(length),
+        n_customers=len(firsts),
         calibration_actual=cal_actual, calibration_expected=cal_expected,
         holdout_actual=hold_actual, holdout_expected=hold_expected,
         holdout_percent_error=(100.0 * (hold_expected / hold_actual - 1.0)

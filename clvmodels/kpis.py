@@ -18,13 +18,16 @@ observation window
 exposure
     A customer's exposure is the time from their first purchase to the end of the observation
     window, counting both days, in years of 365.25 days
-    (:func:`clvmodels.rfm.time_unit_days`). It is floored at ``min_exposure_years`` (default
-    one year) so that a customer seen for a few days is not extrapolated to hundreds of orders a
-    year: for a customer seen for less than the floor, the "annual" rate is simply the orders
-    so far.
+    (:func:`clvmodels.rfm.time_unit_days`); the total over customers is the data's
+    *customer-years*. For a customer's *own* annual rate it is floored at
+    ``min_exposure_years`` (default one year) so that a customer seen for a few days is not
+    extrapolated to hundreds of orders a year: for a customer seen for less than the floor,
+    their "annual" rate is simply their orders so far. Overall rates are not floored: they
+    divide by the customer-years actually observed (a floor there would turn "per year" into
+    "per customer" whenever the window is shorter than the floor).
 purchase frequency per year
-    Per customer: orders / exposure. Overall: total orders / total exposure (orders per
-    customer-year, i.e. the exposure-weighted mean of the customers' rates).
+    Per customer: orders / floored exposure. Overall: total orders / customer-years (orders
+    per customer-year, i.e. the exposure-weighted mean of the customers' unfloored rates).
 average order value (AOV)
     Revenue / orders (overall), or a customer's revenue / their orders.
 repeat rate
@@ -462,15 +465,15 @@ def purchase_frequency(
 
     A customer's annual rate is orders / exposure, where exposure runs from their first
     purchase to the last day of the data (both days counted), in years of 365.25 days, floored
-    at ``min_exposure_years``. The overall annual rate is total orders / total exposure
-    (orders per customer-year).
+    at ``min_exposure_years``. The overall annual rate is total orders / total exposure, the
+    customer-years actually observed (not floored: orders per customer-year).
 
     Returns
     -------
     ``per_customer=False``: a Series with ``customers``, ``orders``, ``orders_per_customer``,
-    ``exposure_years`` (total customer-years) and ``orders_per_year``.
+    ``exposure_years`` (total customer-years, unfloored) and ``orders_per_year``.
     ``per_customer=True``: a DataFrame indexed by customer id with ``orders``,
-    ``exposure_years`` and ``orders_per_year``.
+    ``exposure_years`` (floored) and ``orders_per_year``.
     """
     floor = _check_min_exposure(min_exposure_years)
     orders = _load_orders(
@@ -480,8 +483,8 @@ def purchase_frequency(
         monetary_value_col=monetary_value_col,
         negative_amounts=negative_amounts,
     )
-    exposure = orders.exposure_years(floor)
     if per_customer:
+        exposure = orders.exposure_years(floor)
         return pd.DataFrame(
             {
                 "orders": orders.n_orders,
@@ -490,7 +493,7 @@ def purchase_frequency(
             },
             index=orders.ids,
         )
-    return _overall_frequency(orders, exposure)
+    return _overall_frequency(orders, orders.exposure_years(0.0))
 
 
 def _overall_frequency(orders: _Orders, exposure: np.ndarray) -> pd.Series:
@@ -734,16 +737,17 @@ def historic_clv(
     ----------
     per_customer
         False (default): one number from the overall AOV and purchase frequency (equal to
-        revenue per customer-year x lifespan x margin). True: a Series indexed by customer id,
-        each customer's own AOV x own annual purchase rate (see :func:`purchase_frequency`) x
-        the average lifespan x margin.
+        revenue per customer-year actually observed x lifespan x margin). True: a Series
+        indexed by customer id, each customer's own AOV x own annual purchase rate (floored
+        exposure, see :func:`purchase_frequency`) x the average lifespan x margin.
     margin
         Profit margin in (0, 1]; 1 (default) gives a revenue CLV.
     lifespan
         Average lifespan in years; default: :func:`average_customer_lifespan` with
         ``lifespan_method`` and ``lifespan_period``.
     min_exposure_years
-        Floor on a customer's exposure when computing annual purchase rates (default 1 year).
+        Floor on a customer's exposure for their own annual purchase rate (default 1 year;
+        ``per_customer=True`` only: the overall rate divides by the customer-years observed).
     """
     m = _check_margin(margin)
     floor = _check_min_exposure(min_exposure_years)
@@ -758,13 +762,12 @@ def historic_clv(
     )
     orders.require_amounts("historic_clv")
     years = _resolve_lifespan(orders, lifespan, lifespan_method, lifespan_period)
-    exposure = orders.exposure_years(floor)
     if per_customer:
         aov = orders.revenue / orders.n_orders
-        rate = orders.n_orders / exposure
+        rate = orders.n_orders / orders.exposure_years(floor)
         return pd.Series(aov * rate * years * m, index=orders.ids, name="historic_clv")
     aov_all = orders.average_order_value()
-    rate_all = orders.total_orders / exposure.sum()
+    rate_all = orders.total_orders / orders.exposure_years(0.0).sum()
     return float(aov_all * rate_all * years * m)
 
 
@@ -948,11 +951,16 @@ _KPI_ROWS: dict[str, tuple[str, str]] = {
     "orders": ("orders", "orders (same-day purchases of a customer merged)"),
     "revenue": ("currency", "total amount"),
     "observation_years": ("years", "first to last transaction day, both counted"),
+    "customer_years": (
+        "years",
+        "total exposure: each customer's first order to the last day of the data, both counted",
+    ),
     "average_order_value": ("currency per order", "revenue / orders"),
     "orders_per_customer": ("orders per customer", "orders / customers"),
     "purchase_frequency_per_year": (
         "orders per customer-year",
-        "orders / total exposure (first purchase to window end, floored)",
+        "orders / customer-years (each customer from their first order to the last day of the "
+        "data; no floor)",
     ),
     "repeat_rate": ("share of customers", "customers with 2+ orders / customers"),
     "mean_monthly_retention": (
@@ -974,7 +982,6 @@ def kpi_summary(
     margin: float = 1.0,
     lifespan_method: LifespanMethod = "churn",
     lifespan_period: str = "Y",
-    min_exposure_years: float = 1.0,
     customer_id_col: str = "customer_id",
     datetime_col: str = "date",
     monetary_value_col: str = "amount",
@@ -982,15 +989,17 @@ def kpi_summary(
 ) -> pd.DataFrame:
     """Headline KPIs for a report, one row per KPI (transactions are validated once).
 
-    Rows: ``customers, orders, revenue, observation_years, average_order_value,
-    orders_per_customer, purchase_frequency_per_year, repeat_rate, mean_monthly_retention,
-    mean_monthly_churn, average_lifespan_years, historic_clv``; columns ``value`` (float),
-    ``unit`` and ``definition``. ``attrs`` records the first and last transaction day, the
-    margin and the lifespan method. ``frame["value"].to_dict()`` gives a plain dict.
-    The arguments are those of :func:`historic_clv`.
+    Rows: ``customers, orders, revenue, observation_years, customer_years,
+    average_order_value, orders_per_customer, purchase_frequency_per_year, repeat_rate,
+    mean_monthly_retention, mean_monthly_churn, average_lifespan_years, historic_clv``;
+    columns ``value`` (float), ``unit`` and ``definition``. ``attrs`` records the first and
+    last transaction day, the margin and the lifespan method. ``frame["value"].to_dict()``
+    gives a plain dict. The arguments are those of :func:`historic_clv` (the overall figures
+    here take no exposure floor: ``purchase_frequency_per_year`` is orders per customer-year
+    observed, so it differs from ``orders_per_customer`` unless the customers were observed
+    for a year on average).
     """
     m = _check_margin(margin)
-    floor = _check_min_exposure(min_exposure_years)
     _check_lifespan_args(lifespan_method, lifespan_period)
     orders = _load_orders(
         transactions,
@@ -1000,7 +1009,7 @@ def kpi_summary(
         negative_amounts=negative_amounts,
     )
     orders.require_amounts("kpi_summary")
-    freq = _overall_frequency(orders, orders.exposure_years(floor))
+    freq = _overall_frequency(orders, orders.exposure_years(0.0))
     revenue = float(orders.revenue.sum())
     aov = revenue / freq["orders"]
     monthly = _retention(orders, "M")["retention_rate"].mean()
@@ -1010,6 +1019,7 @@ def kpi_summary(
         "orders": freq["orders"],
         "revenue": revenue,
         "observation_years": (orders.last_day - orders.first_day + 1) / _YEAR_DAYS,
+        "customer_years": freq["exposure_years"],
         "average_order_value": aov,
         "orders_per_customer": freq["orders_per_customer"],
         "purchase_frequency_per_year": freq["orders_per_year"],
@@ -1040,6 +1050,5 @@ def kpi_summary(
         margin=m,
         lifespan_method=lifespan_method,
         lifespan_period=lifespan_period,
-        min_exposure_years=floor,
     )
     return out

@@ -154,6 +154,17 @@ def _interval_label(interval: float | None) -> str:
     return f"{round(100 * (interval or DEFAULT_INTERVAL)):g}% credible interval"
 
 
+def _counts_in(model: Any) -> dict[str, str]:
+    """How a model's counts read on an axis: repeat purchases in a calibration period
+    (continuous time) or transactions at the calibration opportunities (a discrete-time
+    model such as the BG/BB, whose x counts transactions in n opportunities)."""
+    if getattr(model, "data_kind", None) == "discrete":
+        return {"count": "transactions", "Count": "Transactions",
+                "calibration": "the calibration opportunities", "holdout": "transactions"}
+    return {"count": "repeat purchases", "Count": "Repeat purchases",
+            "calibration": "the calibration period", "holdout": "purchases"}
+
+
 def _date_axis(ax: Axes) -> None:
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
@@ -161,7 +172,8 @@ def _date_axis(ax: Axes) -> None:
 
 
 def _mark_calibration_end(ax: Axes, when: Any, *, top: bool = True) -> None:
-    """A dotted vertical line labelled "end of calibration" (at the top or the bottom)."""
+    """A dotted vertical line labelled "end of calibration" (at the top or the bottom);
+    callers keep their legend at the other end, or outside the axes."""
     ax.axvline(when, color="0.35", linestyle=":", linewidth=1.2)
     ax.annotate("end of calibration", xy=(when, 1.0 if top else 0.0),
                 xycoords=("data", "axes fraction"), xytext=(4, -4 if top else 4),
@@ -198,11 +210,12 @@ def plot_calibration_histogram(model: Any, rfm: pd.DataFrame, max_frequency: int
         ax.errorbar(pos + width / 2, table["expected"], yerr=np.clip(err, 0, None), fmt="none",
                     ecolor="0.15", capsize=3, linewidth=1,
                     label=_interval_label(interval))
+    words = _counts_in(model)
     ax.set_xticks(pos, table.index)
-    ax.set_xlabel("Repeat purchases in the calibration period")
+    ax.set_xlabel(f"{words['Count']} in {words['calibration']}")
     ax.set_ylabel("Customers")
     _thousands(ax.yaxis)
-    ax.set_title(f"Customers by number of repeat purchases "
+    ax.set_title(f"Customers by number of {words['count']} "
                  f"({_fmt_number(table.attrs['n_customers'])} customers)")
     ax.legend(frameon=False)
     ax.grid(axis="y", alpha=0.3)
@@ -235,8 +248,9 @@ def plot_posterior_predictive_histogram(model: Any, rfm: pd.DataFrame,
                 color=MODEL_COLOR, ecolor=MODEL_COLOR, capsize=4, linewidth=1.5,
                 label=(f"{_model_label(model, label)}: replicated data, mean and "
                        f"{round(100 * interval):g}% interval"))
+    words = _counts_in(model)
     ax.set_xticks(pos, table.index)
-    ax.set_xlabel("Repeat purchases in the calibration period")
+    ax.set_xlabel(f"{words['Count']} in {words['calibration']}")
     ax.set_ylabel("Customers")
     _thousands(ax.yaxis)
     check = ("Posterior predictive check" if is_posterior(model)
@@ -274,9 +288,12 @@ def plot_conditional_expectation(model: Any, split: pd.DataFrame, max_frequency:
     ax.set_xticks(pos, ticks, fontsize="small")
     unit = table.attrs["time_unit"]
     duration = table.attrs["duration"]
-    ax.set_xlabel("Repeat purchases in the calibration period (customers)")
-    ax.set_ylabel(f"Average purchases in the holdout\n({duration:,.4g} {_unit_name(unit)})")
-    ax.set_title("Holdout purchases by calibration frequency")
+    words = _counts_in(model)
+    length = (f"{duration:,.4g} opportunities" if words["count"] == "transactions"
+              else f"{duration:,.4g} {_unit_name(unit)}")
+    ax.set_xlabel(f"{words['Count']} in {words['calibration']} (customers)")
+    ax.set_ylabel(f"Average {words['holdout']} in the holdout\n({length})")
+    ax.set_title(f"Holdout {words['holdout']} by calibration frequency")
     ax.set_ylim(bottom=0)
     ax.legend(frameon=False)
     ax.grid(alpha=0.3)
@@ -299,7 +316,14 @@ def plot_tracking(model: Any, transactions: pd.DataFrame, calibration_end: Any,
     holdout, actual vs model, with the end of calibration marked (:func:`tracking_table`;
     ``segments`` as there, for hierarchical models).
 
-    The legend gives the holdout percent error of the model's cumulative forecast.
+    The legend gives the model's *holdout tracking error*: the cohort's expected repeat
+    transactions over the holdout (the unconditional forecast, each customer from their first
+    purchase) / the actual ones - 1 — the ``tracking_error`` of
+    :func:`clvmodels.evaluation.compare_models`. The per-period chart plots rates per full
+    period (count x period length / days covered), so a last period cut short by
+    ``observation_end`` is scaled like every other, and it is marked with open circles.
+    The end-of-calibration label sits at the bottom of the axes and the legend at the top,
+    so the two never overlap.
     """
     if kind not in ("cumulative", "incremental"):
         raise ValueError("kind must be 'cumulative' or 'incremental'")
@@ -307,19 +331,37 @@ def plot_tracking(model: Any, transactions: pd.DataFrame, calibration_end: Any,
                            customer_id_col=customer_id_col, datetime_col=datetime_col,
                            segments=segments, interval=interval)
     ax = _new_ax(ax, figsize=(9.0, 4.8))
-    suffix = "_cumulative" if kind == "cumulative" else ""
+    cumulative = kind == "cumulative"
+    suffix = "_cumulative" if cumulative else ""
     when = table["period_end"]
+    # per-period counts become rates per full period (1 for every complete period)
+    scale = (np.ones(len(table)) if cumulative
+             else table.attrs["period_days"] / table["days"].to_numpy(float))
     err = table.attrs["holdout_percent_error"]
-    ax.plot(when, table[f"actual{suffix}"], color=ACTUAL_COLOR, linewidth=2, label="Actual")
-    ax.plot(when, table[f"expected{suffix}"], color=MODEL_COLOR, linewidth=2, linestyle="--",
-            label=f"{_model_label(model, label)} (holdout error {err:+.1f}%)")
+    actual = table[f"actual{suffix}"].to_numpy(float) * scale
+    expected = table[f"expected{suffix}"].to_numpy(float) * scale
+    ax.plot(when, actual, color=ACTUAL_COLOR, linewidth=2, label="Actual")
+    ax.plot(when, expected, color=MODEL_COLOR, linewidth=2, linestyle="--",
+            label=f"{_model_label(model, label)}: holdout tracking error {err:+.1f}%")
+    top = float(np.nanmax(np.r_[actual, expected]))
     if f"expected{suffix}_lower" in table:
-        ax.fill_between(when, table[f"expected{suffix}_lower"], table[f"expected{suffix}_upper"],
+        upper = table[f"expected{suffix}_upper"].to_numpy(float) * scale
+        ax.fill_between(when, table[f"expected{suffix}_lower"].to_numpy(float) * scale, upper,
                         color=MODEL_COLOR, alpha=BAND_ALPHA, linewidth=0,
                         label=_interval_label(interval))
-    _mark_calibration_end(ax, pd.Timestamp(table.attrs["calibration_end"]))
+        top = max(top, float(np.nanmax(upper)))
     name = table.attrs["period_name"]
-    if kind == "cumulative":
+    partial = ~table["complete"].to_numpy(bool)
+    if not cumulative and partial.any():
+        days = int(table["days"].to_numpy()[partial][-1])
+        ax.plot(when[partial], actual[partial], linestyle="none", marker="o", markersize=7,
+                markerfacecolor="white", markeredgecolor="0.2", markeredgewidth=1.4,
+                zorder=3, label=f"Last {name} partial ({days} of "
+                                f"{table.attrs['period_days']:g} days), scaled")
+        ax.plot(when[partial], expected[partial], linestyle="none", marker="o", markersize=7,
+                markerfacecolor="white", markeredgecolor="0.2", markeredgewidth=1.4, zorder=3)
+    _mark_calibration_end(ax, pd.Timestamp(table.attrs["calibration_end"]), top=False)
+    if cumulative:
         ax.set_title(f"Cumulative repeat transactions "
                      f"({_fmt_number(table.attrs['n_customers'])} customers)")
         ax.set_ylabel("Cumulative repeat transactions")
@@ -328,13 +370,12 @@ def plot_tracking(model: Any, transactions: pd.DataFrame, calibration_end: Any,
                      f"({_fmt_number(table.attrs['n_customers'])} customers)")
         ax.set_ylabel(f"Repeat transactions per {name}")
     ax.set_xlabel(f"End of {name}")
-    ax.set_ylim(bottom=0)
+    # headroom for the legend at the top (the calibration label is at the bottom)
+    entries = len(ax.get_legend_handles_labels()[1])
+    ax.set_ylim(0, max(top, 1e-9) * (1.08 + 0.09 * entries))
     _thousands(ax.yaxis)
     _date_axis(ax)
-    if kind == "cumulative":
-        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(0.0, 0.93))
-    else:
-        ax.legend(frameon=False, loc="upper right", bbox_to_anchor=(1.0, 0.93))
+    ax.legend(frameon=False, loc="upper left" if cumulative else "upper right")
     ax.grid(alpha=0.3)
     return ax
 
@@ -379,7 +420,7 @@ def plot_frequency_recency_matrix(model: Any, rfm: pd.DataFrame, *,
     ax.set_title(f"{title}\n(customers observed for {T_val:,.4g} {_unit_name(unit)}; "
                  f"{_model_label(model)})")
     ax.set_xlabel(f"Recency: time from first to last purchase ({_unit_name(unit)})")
-    ax.set_ylabel("Frequency: repeat purchases")
+    ax.set_ylabel(f"Frequency: {_counts_in(model)['count']}")
     ax.set_xlim(x_edges[0], x_edges[-1])
     ax.set_ylim(y_edges[0], y_edges[-1])
     return ax
@@ -436,7 +477,10 @@ def plot_probability_alive_history(model: Any,
     who = f"Customer {customer_id}" if customer_id is not None else "One customer"
     ax.set_title(f"{who}: probability of being alive over time")
     _date_axis(ax)
-    ax.legend(frameon=False, loc="lower left")
+    # beside the axes: the end-of-calibration label (bottom) and the purchase marks (top)
+    # stay clear of it wherever they fall
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              fontsize="small")
     ax.grid(alpha=0.3)
     return ax
 

@@ -91,11 +91,10 @@ def plot_retention_curve(model: Any, observed: Any, *, horizon: int | None = Non
                         alpha=BAND_ALPHA, linewidth=0, label=_interval_label(interval))
     through = a["calibrated_through"]
     if through is not None and through < t[-1]:
-        ax.axvspan(through, t[-1], color="0.5", alpha=0.08, linewidth=0)
+        # named in the legend rather than by a text at the line: nothing to collide with it
+        ax.axvspan(through, t[-1], color="0.5", alpha=0.08, linewidth=0,
+                   label="Projection (beyond the calibration)")
         ax.axvline(through, color="0.35", linestyle=":", linewidth=1.2)
-        ax.annotate("projection", xy=(through, 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(4, -4), textcoords="offset points", ha="left", va="top",
-                    fontsize="small", color="0.3")
     ax.set_ylim(0, 1.02)
     ax.set_xlim(0, t[-1])
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))

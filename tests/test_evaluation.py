@@ -92,9 +92,16 @@ def test_chi_square_and_tracking_come_from_the_plotting_tables(
         assert comparison.metrics.at[name, "chi_square"] == pytest.approx(
             table.attrs["chi_square"])
         track = tracking_table(model, cdnow_transactions, CAL, HOLD, period="W")
-        expected = (track["expected_cumulative"].iloc[-1]
-                    / track["actual_cumulative"].iloc[-1] - 1)
+        # the holdout part of the cumulative curves: expected / actual - 1, the figure's
+        # legend number (issue 9: the metric and the legend are one number)
+        in_holdout = (track["expected_cumulative"].iloc[-1] - track.attrs["calibration_expected"])
+        expected = in_holdout / (track["actual_cumulative"].iloc[-1] - 2457) - 1
         assert comparison.metrics.at[name, "tracking_error"] == pytest.approx(expected)
+        assert 100 * comparison.metrics.at[name, "tracking_error"] == pytest.approx(
+            track.attrs["holdout_percent_error"])
+        # the unconditional forecast differs from the conditional one behind the bias
+        assert comparison.metrics.at[name, "tracking_error"] != pytest.approx(
+            comparison.metrics.at[name, "aggregate_bias"], abs=1e-4)
     # the published expected histogram of the BG/NBD (FHL 2005)
     hist = comparison.tables["bgnbd"]["calibration_histogram"]
     np.testing.assert_allclose(hist["expected"],

@@ -38,7 +38,9 @@ def test_bgbb_beats_the_calibration_rate(comparison: ModelComparison) -> None:
     # donors drop out: carrying each one's calibration rate forward over-forecasts
     assert rate["aggregate_bias"] > 0.3 and abs(bgbb["aggregate_bias"]) < 0.1
     assert bgbb["mae"] < rate["mae"] and bgbb["correlation"] > rate["correlation"]
-    assert abs(bgbb["tracking_error"]) < 0.05
+    # holdout-only tracking (issue 9): the unconditional forecast of 5 opportunities; with
+    # the true parameters this cohort is already 3.4% short, so as loose as the bias
+    assert abs(bgbb["tracking_error"]) < 0.1
     assert 0.9 <= bgbb["interval_coverage"] <= 1.0
     assert np.isfinite(bgbb[["log_likelihood", "aic", "bic", "chi_square"]]).all()
     assert m[["spearman_clv", "gini_clv", "top_decile_capture"]].isna().all().all()
@@ -57,10 +59,11 @@ def test_metrics_follow_their_definitions(comparison: ModelComparison,
     np.testing.assert_allclose(comparison.predictions["bgbb"]["expected_purchases"], yhat)
     assert row["aggregate_bias"] == pytest.approx(yhat.sum() / y.sum() - 1)
     assert row["mae"] == pytest.approx(np.mean(np.abs(yhat - y)))
-    # tracking: expected transactions of every donor over 6 + 5 opportunities (eq. 9)
-    total = 4000 * model.expected_purchases_new_customer(11.0)
-    assert row["tracking_error"] == pytest.approx(
-        total / (donors["frequency"].sum() + y.sum()) - 1, rel=1e-10)
+    # tracking: every donor's unconditional expected transactions in opportunities 7..11
+    # (eq. 9 at 6 + 5 minus at 6) against the holdout's actual ones
+    total = 4000 * (model.expected_purchases_new_customer(11.0)
+                    - model.expected_purchases_new_customer(6.0))
+    assert row["tracking_error"] == pytest.approx(total / y.sum() - 1, rel=1e-10)
     # the calibration-rate baseline: x / n per opportunity
     np.testing.assert_allclose(
         comparison.predictions["calibration-rate"]["expected_purchases"],

@@ -54,18 +54,24 @@ def test_average_order_value_merges_same_day_purchases(shop: pd.DataFrame) -> No
 
 
 def test_purchase_frequency_overall_and_per_customer(shop: pd.DataFrame) -> None:
-    # default floor of one year: every exposure here is shorter, so each counts as 1 year
-    overall = kpis.purchase_frequency(shop)
-    assert overall["customers"] == 4
-    assert overall["orders"] == 7
-    assert overall["orders_per_customer"] == pytest.approx(1.75)
-    assert overall["exposure_years"] == pytest.approx(4.0)
-    assert overall["orders_per_year"] == pytest.approx(1.75)
+    # overall: orders per customer-year actually observed (inclusive days from each first
+    # purchase to Apr 1), never floored -- with a floor of one year the 88-day window made
+    # "per year" equal "per customer" (issue 9)
+    for floor in (1.0, 0.0):
+        overall = kpis.purchase_frequency(shop, min_exposure_years=floor)
+        assert overall["customers"] == 4
+        assert overall["orders"] == 7
+        assert overall["orders_per_customer"] == pytest.approx(1.75)
+        assert overall["exposure_years"] == pytest.approx(222 / YEAR)
+        assert overall["orders_per_year"] == pytest.approx(7 / (222 / YEAR))
+    assert overall["orders_per_year"] > 5 * overall["orders_per_customer"]
 
+    # per customer, the default floor of one year: every exposure here is shorter, so each
+    # customer's "annual" rate is their orders so far
+    per = kpis.purchase_frequency(shop, per_customer=True)
+    assert per["exposure_years"].tolist() == [1.0] * 4
+    assert per["orders_per_year"].to_dict() == {"A": 3, "B": 1, "C": 2, "D": 1}
     # no floor: exposure = inclusive days from first purchase to Apr 1
-    overall = kpis.purchase_frequency(shop, min_exposure_years=0)
-    assert overall["exposure_years"] == pytest.approx(222 / YEAR)
-    assert overall["orders_per_year"] == pytest.approx(7 / (222 / YEAR))
     per = kpis.purchase_frequency(shop, per_customer=True, min_exposure_years=0)
     assert per["orders"].to_dict() == {"A": 3, "B": 1, "C": 2, "D": 1}
     expected_days = {"A": 88, "B": 73, "C": 59, "D": 2}
@@ -152,8 +158,10 @@ def test_average_customer_lifespan(shop: pd.DataFrame) -> None:
 
 
 def test_historic_clv(shop: pd.DataFrame) -> None:
-    # exposures floored at one year: AOV 20 x 1.75 orders/year x 2 years x 0.5 margin
-    assert kpis.historic_clv(shop, lifespan=2.0, margin=0.5) == pytest.approx(35.0)
+    # overall: AOV 20 x 7 orders / (222 / 365.25) customer-years x 2 years x 0.5 margin
+    assert kpis.historic_clv(shop, lifespan=2.0, margin=0.5) == pytest.approx(
+        20 * 7 / (222 / YEAR) * 2 * 0.5)
+    # per customer, exposures floored at one year
     per = kpis.historic_clv(shop, per_customer=True, lifespan=2.0, margin=0.5)
     assert per.name == "historic_clv"
     # own AOV x own orders per (one) year x 2 x 0.5 = revenue
@@ -182,12 +190,15 @@ def test_kpi_summary_hand_example(shop: pd.DataFrame) -> None:
     assert v["observation_years"] == pytest.approx(88 / YEAR)
     assert v["average_order_value"] == pytest.approx(20.0)
     assert v["orders_per_customer"] == pytest.approx(1.75)
-    assert v["purchase_frequency_per_year"] == pytest.approx(1.75)
+    # orders per customer-year: 222 customer-days observed in all (no floor)
+    assert v["customer_years"] == pytest.approx(222 / YEAR)
+    assert v["purchase_frequency_per_year"] == pytest.approx(7 / (222 / YEAR))
     assert v["repeat_rate"] == pytest.approx(0.5)
     assert v["mean_monthly_retention"] == pytest.approx(1 / 3)
     assert v["mean_monthly_churn"] == pytest.approx(2 / 3)
     assert v["average_lifespan_years"] == pytest.approx(1 / 3)
-    assert v["historic_clv"] == pytest.approx(20 * 1.75 / 3 * 0.5)
+    assert v["historic_clv"] == pytest.approx(20 * 7 / (222 / YEAR) / 3 * 0.5)
+    assert "no floor" in s.loc["purchase_frequency_per_year", "definition"]
     assert s.attrs["first_day"] == "2024-01-05"
     assert s.attrs["last_day"] == "2024-04-01"
 
@@ -427,6 +438,26 @@ def test_cdnow_headline_counts(cdnow: pd.DataFrame, cdnow_orders: pd.DataFrame) 
     rfm = rfm_summary(cdnow, time_unit="D")
     assert s["orders"] == (rfm["frequency"] + 1).sum()
     assert s["repeat_rate"] == pytest.approx((rfm["frequency"] > 0).mean())
+
+
+def test_frequency_per_year_over_a_window_shorter_than_a_year(cdnow: pd.DataFrame) -> None:
+    """The comparison report's KPIs come from the 39-week calibration period: every customer
+    is observed for less than a year, so a floored exposure made "purchase frequency per
+    year" equal "orders per customer" (issue 9). It is orders per customer-year observed."""
+    calib = cdnow.loc[cdnow["date"] <= "1997-09-30"]
+    s = kpis.kpi_summary(calib, lifespan_period="M")["value"]  # no whole year to churn over
+    orders = calib.groupby(["customer_id", "date"]).size().groupby("customer_id").size()
+    first = calib.groupby("customer_id")["date"].min()
+    days = (calib["date"].max() - first).dt.days + 1
+    assert days.max() < YEAR  # the case: nobody is observed for a year
+    assert s["customer_years"] == pytest.approx(days.sum() / YEAR)
+    assert s["purchase_frequency_per_year"] == pytest.approx(orders.sum() / (days.sum() / YEAR))
+    assert s["orders_per_customer"] == pytest.approx(orders.sum() / len(orders))
+    # per year exceeds per customer by the mean exposure (< 1 year), far beyond rounding
+    ratio = s["purchase_frequency_per_year"] / s["orders_per_customer"]
+    assert ratio == pytest.approx(YEAR / days.mean()) and ratio > 1.3
+    assert s["historic_clv"] == pytest.approx(
+        s["average_order_value"] * s["purchase_frequency_per_year"] * s["average_lifespan_years"])
 
 
 def test_cdnow_per_customer_values(cdnow: pd.DataFrame, cdnow_orders: pd.DataFrame) -> None:

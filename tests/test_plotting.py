@@ -296,9 +296,87 @@ def test_plot_labels(mle: SimpleNamespace) -> None:
     assert ax.lines[0].get_color() == P.ACTUAL_COLOR and ax.lines[1].get_color() == P.MODEL_COLOR
     ax = P.plot_tracking(mle.bg, mle.tx, CAL_END, HOLDOUT_END, kind="incremental")
     assert "per week" in ax.get_title()
-    assert "holdout error" in ax.get_legend().get_texts()[1].get_text()
+    assert "holdout tracking error" in ax.get_legend().get_texts()[1].get_text()
     ax = P.plot_frequency_recency_matrix(mle.bg, mle.split, t=4)
     assert "weeks" in ax.get_xlabel() and "next 4 weeks" in ax.get_title()
+
+
+def test_tracking_scales_a_partial_last_week(mle: SimpleNamespace) -> None:
+    """Data ending mid-week (issue 9): the last week covers 3 of 7 days; the per-week chart
+    plots rates per full week for actual and model alike, so neither curve plunges."""
+    end = "1998-06-26"  # 1997-01-01 + 77 weeks + 3 days
+    table = P.tracking_table(mle.bg, mle.tx, CAL_END, end, "W")
+    assert table["days"].iloc[-1] == 3 and not table["complete"].iloc[-1]
+    assert table["complete"].iloc[:-1].all() and (table["days"].iloc[:-1] == 7).all()
+    assert table.attrs["period_days"] == 7
+    # the raw counts of the stub week are a fraction of a week's: the "plunge"
+    assert table["expected"].iloc[-1] < 0.5 * table["expected"].iloc[-2]
+    ax = P.plot_tracking(mle.bg, mle.tx, CAL_END, end, kind="incremental")
+    actual, expected = (ax.lines[i].get_ydata() for i in (0, 1))
+    np.testing.assert_allclose(actual[-1], table["actual"].iloc[-1] * 7 / 3)
+    np.testing.assert_allclose(expected[-1], table["expected"].iloc[-1] * 7 / 3)
+    np.testing.assert_allclose(actual[:-1], table["actual"].iloc[:-1])  # full weeks as they are
+    # the model's weekly rate is smooth: the scaled stub continues the curve
+    assert expected[-1] == pytest.approx(expected[-2], rel=0.05)
+    assert 0.4 < actual[-1] / np.mean(actual[-6:-1]) < 2.0
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("partial (3 of 7 days)" in t for t in texts)
+    # whole weeks only: nothing scaled, nothing marked
+    full = P.plot_tracking(mle.bg, mle.tx, CAL_END, HOLDOUT_END, kind="incremental")
+    whole = P.tracking_table(mle.bg, mle.tx, CAL_END, HOLDOUT_END, "W")
+    np.testing.assert_allclose(full.lines[0].get_ydata(), whole["actual"])
+    assert not any("partial" in t.get_text() for t in full.get_legend().get_texts())
+    # the cumulative chart needs no scaling: it ends on the true total
+    cum = P.plot_tracking(mle.bg, mle.tx, CAL_END, end, kind="cumulative")
+    assert cum.lines[0].get_ydata()[-1] == table["actual_cumulative"].iloc[-1]
+
+
+def _label_boxes(ax: Any, text: str) -> list[Any]:
+    """Window extents of the texts of ``ax`` reading ``text`` (after a draw)."""
+    renderer = ax.figure.canvas.get_renderer()
+    return [t.get_window_extent(renderer) for t in ax.texts if t.get_text() == text]
+
+
+def test_calibration_label_clear_of_the_legend(mle: SimpleNamespace) -> None:
+    """Issue 9: the "end of calibration" label never overlaps the legend (checked on the
+    drawn figure with the Agg renderer), with long legend texts and in small panels."""
+    long = "A model with a rather long name for the legend of this chart"
+    for kind in ("cumulative", "incremental"):
+        for label, size in ((None, (9.0, 4.8)), (long, (9.0, 4.8)), (None, (6.5, 2.4))):
+            _, ax = plt.subplots(figsize=size, layout="constrained")
+            P.plot_tracking(mle.bg, mle.tx, CAL_END, "1998-06-26", kind=kind, label=label,
+                            ax=ax)
+            ax.figure.canvas.draw()
+            boxes = _label_boxes(ax, "end of calibration")
+            legend = ax.get_legend().get_window_extent(ax.figure.canvas.get_renderer())
+            # clear of it, not merely touching (4 px: the old layout left 1 px in a short panel)
+            assert len(boxes) == 1 and not boxes[0].overlaps(legend.padded(4)), (kind, label)
+    # one customer's P(alive): calibration ends early on the axis, where a legend would sit
+    first = mle.tx.loc[mle.tx["customer_id"] == mle.tx["customer_id"].iloc[0]]
+    ax = P.plot_probability_alive_history(mle.bg, first["date"], HOLDOUT_END,
+                                          calibration_end="1997-02-01")
+    ax.figure.canvas.draw()
+    boxes = _label_boxes(ax, "end of calibration")
+    legend = ax.get_legend().get_window_extent(ax.figure.canvas.get_renderer())
+    assert len(boxes) == 1 and not boxes[0].overlaps(legend.padded(4))
+
+
+def test_counts_are_named_by_the_data_kind(mle: SimpleNamespace) -> None:
+    """A discrete-time model's histogram and conditional expectation speak of transactions
+    at opportunities; a continuous-time model's of repeat purchases."""
+    from clvmodels.models.bgbb import BetaGeoBetaBinom, simulate_bgbb
+
+    donors = simulate_bgbb(300, 6, alpha=1.2, beta=0.75, gamma=0.66, delta=2.8, holdout=5,
+                           random_seed=1)
+    bgbb = BetaGeoBetaBinom().fit(donors)
+    for ax in (P.plot_calibration_histogram(bgbb, donors),
+               P.plot_conditional_expectation(bgbb, donors)):
+        words = " ".join([ax.get_title(), ax.get_xlabel(), ax.get_ylabel()])
+        assert "repeat" not in words.lower() and "purchases" not in words
+        assert "transactions" in words.lower() and "opportunities" in ax.get_xlabel()
+    assert "5 opportunities" in ax.get_ylabel()
+    ax = P.plot_calibration_histogram(mle.bg, mle.split)
+    assert ax.get_xlabel() == "Repeat purchases in the calibration period"
 
 
 def test_plots_save_to_png(mle: SimpleNamespace, tmp_path: Path) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import re
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -119,6 +121,100 @@ def test_write_html_single_file(comparison: ModelComparison, tmp_path: Path,
         write_html(comparison, path)
     assert write_html(comparison, path, force=True) == path
     assert "CDNOW" in render_html(comparison, [], title="CDNOW check")
+
+
+# --------------------------------------------------------------------------------------
+# what the page says (issue 9: the first hour)
+# --------------------------------------------------------------------------------------
+
+
+def _page_text(page: str) -> str:
+    text = re.sub(r"<img[^>]*>", " ", page)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)))
+
+
+def test_holdout_errors_are_defined_and_agree(written: tuple[Path, dict[str, Path]],
+                                              comparison: ModelComparison,
+                                              _cdnow_transactions: pd.DataFrame) -> None:
+    """The tracking figure's legend, the metrics table's Tracking column and the caption
+    quote one number; Bias (a different forecast) is defined beside it."""
+    import matplotlib.pyplot as plt
+
+    from clvmodels.plotting import plot_tracking
+
+    page = (written[0] / "report.html").read_text(encoding="utf-8")
+    text = _page_text(page)
+    tracking = comparison.metrics.at["bgnbd", "tracking_error"]
+    bias = comparison.metrics.at["bgnbd", "aggregate_bias"]
+    shown = format_metric("tracking_error", tracking)
+    ax = plot_tracking(comparison.models["bgnbd"], _cdnow_transactions, CAL, HOLD)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(ax.figure)
+    assert any(t.endswith(f"holdout tracking error {shown}") for t in legend), legend
+    assert f"<td>{shown}</td>" in page or f'<td class="best">{shown}</td>' in page
+    assert f"Tracking column ({shown} here)" in text  # the figure's caption
+    # the conditional bias is a different number, and both are defined beside the table
+    assert format_metric("aggregate_bias", bias) != shown
+    block = re.search(r'<dl class="glossary defs" id="holdout-errors">(.*?)</dl>', page, re.S)
+    assert block is not None
+    defs = _page_text(block.group(1))
+    assert "Bias" in defs and "given their own calibration history" in defs
+    assert "Tracking" in defs and "unconditional forecast" in defs and "legends" in defs
+
+
+def test_holdout_card_and_frequency_per_year(written: tuple[Path, dict[str, Path]],
+                                             comparison: ModelComparison) -> None:
+    text = _page_text((written[0] / "report.html").read_text(encoding="utf-8"))
+    # the holdout is (1997-09-30, 1998-06-30]: it starts on October 1st
+    assert "Holdout 1997-10-01 – 1998-06-30" in text
+    assert "1997-09-30 – 1998-06-30" not in text
+    assert comparison.data_summary["holdout_start"] == "1997-10-01"
+    # 39 calibration weeks: orders per customer-year is not orders per customer
+    kpis = comparison.kpis["value"]
+    per_year, per_customer = kpis["purchase_frequency_per_year"], kpis["orders_per_customer"]
+    assert per_year > 1.3 * per_customer
+    assert per_year == pytest.approx(kpis["orders"] / kpis["customer_years"])
+    row = re.search(r"purchase frequency per year ([0-9.,]+) (.*?) repeat rate", text)
+    assert row is not None and row.group(1) == f"{per_year:,.2f}"
+    assert "customer-years" in row.group(2) and "no floor" in row.group(2)
+    assert f"{kpis['customer_years']:,.1f} customer-years observed here" in row.group(2)
+
+
+def test_gains_chart_keeps_every_model_visible(comparison: ModelComparison) -> None:
+    """Two models with the very same predictions: the first one's line still shows (the
+    later line is thinner, patterned and drawn on top), in pixels of the rendered chart."""
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+
+    from clvmodels.report.parts import PALETTE
+    from clvmodels.report.transaction import _gains_figure, _gains_style
+
+    twin = dataclasses.replace(comparison, predictions={
+        "bgnbd": comparison.predictions["bgnbd"], "bgnbd-again": comparison.predictions["bgnbd"],
+        **{k: v for k, v in comparison.predictions.items() if k != "bgnbd"}})
+    fig = _gains_figure(twin)
+    ax = fig.axes[0]
+    lines = {line.get_label().split(" (")[0]: line for line in ax.get_lines()}
+    first, again = lines["bgnbd"], lines["bgnbd-again"]
+    np.testing.assert_array_equal(first.get_ydata(), again.get_ydata())
+    assert again.get_linewidth() < first.get_linewidth()
+    assert again.get_zorder() > first.get_zorder()
+    assert (first.get_color(), first.get_marker()) != (again.get_color(), again.get_marker())
+    ax.get_legend().remove()  # count the curves' pixels, not the legend swatches
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float) / 255
+    plt.close(fig)
+    for colour in PALETTE[:2]:
+        near = np.linalg.norm(image - np.array(to_rgb(colour)), axis=-1) < 0.12
+        assert near.sum() > 300, colour
+    # every style of the first seven models (four baselines) is its own
+    models = [_gains_style(i) for i in range(7)]
+    keys = {(m["color"], str(m["linestyle"]), m["marker"]) for m in models}
+    assert len(keys) == 7 and len({str(m["linestyle"]) for m in models}) == 7
+    baselines = [str(_gains_style(i, baseline=True)["linestyle"]) for i in range(4)]
+    assert len(set(baselines)) == 4
 
 
 # --------------------------------------------------------------------------------------

@@ -81,6 +81,11 @@ def test_contractual_report_content(written: tuple[Path, dict[str, Path]],
                    f"{d['active_at_calibration_end']:,}", "Churn per renewal", "alpha", "beta",
                    "churn", "lower 95%", "expected lifetime", "renewal decision"):
         assert needle in text, needle
+    # the holdout runs from the day after the calibration end (issue 9)
+    cal = pd.Timestamp(d["calibration_end"])
+    first = str((cal + pd.Timedelta(days=1)).date())
+    assert f"{first} – {d['observation_end']}" in text
+    assert f"{d['calibration_end']} – {d['observation_end']}" not in text
     # the metric values as formatted, the best of each column marked
     m = comparison.metrics
     for column in ("mae", "holdout_log_likelihood", "retention_mae", "tracking_error"):
@@ -104,6 +109,8 @@ def _empty_transaction_context() -> dict[str, object]:
     return {"version": "x", "title": "t", "subtitle": "s", "generated": "g", "sections": [],
             "findings": [], "data": {"cards": [], "histogram": [], "kpis": []},
             "metrics": {"groups": [], "columns": [], "rows": []}, "interval": "90%",
+            "holdout_errors": [], "words": {"count": "c", "calibration": "k",
+                                            "diagnostics": "d"},
             "params": [], "figures": {}, "segments": None, "valuation": None,
             "warnings": [], "config": {"settings": [], "versions": [], "platform": "p"}}
 
@@ -147,5 +154,9 @@ def test_discrete_comparison_renders_in_the_transaction_style(tmp_path: Path) ->
                    "discrete-time summary"):
         assert needle in text, needle
     assert 'id="valuation"' not in page  # no spend, no valuation
+    # transactions at opportunities, not repeat purchases (issue 9), on the page and in the
+    # metric definitions
+    assert "Customers by transactions in the calibration opportunities" in text
+    assert "repeat purchase" not in text.lower() and "repeat transaction" not in text.lower()
     value = format_metric("mae", res.metrics.at["bgbb", "mae"])
     assert f'<td class="best">{value}</td>' in page

@@ -30,13 +30,15 @@ Holdout transactions (per customer)
     Pearson correlation of y and yhat (the published CDNOW figures: BG/NBD 0.626, Pareto/NBD
     0.630), ``aggregate_bias`` = sum yhat / sum y - 1 (negative: the model under-forecasts).
 Tracking (aggregate)
-    ``tracking_error`` = predicted / actual - 1 for the *cumulative* repeat transactions of
-    the whole cohort (calibration + holdout) at the end of the holdout: the model's
-    unconditional expectation ``sum_i E[X(T_i + h)]`` (each customer from their first
-    purchase, as in the tracking plots of FHL 2005, Figures 2-3) against
-    ``sum_i (x_i + y_i)`` — the last row of :func:`clvmodels.diagnostics.tracking_table`. (The
-    tracking figure's legend quotes the stricter holdout-only error, its
-    ``holdout_percent_error``.) Models only; a hierarchical Bayesian model is tracked at
+    ``tracking_error`` = predicted / actual - 1 for the repeat transactions of the whole
+    cohort *in the holdout*: the model's unconditional expectation
+    ``sum_i (E[X(T_i + h)] - E[X(T_i)])`` (each customer from their first purchase, ignoring
+    their own history, as in the tracking plots of FHL 2005, Figures 2-3) against
+    ``sum_i y_i`` — the ``holdout_percent_error`` of
+    :func:`clvmodels.diagnostics.tracking_table` / 100, the number in the tracking figure's
+    legend. ``aggregate_bias`` compares the same actual total with the *conditional*
+    expectations (each customer's own history), so the two differ by what conditioning on
+    the calibration record adds. Models only; a hierarchical Bayesian model is tracked at
     its population level.
 Value (ranking quality)
     A model's predicted value of customer i over the holdout is
@@ -251,6 +253,13 @@ def _baseline_predictions(
     return out
 
 
+def _next_day(day: Any) -> str | None:
+    """The calendar day after ``day`` as ``YYYY-MM-DD`` (None when unknown)."""
+    if day is None:
+        return None
+    return str((pd.Timestamp(day).normalize() + pd.Timedelta(days=1)).date())
+
+
 def _data_summary(rfm: pd.DataFrame, calib: pd.DataFrame, holdout_tx: pd.DataFrame,
                   with_value: bool) -> dict[str, Any]:
     x = rfm["frequency"].to_numpy(dtype=float)
@@ -260,6 +269,8 @@ def _data_summary(rfm: pd.DataFrame, calib: pd.DataFrame, holdout_tx: pd.DataFra
         "calibration_transactions": len(calib.drop_duplicates(["id", "day"])),
         "first_transaction": str(calib["day"].min().date()),
         "calibration_end": rfm.attrs.get("calibration_end"),
+        # the holdout is (calibration_end, observation_end]: its first day is the next one
+        "holdout_start": _next_day(rfm.attrs.get("calibration_end")),
         "holdout_end": rfm.attrs.get("holdout_end"),
         "time_unit": rfm.attrs.get("time_unit"),
         "holdout_length": float(rfm["duration_holdout"].iloc[0]),

@@ -16,10 +16,12 @@ Metrics (the columns of :data:`clvmodels.evaluation.METRIC_COLUMNS`, defined in
 or ``elpd_loo``), ``chi_square`` of the calibration histogram (0..k+ transactions, each
 customer's own n; FHS 2010 eq. 8), the holdout accuracy per customer (``mae, rmse,
 correlation, aggregate_bias`` of the conditional expectation, eq. 13), ``interval_coverage``
-of the predictive count distribution and ``tracking_error``: the cohort's expected total
-transactions over all n + ``holdout`` opportunities from acquisition, sum_i E[X(n_i +
-holdout)] (eq. 9), against the actual sum_i (x_i + y_i), minus 1. No value metrics (the
-summary has no spend). The ``calibration-rate`` baseline forecasts x / n per opportunity.
+of the predictive count distribution and ``tracking_error``: the cohort's expected
+transactions in the ``holdout`` opportunities from the unconditional forecast,
+sum_i (E[X(n_i + holdout)] - E[X(n_i)]) (eq. 9; each customer from acquisition, ignoring
+their own history), against the actual sum_i y_i, minus 1 — as for continuous-time models,
+where it is also the tracking figure's holdout error. No value metrics (the summary has no
+spend). The ``calibration-rate`` baseline forecasts x / n per opportunity.
 """
 
 from __future__ import annotations
@@ -96,8 +98,9 @@ def _prepare(data: pd.DataFrame, holdout: int | None, holdout_col: str,
 
 
 def _expected_totals(model: Any, data: pd.DataFrame, h: int) -> float:
-    """sum_i E[X(n_i + h)]: the cohort's expected transactions from acquisition to the end
-    of the holdout (a hierarchical model: each segment's own expectation)."""
+    """sum_i E[X(n_i + h)]: the cohort's expected transactions from acquisition to ``h``
+    opportunities after the calibration (``h = 0``: to its end; a hierarchical model: each
+    segment's own expectation)."""
     col = getattr(model, "segment_col", None) if is_posterior(model) else None
     groups = [(None, data)] if not col else list(data.groupby(col, sort=False))
     total = 0.0
@@ -171,7 +174,7 @@ def compare_discrete(
     k = int(min(7, rfm["T"].max())) if max_frequency is None else max_frequency
     y = rfm["frequency_holdout"].to_numpy(dtype=float)
     x = rfm["frequency"].to_numpy(dtype=float)
-    actual_total = float(x.sum() + y.sum())
+    actual_holdout = float(y.sum())
 
     caught: list[tuple[str, str]] = []
     rows: dict[str, dict[str, float]] = {}
@@ -197,8 +200,9 @@ def compare_discrete(
         expected = np.asarray(model.expected_purchases(rfm, float(h)), dtype=float)
         pred = pd.DataFrame({"expected_purchases": expected}, index=rfm.index)
         row.update(count_metrics(y, expected))
-        row["tracking_error"] = (_expected_totals(model, rfm, h) / actual_total - 1.0
-                                 if actual_total > 0 else float("nan"))
+        holdout_expected = _expected_totals(model, rfm, h) - _expected_totals(model, rfm, 0)
+        row["tracking_error"] = (holdout_expected / actual_holdout - 1.0
+                                 if actual_holdout > 0 else float("nan"))
         pmf = predictive_count_pmf(model, rfm, float(h), y.astype(np.int64))
         if pmf is not None:
             covered = interval_coverage(pmf, y, interval)

@@ -189,8 +189,15 @@ def predictive_count_pmf(model: Any, rfm: pd.DataFrame, t: float,
 
 
 def tracking_error(table: pd.DataFrame) -> float:
-    """Relative error of the cumulative repeat transactions at the end of a
-    :func:`clvmodels.diagnostics.tracking_table`: expected / actual - 1 in its last period."""
-    actual = float(table["actual_cumulative"].iloc[-1])
-    expected = float(table["expected_cumulative"].iloc[-1])
+    """Holdout tracking error of a :func:`clvmodels.diagnostics.tracking_table`: the cohort's
+    expected repeat transactions over the holdout (the model's *unconditional* forecast, each
+    customer from their first purchase) / the actual ones - 1.
+
+    The same number as the tracking figure's legend (``attrs["holdout_percent_error"]`` / 100),
+    so the metrics table and the figure agree. It differs from ``aggregate_bias``, which sums
+    each customer's expectation *given their calibration history* (the conditional
+    expectation behind MAE). NaN when nobody repeated in the holdout.
+    """
+    actual = float(table.attrs["holdout_actual"])
+    expected = float(table.attrs["holdout_expected"])
     return expected / actual - 1.0 if actual > 0 else float("nan")

@@ -35,6 +35,7 @@ from clvmodels.report.parts import (
     figure_context,
     format_metric,
     metrics_view,
+    next_day,
     num,
     param_card,
     pct,
@@ -245,7 +246,7 @@ def _data_view(comparison: ContractualComparison) -> dict[str, Any]:
         ("Active at calibration end", f"{d['active_at_calibration_end']:,}",
          f"{d['active_at_calibration_end'] / max(d['customers'], 1):.1%} of customers; "
          f"{d['churned_by_calibration_end']:,} had churned"),
-        ("Holdout", f"{d['calibration_end']} – {d['observation_end']}",
+        ("Holdout", f"{next_day(d['calibration_end'])} – {d['observation_end']}",
          f"up to {d['holdout_decisions']} renewal decisions per customer"),
         ("Holdout renewals", f"{d['renewals_holdout']:,} of {d['holdout_decisions_at_risk']:,}",
          f"{d['churned_in_holdout']:,} churned, {d['paying_at_end']:,} paying at the end"),

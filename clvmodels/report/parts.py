@@ -18,6 +18,7 @@ from importlib import metadata, resources
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from clvmodels._version import __version__
 from clvmodels.models.protocol import is_posterior
@@ -37,6 +38,7 @@ __all__ = [
     "format_metric",
     "metrics_view",
     "missing",
+    "next_day",
     "num",
     "param_card",
     "pct",
@@ -81,6 +83,14 @@ def missing(value: Any) -> bool:
         return value is None or not np.isfinite(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def next_day(day: Any) -> str:
+    """The calendar day after ``day`` as ``YYYY-MM-DD``: the first day of a holdout that
+    runs from the day after the calibration end (an em dash when unknown)."""
+    if day is None or (isinstance(day, float) and not np.isfinite(day)):
+        return "—"
+    return str((pd.Timestamp(day).normalize() + pd.Timedelta(days=1)).date())
 
 
 def num(value: Any, decimals: int = 2) -> str:

@@ -30,6 +30,7 @@ from clvmodels.report.parts import (
     figure_context,
     format_metric,
     metrics_view,
+    next_day,
     param_card,
     template,
     unique_stem,
@@ -64,10 +65,14 @@ METRIC_INFO: dict[str, tuple[str, str, str]] = {
     "correlation": ("Corr.", "Holdout transactions",
                     "Pearson correlation of actual and expected holdout transactions."),
     "aggregate_bias": ("Bias", "Holdout transactions",
-                       "Σ expected / Σ actual − 1 over all customers (negative: too low)."),
+                       "Σ expected / Σ actual − 1 of the holdout transactions, each customer's "
+                       "expectation given their own calibration history (the forecast behind "
+                       "MAE); negative: too low."),
     "tracking_error": ("Tracking", "Holdout transactions",
-                       "Cumulative repeat transactions of the cohort at the end of the "
-                       "holdout: expected / actual − 1 (unconditional model forecast)."),
+                       "The cohort's holdout transactions from the model's unconditional "
+                       "forecast (each customer from acquisition, ignoring their history): "
+                       "expected / actual − 1; the “holdout tracking error” in the tracking "
+                       "figures' legends."),
     "spearman_clv": ("Spearman", "Value ranking",
                      "Rank correlation of predicted holdout value (expected transactions × "
                      "expected spend, undiscounted) with actual holdout revenue."),
@@ -119,6 +124,24 @@ def _diagnostics_figure(comparison: ModelComparison, name: str, model: Any) -> F
     return fig
 
 
+def _diagnostics_caption(comparison: ModelComparison, name: str) -> str:
+    """What the diagnostics panel shows, and the legend's holdout error defined."""
+    if _is_discrete(comparison):
+        return ("Left: customers by transactions in the calibration opportunities (actual vs "
+                "expected). Middle: average transactions in the holdout opportunities by "
+                "calibration transactions. Right: P(alive) by recency and frequency.")
+    err = comparison.metrics.at[name, "tracking_error"] if name in comparison.metrics.index \
+        else float("nan")
+    value = f" ({format_metric('tracking_error', err)} here)" if np.isfinite(err) else ""
+    return ("Top: customers by calibration repeat purchases (actual vs expected) and average "
+            "holdout purchases by calibration frequency. Bottom: cumulative and weekly repeat "
+            "transactions of the cohort, calibration and holdout (weekly: rates per full "
+            "week; a last partial week is scaled and circled). Holdout tracking error in the "
+            "legends: the cohort's expected repeat transactions over the holdout from the "
+            "unconditional forecast / actual − 1, the metrics table's Tracking column"
+            f"{value}; Bias there uses each customer's conditional forecast instead.")
+
+
 def _is_discrete(comparison: ModelComparison) -> bool:
     """A comparison of discrete-time models (``compare_discrete``: opportunities, no dated
     transactions)."""
@@ -163,20 +186,18 @@ def _gains_figure(comparison: ModelComparison) -> Figure | None:
         return None
     fig, ax = plt.subplots(figsize=(8.0, 5.6), layout="constrained")
     perfect = None
-    colour = n_baselines = 0
+    n_models = n_baselines = 0
     for name, pred in comparison.predictions.items():
         if "predicted_value" not in pred:
             continue
         table = gains_table(pred["predicted_value"].to_numpy(float), actual, n_points=501)
         perfect = table["perfect"]
-        baseline = name in BASELINES
-        if baseline:
-            style = dict(color="0.5", linewidth=1.6,
-                         linestyle=(0, (5, 2)) if n_baselines % 2 == 0 else (0, (1.5, 1.5)))
+        if name in BASELINES:
+            style = _gains_style(n_baselines, baseline=True)
             n_baselines += 1
         else:
-            style = dict(color=_PALETTE[colour % len(_PALETTE)], linewidth=2.0)
-            colour += 1
+            style = _gains_style(n_models)
+            n_models += 1
         label = (f"{name} (top 10% {table.attrs['top_decile_capture']:.1%}, "
                  f"Gini {table.attrs['normalized_gini']:.3f})")
         ax.plot(table.index, table["model"], label=label, **style)
@@ -196,6 +217,33 @@ def _gains_figure(comparison: ModelComparison) -> Figure | None:
     ax.legend(frameon=False, loc="lower right", fontsize="small")
     ax.grid(alpha=0.3)
     return fig
+
+
+#: line patterns and markers of the models on one chart, in order (with the colours of
+#: PALETTE, a line width that shrinks and a drawing order that rises, so a model whose
+#: curve coincides with an earlier one's still shows: thinner, patterned, with its own
+#: markers, on top of the wider line)
+_MODEL_LINES: tuple[tuple[Any, str], ...] = (
+    ("-", "o"), ((0, (6, 2)), "s"), ((0, (2, 1.5)), "^"), ((0, (6, 2, 1.5, 2)), "D"),
+    ((0, (1, 1)), "v"), ((0, (4, 1, 1, 1, 1, 1)), "P"), ((0, (8, 3)), "X"))
+#: grey patterns of the baselines (and their markers)
+_BASELINE_LINES: tuple[tuple[Any, str], ...] = (
+    ((0, (5, 2)), "none"), ((0, (1.5, 1.5)), "none"), ((0, (3, 1, 1, 1)), "none"),
+    ((0, (8, 2, 2, 2)), "none"))
+
+
+def _gains_style(i: int, *, baseline: bool = False, n_points: int = 501) -> dict[str, Any]:
+    """Line style of the ``i``-th model (or baseline) on a chart of several gains curves:
+    no two of the first seven models (four baselines) share colour, pattern and marker,
+    and markers are staggered along the curve so coinciding curves stay visible."""
+    if baseline:
+        dash, _ = _BASELINE_LINES[i % len(_BASELINE_LINES)]
+        return dict(color="0.5", linewidth=1.6, linestyle=dash, zorder=2)
+    dash, marker = _MODEL_LINES[i % len(_MODEL_LINES)]
+    step = max(1, n_points // 10)
+    return dict(color=_PALETTE[i % len(_PALETTE)], linestyle=dash,
+                linewidth=max(1.2, 2.8 - 0.5 * i), zorder=3 + i, marker=marker,
+                markersize=5.5, markevery=(min(step - 1, (7 * i) % step + 3), step))
 
 
 def _valuation_figure(comparison: ModelComparison) -> Figure | None:
@@ -240,10 +288,7 @@ def build_figures(comparison: ModelComparison) -> list[ReportFigure]:
             figures.append(ReportFigure(
                 f"diagnostics-{stem}", f"{name}: fit and holdout diagnostics", "diagnostics",
                 _png(_diagnostics_figure(comparison, name, model)),
-                caption="Top: customers by calibration repeat purchases (actual vs expected) "
-                        "and average holdout purchases by calibration frequency. Bottom: "
-                        "cumulative and weekly repeat transactions of the cohort, "
-                        "calibration and holdout.",
+                caption=_diagnostics_caption(comparison, name),
                 model=name))
             if is_posterior(model):
                 for kind, title, fig in bayes_figures(model):
@@ -281,9 +326,47 @@ def _metrics_view(comparison: ModelComparison) -> dict[str, Any]:
             return "baseline", _baseline_label(name)
         return ("Bayesian" if is_posterior(model) else "MLE"), _model_label(model)
 
+    info = METRIC_INFO
+    if _is_discrete(comparison):  # counts of transactions at opportunities, not repeats
+        info = {k: (a, b, d.replace("repeat purchases", "transactions")
+                    .replace("repeat transactions", "transactions")
+                    .replace("first purchase", "acquisition"))
+                for k, (a, b, d) in METRIC_INFO.items()}
     return metrics_view(comparison.metrics, comparison.best, columns=METRIC_COLUMNS,
-                        info=METRIC_INFO, directions=METRIC_DIRECTIONS,
+                        info=info, directions=METRIC_DIRECTIONS,
                         interval=comparison.settings.get("interval", 0.9), row_kind=row_kind)
+
+
+def _words(comparison: ModelComparison) -> dict[str, str]:
+    """How the page names the counts: transactions at opportunities (discrete time) or
+    repeat purchases in a calibration period."""
+    if _is_discrete(comparison):
+        return {"count": "transactions", "calibration": "the calibration opportunities",
+                "diagnostics": "For each model: the calibration histogram of transactions, "
+                               "average holdout transactions by calibration transactions, and "
+                               "P(alive) by recency and frequency."}
+    return {"count": "repeat purchases", "calibration": "the calibration period",
+            "diagnostics": "For each model: the calibration histogram, holdout purchases by "
+                           "calibration frequency, and cumulative and weekly tracking of "
+                           "repeat transactions (the dotted line marks the end of "
+                           "calibration; the legends' holdout tracking error is the Tracking "
+                           "column of the metrics table)."}
+
+
+def _holdout_errors(comparison: ModelComparison) -> list[dict[str, str]]:
+    """Short definitions of the holdout-error columns, shown beside the metrics table (and
+    why Bias and Tracking differ for one model)."""
+    m = comparison.metrics
+    shown = [c for c in ("aggregate_bias", "tracking_error")
+             if c in m.columns and m[c].notna().any()]
+    out = [{"label": METRIC_INFO[c][0], "definition": METRIC_INFO[c][2]} for c in shown]
+    if len(shown) == 2:
+        out.append({"label": "Why they differ",
+                    "definition": "Both compare with the same actual holdout total; Bias "
+                                  "conditions each customer's forecast on their calibration "
+                                  "record, Tracking does not (it is the cohort-level curve "
+                                  "of the tracking figures)."})
+    return out
 
 
 def _baseline_label(name: str) -> str:
@@ -352,6 +435,12 @@ def _discrete_data_view(comparison: ModelComparison) -> dict[str, Any]:
             "kpis": []}
 
 
+def _holdout_start(summary: dict[str, Any]) -> str:
+    """First day of the holdout: the day after the calibration end (the card shows both
+    ends of the holdout, inclusive)."""
+    return str(summary.get("holdout_start") or next_day(summary["calibration_end"]))
+
+
 def _data_view(comparison: ModelComparison) -> dict[str, Any]:
     if _is_discrete(comparison):
         return _discrete_data_view(comparison)
@@ -362,8 +451,8 @@ def _data_view(comparison: ModelComparison) -> dict[str, Any]:
                                              f"to {d['calibration_end']}"),
         ("Calibration", f"{d['first_transaction']} – {d['calibration_end']}",
          f"{d['calibration_transactions']:,} transactions"),
-        ("Holdout", f"{d['calibration_end']} – {d['holdout_end']}",
-         f"{d['holdout_length']:g} {unit}, after the calibration end"),
+        ("Holdout", f"{_holdout_start(d)} – {d['holdout_end']}",
+         f"{d['holdout_length']:g} {unit}, from the day after the calibration end"),
         ("Repeat transactions", f"{d['repeat_transactions_calibration']:,} → "
                                 f"{d['repeat_transactions_holdout']:,}",
          "calibration → holdout"),
@@ -389,8 +478,14 @@ def _data_view(comparison: ModelComparison) -> dict[str, Any]:
                 value = float(row["value"])
                 text = (f"{value:.1%}" if key in ("repeat_rate", "mean_monthly_retention")
                         else f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}")
+                definition = str(row["definition"])
+                if key == "purchase_frequency_per_year" and "customer_years" in \
+                        comparison.kpis.index:
+                    # the exposure rule, with its number, beside the figure
+                    years = float(comparison.kpis.at["customer_years", "value"])
+                    definition += f"; {years:,.1f} customer-years observed here"
                 kpis.append({"name": key.replace("_", " "), "value": text,
-                             "definition": str(row["definition"])})
+                             "definition": definition})
     return {"cards": [{"label": a, "value": b, "note": c, "small": len(b) > 14}
                       for a, b, c in cards],
             "histogram": [{"label": lab, "count": f"{c:,}"} for lab, c in zip(labels, hist,
@@ -593,6 +688,8 @@ def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | N
         "findings": [Markup(f) for f in _summary_findings(comparison)],
         "data": _data_view(comparison),
         "metrics": _metrics_view(comparison),
+        "holdout_errors": _holdout_errors(comparison),
+        "words": _words(comparison),
         "interval": _pct(s.get("interval", 0.9), 0),
         "params": _params_view(comparison),
         "figures": by_section,
