@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 __all__ = [
     "BLANK_TEXT_REGEX",
     "DATE_LAYOUTS",
+    "ISO_FAST_REGEX",
     "MONTH_NUMBERS",
     "NOT_A_DAY",
     "DateColumn",
@@ -292,28 +293,70 @@ def decide_date_layout(stats: DateStats, candidates: Sequence[DateLayout]) -> Da
     return DateDecision(best, matched=structural[order[best]] > 0, tied_with=tied)
 
 
-def layout_days(text: pa.Array, layout: DateLayout) -> np.ndarray:
-    """Day numbers (days since 1970-01-01) of strings read with ``layout``;
-    :data:`NOT_A_DAY` where a string does not match or is not a real calendar day (matched
-    by pyarrow's RE2, the regular-expression engine DuckDB uses too)."""
-    parts = pc.extract_regex(text, layout.full_regex)
-    n = len(text)
+#: ISO dates with two-digit months and days and nothing before them (matched whole): their
+#: first ten characters are the date, read without extracting fields (the common case,
+#: made fast in every engine; the result is the layout's own)
+ISO_FAST_REGEX = f"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}{_TIME}{_EDGE}"
 
-    def number(name: str) -> np.ndarray:
-        field = pc.struct_field(parts, name)
-        values = pc.cast(pc.if_else(pc.equal(field, ""), None, field), pa.float64())
-        return values.to_numpy(zero_copy_only=False) if n else np.zeros(0)
 
-    y = number("y")
+def _match(text: pa.Array, regex: str) -> np.ndarray:
+    hit = pc.match_substring_regex(text, regex)
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _days_of_keys(keys: pa.Array, layout: DateLayout, sep: str) -> np.ndarray:
+    """Day numbers of keys ``y<sep>month<sep>d`` (month a number, or a name for layouts
+    with one); each distinct key is read once."""
+    encoded = pc.dictionary_encode(keys)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    parts = [str(k).split(sep) for k in encoded.dictionary.to_pylist()]
+
+    def number(text: str) -> float:
+        return float(text) if text.isdigit() else np.nan
+
+    y = np.array([number(p[0]) for p in parts], dtype=float)
     if layout.two_digit_year:
         y = np.where(y < 69, 2000 + y, 1900 + y)
     if "b" in layout.groups:
-        names = pc.utf8_lower(pc.utf8_slice_codeunits(pc.struct_field(parts, "b"), 0, 3))
-        index = pc.index_in(names, value_set=pa.array(list(MONTH_NUMBERS)))
-        m = pc.cast(index, pa.float64()).to_numpy(zero_copy_only=False) + 1
+        m = np.array([MONTH_NUMBERS.get(p[1][:3].lower(), np.nan) for p in parts], dtype=float)
     else:
-        m = number("m")
-    return civil_days(y, m, number("d"))
+        m = np.array([number(p[1]) for p in parts], dtype=float)
+    d = np.array([number(p[2]) for p in parts], dtype=float)
+    days = np.append(civil_days(y, m, d), NOT_A_DAY)
+    codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False),
+                       dtype=np.int64)
+    return days[codes]  # -1 (null key): NOT_A_DAY
+
+
+def layout_days(text: pa.Array, layout: DateLayout, matched: np.ndarray | None = None
+                ) -> np.ndarray:
+    """Day numbers (days since 1970-01-01) of strings read with ``layout``;
+    :data:`NOT_A_DAY` where a string does not match or is not a real calendar day (matched
+    by pyarrow's RE2, the regular-expression engine DuckDB uses too). ``matched``: the
+    strings known to match ``layout`` (saves matching again). Each distinct date is read
+    once, so a long column of timestamps costs little more than matching it."""
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    if matched is None:
+        matched = _match(text, layout.full_regex)
+    out = np.full(len(text), NOT_A_DAY, dtype=np.int64)
+    rows = matched.copy()
+    if layout == DATE_LAYOUTS[0] and rows.any():
+        fast = rows & _match(text, f"^(?:{ISO_FAST_REGEX})$")
+        if fast.any():
+            index = np.flatnonzero(fast)
+            keys = pc.utf8_slice_codeunits(text.take(pa.array(index)), 0, 10)
+            out[index] = _days_of_keys(keys, layout, "-")
+            rows &= ~fast
+    if rows.any():
+        index = np.flatnonzero(rows)
+        parts = pc.extract_regex(text.take(pa.array(index)), layout.full_regex)
+        month = "b" if "b" in layout.groups else "m"
+        keys = pc.binary_join_element_wise(*(pc.struct_field(parts, g) for g in
+                                             ("y", month, "d")), "|")
+        out[index] = _days_of_keys(keys, layout, "|")
+    return out
 
 
 #: the day number :func:`civil_days` gives to values that are not real days
@@ -334,37 +377,36 @@ def civil_days(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.where(ok, start + dd - 1, NOT_A_DAY)
 
 
-class _ArrowStats:
-    """:class:`DateStats` over distinct strings and how many rows hold each (computed
-    lazily, layout by layout, and kept)."""
+class _RowStats:
+    """:class:`DateStats` over the rows of a text column (``missing``: null or blank),
+    computed lazily, layout by layout, and kept."""
 
-    def __init__(self, uniques: pa.Array, weights: np.ndarray) -> None:
-        self.uniques = uniques
-        self.weights = weights
-        self.n = int(weights.sum())
+    def __init__(self, text: pa.Array, missing: np.ndarray) -> None:
+        self.text = text
+        self.present = ~missing
+        self.n = int(self.present.sum())
+        self._matched: dict[DateLayout, np.ndarray] = {}
         self._days: dict[DateLayout, np.ndarray] = {}
-        self._structural: dict[DateLayout, int] = {}
+
+    def matched(self, layout: DateLayout) -> np.ndarray:
+        if layout not in self._matched:
+            self._matched[layout] = _match(self.text, layout.full_regex) & self.present
+        return self._matched[layout]
 
     def days(self, layout: DateLayout) -> np.ndarray:
         if layout not in self._days:
-            self._days[layout] = layout_days(self.uniques, layout)
+            self._days[layout] = layout_days(self.text, layout, self.matched(layout))
         return self._days[layout]
 
     def structural(self, layouts: Sequence[DateLayout]) -> list[int]:
-        for lay in layouts:
-            if lay not in self._structural:
-                hit = pc.match_substring_regex(self.uniques, lay.full_regex)
-                mask = np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False),
-                                  dtype=bool)
-                self._structural[lay] = int(self.weights[mask].sum())
-        return [self._structural[lay] for lay in layouts]
+        return [int(self.matched(lay).sum()) for lay in layouts]
 
     def valid(self, layouts: Sequence[DateLayout]) -> list[int]:
-        return [int(self.weights[self.days(lay) != NOT_A_DAY].sum()) for lay in layouts]
+        return [int((self.days(lay) != NOT_A_DAY).sum()) for lay in layouts]
 
     def differ(self, a: DateLayout, b: DateLayout) -> int:
         da, db = self.days(a), self.days(b)
-        return int(self.weights[(da != NOT_A_DAY) & (db != NOT_A_DAY) & (da != db)].sum())
+        return int(((da != NOT_A_DAY) & (db != NOT_A_DAY) & (da != db)).sum())
 
 
 @dataclass
@@ -393,36 +435,24 @@ BLANK_TEXT_REGEX = f"^{_EDGE}$"
 
 
 def _blank_strings(text: pa.Array) -> np.ndarray:
-    blank = pc.match_substring_regex(text, BLANK_TEXT_REGEX)
-    return np.asarray(pc.fill_null(blank, False).to_numpy(zero_copy_only=False), dtype=bool)
+    return _match(text, BLANK_TEXT_REGEX)
 
 
 def _text_days(text: pa.Array, date_format: str | None, dayfirst: bool | None
                ) -> tuple[np.ndarray, np.ndarray, DateDecision, np.ndarray | None]:
     """(days, missing, decision, ambiguous mask) of strings (null: missing), read with ONE
-    layout decided from the whole column. The work is done once per distinct string."""
+    layout decided from the whole column."""
     candidates = candidate_layouts(date_format, dayfirst)
-    if not len(text):
-        return (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool),
-                DateDecision(candidates[0]), None)
-    encoded = pc.dictionary_encode(text)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    uniques = encoded.dictionary
-    codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False),
-                       dtype=np.int64)
-    blank_u = _blank_strings(uniques)
-    safe = np.maximum(codes, 0)
-    missing = (codes < 0) | (blank_u[safe] if len(uniques) else False)
-    weights = np.bincount(codes[codes >= 0], minlength=len(uniques)).astype(np.int64)
-    weights[blank_u] = 0
-    stats = _ArrowStats(uniques, weights)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    missing = np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    missing = missing | _blank_strings(text)
+    stats = _RowStats(text, missing)
     decision = decide_date_layout(stats, candidates)
-    days_u = stats.days(decision.layout)
-    days = np.where(missing, NOT_A_DAY, days_u[safe] if len(uniques) else NOT_A_DAY)
+    days = np.where(missing, NOT_A_DAY, stats.days(decision.layout))
     ambiguous = None
     if decision.ambiguous_with is not None:
-        other = stats.days(decision.ambiguous_with)[safe]
+        other = stats.days(decision.ambiguous_with)
         ambiguous = ~missing & (days != NOT_A_DAY) & (other != NOT_A_DAY) & (days != other)
     return days, missing, decision, ambiguous
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from clvmodels._date_rules import BLANK_TEXT_REGEX
+from clvmodels._date_rules import BLANK_TEXT_REGEX, ISO_FAST_REGEX
 from clvmodels._summary_rules import (
     DATE_LAYOUTS,
     FIRST_DAY,
@@ -85,17 +85,6 @@ def is_text_type(sql_type: str) -> bool:
     return sql_type.upper() == "VARCHAR"
 
 
-#: ISO dates with two-digit months and days, which DuckDB's own cast reads fast (the
-#: general path extracts the fields with a regular expression)
-_ISO_STRICT = DateLayout(
-    "YYYY-MM-DD (2-digit)",
-    "[ \t]*[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    + "(?:(?:T|[ \t]+)(?:[01]?[0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,9})?)?"
-    "(?:[ \t]*(?i:[ap]\\.?m\\.?))?"
-    "(?:[ \t]*(?:Z|(?i:utc|gmt)|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?))?)?[ \t]*",
-)
-
-
 def text_sql(raw: str, sql_type: str) -> str:
     """The date column as text, for a column read with a layout (text, or numbers with a
     ``date_format``: integers as their digits, whole floats likewise, others NULL)."""
@@ -152,8 +141,8 @@ def read_layout(text: str, layout: DateLayout, name: str, guard: str | None = No
     regular expression (the same result, faster)."""
     struct = _layout_struct_sql(text, layout)
     if layout == DATE_LAYOUTS[0]:
-        strict = f"regexp_full_match({text}, {literal(_ISO_STRICT.regex)})"
-        fast = f"TRY_CAST(substr(ltrim({text}, ' \t'), 1, 10) AS DATE)"
+        strict = f"regexp_full_match({text}, {literal(ISO_FAST_REGEX)})"
+        fast = f"TRY_CAST(left({text}, 10) AS DATE)"
         when_fast = strict if guard is None else f"({guard}) AND {strict}"
         when_slow = f"NOT {strict}" if guard is None else f"({guard}) AND NOT {strict}"
         columns = [f"CASE WHEN {when_fast} THEN {fast} END AS {name}_fast",
