@@ -12,6 +12,14 @@ Purchases on the same calendar day are one transaction (their amounts are summed
 in ``time_unit`` with fixed day counts (:data:`TIME_UNITS`), and the unit travels with the
 result in ``rfm.attrs["time_unit"]``.
 
+Hostile input is refused by rules written once in :mod:`clvmodels._summary_rules` (and
+:mod:`clvmodels._date_rules`) and followed by every engine, each refusal naming the column,
+the offending rows (index labels; lines of a CSV file) and how many: a text date column has
+ONE format (inferred from the whole column, or ``date_format`` / ``dayfirst``); dates far
+from all the others, before 1900, or an ``observation_end`` long after the last transaction
+are refused unless ``implausible_dates="warn"``; customer ids of mixed types, blank ids, and
+ids that differ only by spaces at their ends (unless ``strip_ids=True``) are refused.
+
 This module knows nothing of models. It holds the pandas engine and dispatches to the others
 (``clvmodels.engines``: DuckDB, ...) through a small table, :data:`ENGINES`. Every engine
 returns the same *day-level* summary and follows the rules of
