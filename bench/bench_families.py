@@ -9,6 +9,8 @@ before and after every task, because the development machine is shared. Usage::
     .venv/bin/python bench/bench_families.py                    # everything (~25 min)
     .venv/bin/python bench/bench_families.py --only bgbb sbg    # the MLE comparisons
     .venv/bin/python bench/bench_families.py --size 100000 --reps 5   # smaller
+    CLV_BENCH_RESULTS=/tmp/x .venv/bin/python bench/bench_families.py --size 20000 \
+        --repeats 1 --hier-repeats 1 --reps 2 --peer-mcmc-size 1000  # a smoke test (~3 min)
 
 Tasks (``--only``):
 
@@ -47,7 +49,9 @@ Tasks (``--only``):
   number of customers in 12 cohorts), 2 chains x 300 + 300 draws each: the share of 90%
   central posterior intervals that cover the true parameters, per parameter and overall,
   with the binomial standard error sqrt(p (1 - p) / N) (the parameters of one replication
-  are not independent, so the overall one is a lower bound).
+  are not independent, so the overall one is a lower bound). The MLE's 90% Wald intervals
+  on the same data sets are the reference (``--coverage-sampler pymc`` samples with PyMC's
+  NUTS instead of nutpie: the same posterior, a C compile cached between fits).
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a source checkout without installing
 
-RESULTS_DIR = HERE / "results"
+RESULTS_DIR = Path(os.environ.get("CLV_BENCH_RESULTS", HERE / "results"))
 BGBB_TRUTH = {"alpha": 1.2, "beta": 0.75, "gamma": 0.66, "delta": 2.78}
 SBG_TRUTH = {"alpha": 0.7, "beta": 1.2}
 #: hyperdistribution of the hierarchical sBG's segments (the model's own latent scales)
@@ -486,24 +490,46 @@ def task_hier(n: int, segments: int, seed: int, draws: int, tune: int,
             "truth": truth.to_dict(), "peak_rss_process_mb": _peak_rss_mb()}
 
 
-def task_coverage(family: str, reps: int, n: int, draws: int, tune: int,
-                  seed: int) -> dict[str, Any]:
+def _coverage_design(family: str, n: int, seed: int
+                     ) -> tuple[dict[str, float], Callable[[int], pd.DataFrame]]:
+    """True parameters and replication r's data set (the same for every sampler and MLE)."""
+    if family == "bgbb":
+        return BGBB_TRUTH, lambda rep: simulate_bgbb_data(n, 12, seed + 1000 * rep)
+    return SBG_TRUTH, lambda rep: simulate_sbg_data(n, seed + 1000 * rep, cohorts=12)
+
+
+def _share(k: int, total: int) -> dict[str, float]:
+    p = k / total
+    return {"coverage": p, "se": math.sqrt(p * (1 - p) / total), "hits": k, "n": total}
+
+
+def task_coverage_mle(family: str, reps: int, n: int, seed: int) -> dict[str, Any]:
+    """The same data sets, maximum likelihood: coverage of the 90% Wald intervals (log
+    scale, ``conf_int(0.10)``), the reference the Bayesian coverage is read against."""
+    from clvmodels.models.bgbb import BetaGeoBetaBinom
+    from clvmodels.models.sbg import ShiftedBetaGeo
+
+    model_cls = BetaGeoBetaBinom if family == "bgbb" else ShiftedBetaGeo
+    truth, simulate = _coverage_design(family, n, seed)
+    hits = {p: 0 for p in truth}
+    for rep in range(reps):
+        with _silenced():
+            ci = model_cls().fit(simulate(rep)).conf_int(1 - COVERAGE_LEVEL)
+        for p, v in truth.items():
+            hits[p] += bool(ci.loc[p, "lower"] <= v <= ci.loc[p, "upper"])
+    return {"family": family, "reps": reps, "n_customers": n, "method": "MLE Wald (log scale)",
+            "per_param": {p: _share(k, reps) for p, k in hits.items()},
+            "overall": _share(sum(hits.values()), reps * len(truth))}
+
+
+def task_coverage(family: str, reps: int, n: int, draws: int, tune: int, seed: int,
+                  sampler: str = "nutpie") -> dict[str, Any]:
     """R simulated data sets from known parameters: 90% central interval coverage."""
     if family == "bgbb":
         from clvmodels.models.bgbb import BayesianBetaGeoBetaBinom as Model
-
-        truth = BGBB_TRUTH
-
-        def simulate(rep: int) -> pd.DataFrame:
-            return simulate_bgbb_data(n, 12, seed + 1000 * rep)
     else:
         from clvmodels.models.sbg import BayesianShiftedBetaGeo as Model
-
-        truth = SBG_TRUTH
-
-        def simulate(rep: int) -> pd.DataFrame:
-            return simulate_sbg_data(n, seed + 1000 * rep, cohorts=12)
-
+    truth, simulate = _coverage_design(family, n, seed)
     q = (1 - COVERAGE_LEVEL) / 2
     hits = {p: 0 for p in truth}
     fits, divergences, rhats, min_ess, widths = [], [], [], [], {p: [] for p in truth}
@@ -512,7 +538,7 @@ def task_coverage(family: str, reps: int, n: int, draws: int, tune: int,
         with _silenced():
             t, model = _timed(lambda data=data, rep=rep: Model().fit(
                 data, chains=2, draws=draws, tune=tune, random_seed=rep,
-                log_likelihood=False))
+                log_likelihood=False, sampler=sampler))
         fits.append(t)
         params, _ = model.parameter_draws()
         for p, v in truth.items():
@@ -526,14 +552,11 @@ def task_coverage(family: str, reps: int, n: int, draws: int, tune: int,
         print(f"  {family} rep {rep + 1}/{reps}: {t:.1f}s, hits so far {hits}",
               file=sys.stderr, flush=True)
 
-    def share(k: int, total: int) -> dict[str, float]:
-        p = k / total
-        return {"coverage": p, "se": math.sqrt(p * (1 - p) / total), "hits": k, "n": total}
-
     total = sum(hits.values())
     return {"family": family, "reps": reps, "n_customers": n, "draws": draws, "tune": tune,
-            "truth": truth, "per_param": {p: share(k, reps) for p, k in hits.items()},
-            "overall": share(total, reps * len(truth)),
+            "sampler": sampler,
+            "truth": truth, "per_param": {p: _share(k, reps) for p, k in hits.items()},
+            "overall": _share(total, reps * len(truth)),
             "median_interval_width": {p: float(np.median(v)) for p, v in widths.items()},
             "fit_s": {"median": float(np.median(fits)), "total": float(np.sum(fits))},
             "divergences_total": int(np.sum(divergences)),
@@ -543,7 +566,8 @@ def task_coverage(family: str, reps: int, n: int, draws: int, tune: int,
 
 TASKS: dict[str, Callable[..., dict[str, Any]]] = {
     "bgbb": task_bgbb, "sbg": task_sbg, "sbg_pmm_map": task_sbg_pmm_map,
-    "sbg_bayes": task_sbg_bayes, "hier": task_hier, "coverage": task_coverage}
+    "sbg_bayes": task_sbg_bayes, "hier": task_hier, "coverage": task_coverage,
+    "coverage_mle": task_coverage_mle}
 
 
 # --------------------------------------------------------------------------------------
@@ -630,6 +654,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--coverage-size", type=int, default=2000)
     ap.add_argument("--coverage-families", nargs="*", default=["sbg", "bgbb"],
                     choices=["sbg", "bgbb"])
+    ap.add_argument("--coverage-sampler", default="nutpie", choices=["nutpie", "pymc"],
+                    help="sampler of the coverage fits (the same posterior either way; "
+                    "PyMC's compiled C is cached between fits, nutpie compiles every fit)")
+    ap.add_argument("--coverage-methods", nargs="*", default=["bayes", "mle"],
+                    choices=["bayes", "mle"])
     ap.add_argument("--peer-mcmc-size", type=int, default=10_000)
     ap.add_argument("--pmm-path", default=DEFAULT_PMM_PATH,
                     help="folder with pymc-marketing installed (--target), if not in the venv")
@@ -671,10 +700,17 @@ def main(argv: list[str] | None = None) -> None:
                                                sampler_seed=i + 1)
                            for i in range(args.hier_repeats)}
     if "coverage" in only:
-        results["coverage"] = {
-            fam: run_task("coverage", family=fam, reps=args.reps, n=args.coverage_size,
-                          draws=300, tune=300, seed=args.seed)
-            for fam in args.coverage_families}
+        cov: dict[str, Any] = {}
+        for fam in args.coverage_families:
+            key = fam if args.coverage_sampler == "nutpie" else f"{fam}-{args.coverage_sampler}"
+            if "bayes" in args.coverage_methods:
+                cov[key] = run_task("coverage", family=fam, reps=args.reps,
+                                    n=args.coverage_size, draws=300, tune=300, seed=args.seed,
+                                    sampler=args.coverage_sampler)
+            if "mle" in args.coverage_methods:
+                cov[f"{fam}-mle"] = run_task("coverage_mle", family=fam, reps=args.reps,
+                                             n=args.coverage_size, seed=args.seed)
+        results["coverage"] = cov
     for key, res in results.items():
         # merged with an earlier run's file: a task run in pieces (e.g. one coverage family
         # at a time) keeps the other pieces; each piece carries its own date and arguments
@@ -820,9 +856,9 @@ def report(results: dict[str, dict[str, Any]], env: dict[str, Any]) -> str:
             f"{r['min_ess_tail']:.0f} ({r['min_ess_tail_var']}); worst ESS/s "
             f"{r['worst_ess_per_s']:.0f}; divergences {r['divergences']}; max R-hat "
             f"{r['max_rhat']:.3f}; 90% intervals cover {r['segments_covered_90']}/"
-            f"{r['segment_params']} segment params "
-            f"{'(missed ' + ', '.join(r['segments_missed']) + ')' if r['segments_missed'] else ''}"
-            f", {sum(r['hyper_covered_90'].values())}/4 hyperparameters", r)
+            f"{r['segment_params']} segment params"
+            + (f" (missed {', '.join(r['segments_missed'])})" if r["segments_missed"] else "")
+            + f", {sum(r['hyper_covered_90'].values())}/4 hyperparameters", r)
     ok = [r for r in runs if "error" not in r]
     if len(ok) > 1:
         row("hier. Bayesian sBG, 10 segments", f"median of {len(ok)} runs",
@@ -830,15 +866,20 @@ def report(results: dict[str, dict[str, Any]], env: dict[str, Any]) -> str:
             f"{statistics.median(r['sample_s'] for r in ok):.2f} s, worst ESS/s "
             f"{statistics.median(r['worst_ess_per_s'] for r in ok):.0f}", ok[-1])
     for fam, r in results.get("coverage", {}).items():
-        task = f"coverage, Bayesian {'BG/BB' if fam == 'bgbb' else 'sBG'}"
+        task = f"coverage, Bayesian {'BG/BB' if fam.startswith('bgbb') else 'sBG'}"
         if "error" in r:
             row(task, "error", r["error"][:200].replace("\n", " "), r)
             continue
         pp = ", ".join(f"{k} {v['coverage']:.2f}±{v['se']:.2f}"
                        for k, v in r["per_param"].items())
         o = r["overall"]
+        if r.get("method"):  # the MLE reference on the same data sets
+            row(task.replace("Bayesian", "MLE"), f"the same {r['reps']} data sets, "
+                f"{r['method']}", f"90% intervals: overall {o['coverage']:.3f} ± {o['se']:.3f} "
+                f"({o['hits']}/{o['n']}); {pp}", r)
+            continue
         row(task, f"{r['reps']} reps × {r['n_customers']:,} customers, 2 × "
-            f"({r['tune']} + {r['draws']})",
+            f"({r['tune']} + {r['draws']}), {r.get('sampler', 'nutpie')}",
             f"90% intervals: overall {o['coverage']:.3f} ± {o['se']:.3f} ({o['hits']}/{o['n']}); "
             f"{pp}; fit median {r['fit_s']['median']:.1f} s (total "
             f"{r['fit_s']['total'] / 60:.1f} min); divergent fits {r['fits_with_divergences']}; "
