@@ -54,6 +54,30 @@ class Adaptive:
         yield self.wide if needed <= options.max_width else self.narrow
 
 
+def table_of(title: str, index_header: str, rows: list[tuple[str, dict[str, str]]],
+             columns: dict[str, str], *, narrow: Sequence[str] | None = None,
+             caption: str | None = None) -> Table | Adaptive:
+    """A table of labelled rows of formatted cells (right-aligned), given as
+    ``(label, {column: text})``; ``columns`` maps each column to its header.
+
+    With ``narrow`` (a subset of the columns), the table is drawn with only those columns
+    when all of them do not fit the console: an 80-column terminal gets fewer columns, each
+    shown in full, rather than every column cut or folded.
+    """
+
+    def build(cols: Sequence[str]) -> Table:
+        headers = [columns[c] for c in cols]
+        table = new_table(title, [index_header, *headers], numeric=headers, caption=caption)
+        for label, cells in rows:
+            table.add_row(label, *(cells[c] for c in cols))
+        return table
+
+    wide = build(list(columns))
+    if narrow is None:
+        return wide
+    return Adaptive(wide, build([c for c in columns if c in narrow]))
+
+
 def fmt(value: object) -> str:
     """A number for a table: integers with separators, 4 significant digits below 10."""
     if isinstance(value, bool | np.bool_):
@@ -127,13 +151,22 @@ def params_table(model: Any, title: str) -> Table:
     return table
 
 
-def tiers_table(tiers: pd.DataFrame, title: str = "Value tiers (by CLV)") -> Table:
-    """The value-tier summary (:func:`clvmodels.kpis.value_tiers`)."""
-    headers = [str(c).replace("_", " ") for c in tiers.columns]
-    table = new_table(title, ["tier", *headers], numeric=headers)
-    for i, name in enumerate(tiers.index):
-        table.add_row(str(name), *(fmt(tiers[c].iloc[i]) for c in tiers.columns))
-    return table
+def tiers_table(tiers: pd.DataFrame, title: str = "Value tiers (by CLV)") -> Table | Adaptive:
+    """The value-tier summary (:func:`clvmodels.kpis.value_tiers`); shares as percentages.
+
+    In a narrow console the minimum and maximum value columns are left out.
+    """
+
+    def cell(column: str, value: object) -> str:
+        if str(column).startswith("share") and isinstance(value, float | np.floating):
+            return f"{float(value):.1%}" if np.isfinite(value) else "–"
+        return fmt(value)
+
+    columns = {str(c): str(c).replace("_", " ") for c in tiers.columns}
+    rows = [(str(name), {str(c): cell(str(c), tiers[c].iloc[i]) for c in tiers.columns})
+            for i, name in enumerate(tiers.index)]
+    narrow = [c for c in columns if c not in ("min_value", "max_value")]
+    return table_of(title, "tier", rows, columns, narrow=narrow)
 
 
 #: Per-customer columns of the top-customers table, with their (wrappable) headers.
@@ -193,11 +226,11 @@ def forecast_overview(result: Any, top: int = 10, *, weights: Any = None) -> Gro
     best = fc.nlargest(top, "clv")[cols]
     id_header = str(fc.index.name or "row").replace("_", " ")
     unit = "rows" if weights is not None else "customers"
-    top_table = new_table(f"Top {min(top, len(fc))} {unit} by CLV",
-                          [id_header, *(_TOP_COLUMNS[c] for c in cols)],
-                          numeric=[_TOP_COLUMNS[c] for c in cols])
-    for i, cid in enumerate(best.index):
-        top_table.add_row(str(cid), *(fmt(best[c].iloc[i]) for c in cols))
+    rows = [(str(cid), {c: fmt(best[c].iloc[i]) for c in cols})
+            for i, cid in enumerate(best.index)]
+    top_table = table_of(f"Top {min(top, len(fc))} {unit} by CLV", id_header, rows,
+                         {c: _TOP_COLUMNS[c] for c in cols},
+                         narrow=[c for c in cols if c not in ("recency", "T")])
     parts: list[Any] = [totals]
     if getattr(result, "tiers", None) is not None and weights is None:
         parts.append(tiers_table(result.tiers))  # (tiers of rows would mislead)
