@@ -203,9 +203,13 @@ import clvmodels.rfm
 
 def long_step(*args, **kwargs):
     if kwargs.get("engine") == "duckdb":
+        # a long query run the way the DuckDB engine runs its queries
         import duckdb
+        from clvmodels.engines.duckdb import run_interruptibly
+        con = duckdb.connect()
         print("READY", file=sys.stderr, flush=True)
-        duckdb.sql("select count(*) from range(1000000000000) t(i) where i % 7 = 3").fetchall()
+        run_interruptibly(con, lambda: con.sql(
+            "select count(*) from range(1000000000000) t(i) where i % 7 = 3").fetchall())
     else:
         print("READY", file=sys.stderr, flush=True)
         time.sleep(120)
@@ -219,7 +223,9 @@ app()
 
 @pytest.mark.parametrize("engine", ["pandas", "duckdb"])
 def test_real_sigint(cdnow_csv: Path, tmp_path: Path, engine: str) -> None:
-    """A real SIGINT, delivered while pandas-side Python or a DuckDB query runs."""
+    """A real SIGINT, delivered while pandas-side Python or a DuckDB query runs (the engine's
+    queries run in a worker thread the main thread interrupts: see
+    :func:`clvmodels.engines.duckdb.run_interruptibly`)."""
     out = tmp_path / "rfm.parquet"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -352,3 +358,73 @@ def test_one_customer_grammar(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert f"Wrote 1 customer to {tmp_path / 'r.csv'}" in res.stdout.replace("\n", "")
     assert "1 customers" not in res.stdout
+
+
+# --------------------------------------------------------------------------------------
+# fits the data cannot identify, fits that do not converge; date formats
+# --------------------------------------------------------------------------------------
+
+
+def test_unidentified_fit_exits_1_and_writes_nothing(tmp_path: Path) -> None:
+    rfm = pd.DataFrame({"frequency": [0, 0, 0], "recency": [0.0, 0.0, 0.0],
+                        "T": [10.0, 20.0, 30.0]},
+                       index=pd.Index(["a", "b", "c"], name="customer_id"))
+    rfm.attrs["time_unit"] = "W"
+    path = tmp_path / "rfm.parquet"
+    rfm.to_parquet(path)
+    out = tmp_path / "m.json"
+    res = runner.invoke(app, ["fit", str(path), "--out", str(out)])
+    assert res.exit_code == 1
+    assert "cannot be estimated" in res.stderr and "Traceback" not in res.output
+    assert not out.exists()
+
+
+def test_unconverged_fit_is_not_written_unless_asked(tmp_path: Path, cdnow_rfm,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from clvmodels.models.bgnbd import BetaGeo
+
+    real_fit = BetaGeo.fit
+
+    def boundary_fit(self, *args, **kwargs):
+        fitted = real_fit(self, *args, **kwargs)
+        fitted.converged_ = False
+        fitted.convergence_reason_ = "b runs to infinity (nobody drops out)"
+        return fitted
+
+    monkeypatch.setattr(BetaGeo, "fit", boundary_fit)
+    path = tmp_path / "rfm.parquet"
+    cdnow_rfm.to_parquet(path)
+    out = tmp_path / "m.json"
+    res = runner.invoke(app, ["fit", str(path), "--spend", "gammagamma", "--out", str(out)])
+    assert res.exit_code == 1
+    assert "did not converge" in res.stderr and "b runs to infinity" in res.stderr
+    assert "--allow-unconverged" in res.stderr
+    assert _files(tmp_path) == ["rfm.parquet"]
+    res = runner.invoke(app, ["fit", str(path), "--spend", "gammagamma", "--out", str(out),
+                              "--allow-unconverged"])
+    assert res.exit_code == 0, res.output
+    assert _files(tmp_path) == ["m.gammagamma.json", "m.json", "rfm.parquet"]
+
+
+def test_rfm_date_options(tmp_path: Path) -> None:
+    tx = pd.DataFrame({"customer_id": ["a", "a", "b", "b"],
+                       "date": ["01/03/2024", "15/03/2024", "02/03/2024", "05/04/2024"],
+                       "amount": [1.0, 2.0, 3.0, 4.0]})
+    source = tmp_path / "tx.csv"
+    tx.to_csv(source, index=False)
+    day_first = tmp_path / "dayfirst.parquet"
+    res = runner.invoke(app, ["rfm", str(source), "--time-unit", "D", "--dayfirst",
+                              "--out", str(day_first)])
+    assert res.exit_code == 0, res.output
+    rfm = pd.read_parquet(day_first)
+    assert rfm.loc["a", "recency"] == 14  # 1 March -> 15 March, not 3 January
+    by_format = tmp_path / "format.parquet"
+    res = runner.invoke(app, ["rfm", str(source), "--time-unit", "D", "--date-format",
+                              "%d/%m/%Y", "--out", str(by_format)])
+    assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(pd.read_parquet(by_format), rfm)
+    # month-first cannot read 15/03/2024: refused, naming the column, nothing written
+    month_first = tmp_path / "monthfirst.parquet"
+    res = runner.invoke(app, ["rfm", str(source), "--time-unit", "D", "--monthfirst",
+                              "--out", str(month_first)])
+    assert res.exit_code == 1 and "'date'" in res.stderr and not month_first.exists()

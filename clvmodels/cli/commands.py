@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -83,7 +84,7 @@ def _check_model_path(path: Path, name: str) -> None:
 
 def _supported(function: Any, **options: Any) -> dict[str, Any]:
     """The options given (not None) — refused clearly when ``function`` does not take one."""
-    given = {k: v for k, v in options.items() if v not in (None, False)}
+    given = {k: v for k, v in options.items() if v is not None}
     params = inspect.signature(function).parameters
     unknown = [k for k in given if k not in params]
     if unknown:
@@ -92,15 +93,20 @@ def _supported(function: Any, **options: Any) -> dict[str, Any]:
     return given
 
 
-def _date_options(date_format: str | None, dayfirst: bool) -> dict[str, Any]:
-    return {"date_format": date_format, "dayfirst": dayfirst}
-
-
 DateFormat = Annotated[str | None, typer.Option(
-    "--date-format", help="strftime format of the date column, e.g. %d/%m/%Y (default: "
-                          "one format inferred from the whole column).")]
-DayFirst = Annotated[bool, typer.Option(
-    "--dayfirst", help="Dates are day-first (15/03/2024).")]
+    "--date-format", help="strftime format of the date column, e.g. %d/%m/%Y (default: one "
+                          "format inferred from the whole column).")]
+DayFirst = Annotated[bool | None, typer.Option(
+    "--dayfirst/--monthfirst", help="Text dates are day-first (15/03/2024) or month-first "
+                                    "(default: inferred; an ambiguous column is refused).")]
+
+
+class ImplausibleDates(StrEnum):
+    """What to do with a date far from the others (a typo such as 2099) or a late
+    observation end."""
+
+    raise_ = "raise"
+    warn = "warn"
 
 
 # --------------------------------------------------------------------------------------
@@ -131,7 +137,14 @@ def rfm(
         "--negative-amounts", help="Refuse (raise) or drop negative amounts.")
     ] = NegativeAmounts.raise_,
     date_format: DateFormat = None,
-    dayfirst: DayFirst = False,
+    dayfirst: DayFirst = None,
+    strip_ids: Annotated[bool, typer.Option(
+        "--strip-ids", help="Treat ids differing only by spaces at their ends as one "
+                            "customer (default: refuse them).")] = False,
+    implausible_dates: Annotated[ImplausibleDates, typer.Option(
+        "--implausible-dates", help="Refuse (raise) or only warn about dates far from the "
+                                    "others and a late observation end.")
+    ] = ImplausibleDates.raise_,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")
                      ] = False,
 ) -> None:
@@ -147,7 +160,10 @@ def rfm(
             customer_id_col=customer_id, datetime_col=date,
             monetary_value_col=None if no_amount else amount, observation_end=observation_end,
             time_unit=time_unit.value, negative_amounts=negative_amounts.value,
-            **_supported(rfm_summary, **_date_options(date_format, dayfirst)),
+            **_supported(rfm_summary, date_format=date_format, dayfirst=dayfirst,
+                         strip_ids=strip_ids or None,
+                         implausible_dates=None if implausible_dates is
+                         ImplausibleDates.raise_ else implausible_dates.value),
         )
         if engine is EngineName.duckdb:
             with step(f"Summarising {input} with DuckDB"):
@@ -224,6 +240,21 @@ def _read_summary(path: Path, time_unit: str | None) -> pd.DataFrame:
     return frame
 
 
+def _check_converged(model: Any, allow: bool) -> None:
+    """Refuse a maximum-likelihood fit that did not converge (a boundary or flat optimum),
+    unless ``--allow-unconverged``: its parameters are not estimates."""
+    if allow or getattr(model, "converged_", True):
+        return
+    reason = getattr(model, "convergence_reason_", "") or "the optimiser did not converge"
+    raise ValueError(f"{registry.label_of(model)}: the fit did not converge ({reason}); nothing "
+                     "was written. Pass --allow-unconverged to write it anyway")
+
+
+AllowUnconverged = Annotated[bool, typer.Option(
+    "--allow-unconverged", help="Write the outputs even when a maximum-likelihood fit did "
+                                "not converge (refused by default).")]
+
+
 def _bayes_options(draws: int, tune: int, chains: int, seed: int | None) -> dict[str, Any]:
     return {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed}
 
@@ -279,6 +310,7 @@ def fit(
     tune: Tune = 1000,
     chains: Chains = 4,
     seed: Seed = None,
+    allow_unconverged: AllowUnconverged = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")
                      ] = False,
 ) -> None:
@@ -309,6 +341,8 @@ def fit(
             with step(f"Fitting {spend_name}"):
                 spend_model = _fit_one(spend_name, data, weights=weights,
                                        penalizer=penalizer, bayes=bayes)
+        for m in (fitted, spend_model):
+            _check_converged(m, allow_unconverged)
         writers = {out: lambda tmp: fitted.save(tmp)}
         if spend_out is not None and spend_model is not None:
             writers[spend_out] = lambda tmp: spend_model.save(tmp)
@@ -388,8 +422,7 @@ def forecast(
     tune: Tune = 500,
     chains: Chains = 2,
     seed: Seed = None,
-    date_format: DateFormat = None,
-    dayfirst: DayFirst = False,
+    allow_unconverged: AllowUnconverged = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")
                      ] = False,
 ) -> None:
@@ -435,8 +468,7 @@ def forecast(
             options.update(time_unit=(time_unit or TimeUnit.W).value,
                            period=(period or TimeUnit.M).value,
                            observation_end=observation_end, datetime_col=date,
-                           monetary_value_col=amount, engine=engine.value,
-                           **_supported(run_forecast, **_date_options(date_format, dayfirst)))
+                           monetary_value_col=amount, engine=engine.value)
             if spend is not None:
                 options["spend"] = spend.value
             source = os.fspath(input)
@@ -448,6 +480,8 @@ def forecast(
                                              "revenue_per_period", "fit_kwargs")})
         with step("Forecasting") as progress:
             result = run_forecast(source, progress=progress.update, **options)
+        for m in (result.transaction_model, result.spend_model):
+            _check_converged(m, allow_unconverged)
         with step(f"Writing {out}"):
             write_files({out: lambda tmp: _write_frame(result.forecast, tmp)}, force=force)
     model_obj = result.transaction_model
@@ -537,8 +571,6 @@ def compare(
     chains: Chains = 2,
     title: Annotated[str | None, typer.Option("--title", help="Title of the report.")
                      ] = None,
-    date_format: DateFormat = None,
-    dayfirst: DayFirst = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")
                      ] = False,
 ) -> None:
@@ -576,8 +608,7 @@ def compare(
                     segment_col=segment_col, spend_model=spend_model,
                     baselines=not no_baselines, customer_id_col=customer_id,
                     datetime_col=date, monetary_value_col=amount, bayes_kwargs=bayes_kwargs,
-                    progress=progress.update,
-                    **_supported(compare_models, **_date_options(date_format, dayfirst)))
+                    progress=progress.update)
         with step("Writing the report"), staged_directory(out, force=force) as stage:
             written = write_report(result, stage, force=True,
                                    title=title or f"CLV model comparison: {transactions.name}")
