@@ -17,7 +17,6 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
-from rich.console import Group
 
 from clvmodels._io import check_output_path, frame_format, staged_directory, write_files
 from clvmodels.cli._app import (
@@ -630,8 +629,3 @@ def _compare_contractual(frame: pd.DataFrame, *, names: list[str], **options: An
     params = inspect.signature(run).parameters
     accepted = {k: v for k, v in options.items() if k in params}
     return run(frame, models=names, **accepted)
-
-
-def overview_group(*parts: Any) -> Group:
-    """Several renderables printed as one."""
-    return Group(*[p for p in parts if p is not None])
