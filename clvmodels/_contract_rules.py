@@ -59,6 +59,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from clvmodels._date_rules import plain_date_dtype
 from clvmodels._validation import ValidationError, fail_rows
 
 __all__ = [
@@ -335,25 +336,13 @@ def parse_days(raw: pd.Series, column: str, date_format: str | None = None) -> P
     :func:`not_dates_error`.
     """
     n = len(raw)
+    if isinstance(raw.dtype, pd.ArrowDtype):
+        converted = plain_date_dtype(raw)
+        if isinstance(converted.dtype, pd.ArrowDtype):  # an Arrow type that is not a date
+            raise not_dates_error(column, raw.dtype)
+        raw = converted
+    raw = plain_date_dtype(raw)
     dtype = raw.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        raw = raw.astype(object)
-        dtype = raw.dtype
-    if isinstance(dtype, pd.ArrowDtype):
-        import pyarrow as pa
-
-        pa_type = dtype.pyarrow_dtype
-        if pa.types.is_date(pa_type):
-            raw = raw.astype("datetime64[s]")
-        elif pa.types.is_timestamp(pa_type):
-            if pa_type.tz is not None:
-                raw = raw.dt.tz_localize(None)
-            raw = raw.astype(f"datetime64[{pa_type.unit}]")
-        elif pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type):
-            raw = raw.astype(object)
-        else:
-            raise not_dates_error(column, dtype)
-        dtype = raw.dtype
     if pd.api.types.is_datetime64_any_dtype(dtype):
         values = raw.dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else raw
         missing = values.isna().to_numpy()

@@ -477,6 +477,25 @@ def _yyyymmdd(values: np.ndarray) -> np.ndarray:
     return np.where(ok, days, NOT_A_DAY)
 
 
+def plain_date_dtype(raw: pd.Series) -> pd.Series:
+    """Categorical and Arrow-backed columns as numpy ones: Arrow dates and timestamps as
+    datetime64 (a zone dropped, its wall time kept), Arrow strings and categories as object;
+    anything else as it is (the caller decides whether it holds dates)."""
+    if isinstance(raw.dtype, pd.CategoricalDtype):
+        return raw.astype(object)
+    if isinstance(raw.dtype, pd.ArrowDtype):
+        pa_type = raw.dtype.pyarrow_dtype
+        if pa.types.is_date(pa_type):
+            return raw.astype("datetime64[s]")
+        if pa.types.is_timestamp(pa_type):
+            if pa_type.tz is not None:
+                raw = raw.dt.tz_localize(None)
+            return raw.astype(f"datetime64[{pa_type.unit}]")
+        if pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type):
+            return raw.astype(object)
+    return raw
+
+
 def read_date_column(raw: pd.Series, *, date_format: str | None = None,
                      dayfirst: bool | None = None,
                      first_day: dt.date = dt.date(1, 1, 1),
@@ -498,24 +517,11 @@ def read_date_column(raw: pd.Series, *, date_format: str | None = None,
     """
     check_date_options(date_format, dayfirst)
     n = len(raw)
+    raw = plain_date_dtype(raw)
     dtype = raw.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        raw = raw.astype(object)
-        dtype = raw.dtype
     missing = np.asarray(raw.isna(), dtype=bool)
     decision: DateDecision | None = None
     ambiguous: np.ndarray | None = None
-    if isinstance(dtype, pd.ArrowDtype):
-        pa_type = dtype.pyarrow_dtype
-        if pa.types.is_date(pa_type):
-            raw = raw.astype("datetime64[s]")
-        elif pa.types.is_timestamp(pa_type):
-            if pa_type.tz is not None:
-                raw = raw.dt.tz_localize(None)
-            raw = raw.astype(f"datetime64[{pa_type.unit}]")
-        elif pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type):
-            raw = raw.astype(object)
-        dtype = raw.dtype
     is_object = pd.api.types.is_object_dtype(dtype)
     kind = pd.api.types.infer_dtype(raw, skipna=True) if is_object else ""
     if pd.api.types.is_datetime64_any_dtype(dtype) or kind in ("datetime64", "datetime",

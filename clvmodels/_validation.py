@@ -90,6 +90,19 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str = "in
         )
 
 
+def check_numeric_columns(frame: pd.DataFrame, cols: list[str], what: str) -> None:
+    """The columns exist, the frame has rows, and every value is a finite number >= 0."""
+    require_columns(frame, cols, what)
+    if len(frame) == 0:
+        raise ValidationError(f"{what} is empty: there are no customers")
+    for c in cols:
+        values = pd.to_numeric(frame[c], errors="coerce")
+        fail_rows(frame, values.isna() & frame[c].notna(), c, "values are not numeric")
+        fail_rows(frame, frame[c].isna(), c, "missing values (NaN)")
+        fail_rows(frame, ~np.isfinite(values.to_numpy(dtype=float)), c, "values are not finite")
+        fail_rows(frame, values < 0, c, "negative values")
+
+
 def validate_rfm(
     rfm: pd.DataFrame,
     *,
@@ -114,15 +127,7 @@ def validate_rfm(
     * monetary_value (if required) is positive for repeat buyers.
     """
     cols = ["frequency", "recency", "T"] + (["monetary_value"] if require_monetary else [])
-    require_columns(rfm, cols, what)
-    if len(rfm) == 0:
-        raise ValidationError(f"{what} is empty: there are no customers")
-    for c in cols:
-        values = pd.to_numeric(rfm[c], errors="coerce")
-        fail_rows(rfm, values.isna() & rfm[c].notna(), c, "values are not numeric")
-        fail_rows(rfm, rfm[c].isna(), c, "missing values (NaN)")
-        fail_rows(rfm, ~np.isfinite(values.to_numpy(dtype=float)), c, "values are not finite")
-        fail_rows(rfm, values < 0, c, "negative values")
+    check_numeric_columns(rfm, cols, what)
     x = rfm["frequency"].to_numpy(dtype=float)
     fail_rows(rfm, x != np.round(x), "frequency", "frequency must be a whole number of repeat "
               "transactions")

@@ -26,22 +26,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from clvmodels._validation import ValidationError, fail_rows, require_columns, validate_rfm
+from clvmodels._validation import (
+    ValidationError,
+    check_numeric_columns,
+    fail_rows,
+    require_columns,
+    validate_rfm,
+)
 from clvmodels.rows import UniqueRows, compress_columns
 
 __all__ = ["KINDS", "DataKind", "kind_rows", "resolve_weights", "validate_kind"]
 
 
-def _numeric(frame: pd.DataFrame, cols: list[str], what: str) -> None:
-    require_columns(frame, cols, what)
-    if len(frame) == 0:
-        raise ValidationError(f"{what} is empty: there are no customers")
-    for c in cols:
-        values = pd.to_numeric(frame[c], errors="coerce")
-        fail_rows(frame, values.isna() & frame[c].notna(), c, "values are not numeric")
-        fail_rows(frame, frame[c].isna(), c, "missing values (NaN)")
-        fail_rows(frame, ~np.isfinite(values.to_numpy(dtype=float)), c, "values are not finite")
-        fail_rows(frame, values < 0, c, "negative values")
 
 
 def _whole(frame: pd.DataFrame, col: str, problem: str) -> None:
@@ -57,7 +53,7 @@ def validate_discrete(frame: pd.DataFrame, what: str = "discrete-time frame",
     opportunities up to the last one); recency is 0 exactly when frequency is 0.
     """
     cols = ["frequency", "recency", "T"]
-    _numeric(frame, cols, what)
+    check_numeric_columns(frame, cols, what)
     for c in cols:
         _whole(frame, c, "must be a whole number of transaction opportunities")
     x, tx, T = (frame[c].to_numpy(dtype=float) for c in cols)
@@ -74,7 +70,7 @@ def validate_spend(frame: pd.DataFrame, what: str = "spend frame",
                    time_unit: str | None = None) -> None:
     """``frequency, monetary_value``: monetary_value positive for repeat buyers."""
     cols = ["frequency", "monetary_value"]
-    _numeric(frame, cols, what)
+    check_numeric_columns(frame, cols, what)
     _whole(frame, "frequency", "frequency must be a whole number of repeat transactions")
     x = frame["frequency"].to_numpy(dtype=float)
     m = frame["monetary_value"].to_numpy(dtype=float)
@@ -88,7 +84,7 @@ def validate_contract(frame: pd.DataFrame, what: str = "contract frame",
     require_columns(frame, ["periods", "churned"], what)
     if len(frame) == 0:
         raise ValidationError(f"{what} is empty: there are no customers")
-    _numeric(frame, ["periods"], what)
+    check_numeric_columns(frame, ["periods"], what)
     _whole(frame, "periods", "periods must be a whole number of periods paid")
     fail_rows(frame, frame["periods"].to_numpy(dtype=float) < 1, "periods",
               "periods must be at least 1 (the first period is always paid)")

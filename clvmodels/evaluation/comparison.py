@@ -213,6 +213,44 @@ class ModelComparison:
         return self.settings.get("valuation_model")
 
 
+def fit_and_score_counts(model: Any, rfm: pd.DataFrame, y: np.ndarray, h: float, *,
+                         name: str, bayes_kwargs: Mapping[str, Any] | None,
+                         caught: list[tuple[str, str]], max_frequency: int, interval: float,
+                         say: Callable[[str], None]
+                         ) -> tuple[Any, dict[str, float], pd.DataFrame, pd.DataFrame]:
+    """Fit ``model`` (unless fitted) and score its counts: the fit's log-likelihood/AIC/BIC
+    (ELPD for a posterior), the calibration histogram's chi-square, the holdout count metrics
+    of ``expected_purchases(rfm, h)`` against ``y`` and the coverage of the predictive pmf —
+    what every transaction comparison (continuous or discrete time) measures.
+
+    Returns ``(fitted model, metrics row, per-customer predictions, calibration histogram)``.
+    """
+    say(f"Fitting {name}")
+    model, seconds = fit_model(model, rfm, bayes_kwargs or {}, name, caught)
+    say(f"Scoring {name}")
+    row = {c: float("nan") for c in METRIC_COLUMNS}
+    row["fit_seconds"] = seconds
+    if is_posterior(model):
+        row["elpd_loo"] = loo_or_nan(model, name, caught)
+    else:
+        row.update(log_likelihood=float(model.log_likelihood_), aic=float(model.aic_),
+                   bic=float(model.bic_))
+    hist = calibration_histogram_table(model, rfm, max_frequency=max_frequency,
+                                       interval=interval)
+    row["chi_square"] = float(hist.attrs["chi_square"])
+    yhat = model.expected_purchases(rfm, float(h))
+    yhat = yhat["expected_purchases"] if isinstance(yhat, pd.DataFrame) else yhat
+    pred = pd.DataFrame({"expected_purchases": np.asarray(yhat, dtype=float)},
+                        index=rfm.index)
+    row.update(count_metrics(y, pred["expected_purchases"].to_numpy()))
+    pmf = predictive_count_pmf(model, rfm, float(h), y.astype(np.int64))
+    if pmf is not None:
+        covered = interval_coverage(pmf, y, interval)
+        pred["in_interval"] = covered
+        row["interval_coverage"] = float(covered.mean())
+    return model, row, pred, hist
+
+
 def _segments(transactions: pd.DataFrame, *, segment_col: str, customer_id_col: str,
               datetime_col: str) -> pd.Series:
     """Each customer's segment: the value on their first transaction (acquisition)."""
@@ -424,36 +462,15 @@ def compare_models(
     tables: dict[str, dict[str, pd.DataFrame]] = {}
     fitted: dict[str, Any] = {}
     for name, model in resolved.items():
-        say(f"Fitting {name}")
-        model, seconds = fit_model(model, rfm, bayes_kwargs or {}, name, caught)
+        model, row, pred, hist = fit_and_score_counts(
+            model, rfm, y, h, name=name, bayes_kwargs=bayes_kwargs, caught=caught,
+            max_frequency=max_frequency, interval=interval, say=say)
         fitted[name] = model
-        say(f"Scoring {name}")
-        row = {c: float("nan") for c in METRIC_COLUMNS}
-        row["fit_seconds"] = seconds
-        if is_posterior(model):
-            row["elpd_loo"] = loo_or_nan(model, name, caught)
-        else:
-            row["log_likelihood"] = float(model.log_likelihood_)
-            row["aic"] = float(model.aic_)
-            row["bic"] = float(model.bic_)
-        hist = calibration_histogram_table(model, rfm, max_frequency=max_frequency,
-                                           interval=interval)
-        row["chi_square"] = float(hist.attrs["chi_square"])
         track = tracking_table(model, transactions, cal_end, hold_end, period="W",
                                customer_id_col=customer_id_col, datetime_col=datetime_col,
                                interval=interval)
         row["tracking_error"] = tracking_error(track)
         tables[name] = {"calibration_histogram": hist, "tracking": track}
-        yhat = model.expected_purchases(rfm, h)
-        yhat = (yhat["expected_purchases"] if isinstance(yhat, pd.DataFrame) else yhat)
-        pred = pd.DataFrame({"expected_purchases": yhat.to_numpy(dtype=float)},
-                            index=rfm.index)
-        row.update(count_metrics(y, pred["expected_purchases"].to_numpy()))
-        pmf = predictive_count_pmf(model, rfm, h, y.astype(np.int64))
-        if pmf is not None:
-            covered = interval_coverage(pmf, y, interval)
-            pred["in_interval"] = covered
-            row["interval_coverage"] = float(covered.mean())
         if spend is not None and actual_value is not None:
             value = customer_lifetime_value(model, spend, rfm, horizon=h, discount_rate=0.0,
                                             margin=1.0, period=h)

@@ -35,19 +35,20 @@ import pandas as pd
 
 from clvmodels._validation import ValidationError, fail_rows, require_columns
 from clvmodels.datakinds import KINDS, validate_kind
-from clvmodels.diagnostics import calibration_histogram_table, conditional_expectation_table
-from clvmodels.evaluation.comparison import ModelComparison, _baseline_predictions, _segment_metrics
+from clvmodels.diagnostics import conditional_expectation_table
+from clvmodels.evaluation.comparison import (
+    ModelComparison,
+    _baseline_predictions,
+    _segment_metrics,
+    fit_and_score_counts,
+)
 from clvmodels.evaluation.fitting import (
     DEFAULT_BAYES_KWARGS,
-    fit_model,
-    loo_or_nan,
     resolve_models,
 )
 from clvmodels.evaluation.metrics import (
     METRIC_COLUMNS,
     count_metrics,
-    interval_coverage,
-    predictive_count_pmf,
 )
 from clvmodels.models.protocol import is_posterior
 
@@ -182,32 +183,15 @@ def compare_discrete(
     tables: dict[str, dict[str, pd.DataFrame]] = {}
     fitted: dict[str, Any] = {}
     for name, model in resolved.items():
-        say(f"Fitting {name}")
-        model, seconds = fit_model(model, rfm, bayes_kwargs or {}, name, caught)
+        model, row, pred, hist = fit_and_score_counts(
+            model, rfm, y, float(h), name=name, bayes_kwargs=bayes_kwargs, caught=caught,
+            max_frequency=k, interval=interval, say=say)
         fitted[name] = model
-        say(f"Scoring {name}")
-        row = {c: float("nan") for c in METRIC_COLUMNS}
-        row["fit_seconds"] = seconds
-        if is_posterior(model):
-            row["elpd_loo"] = loo_or_nan(model, name, caught)
-        else:
-            row.update(log_likelihood=float(model.log_likelihood_), aic=float(model.aic_),
-                       bic=float(model.bic_))
-        hist = calibration_histogram_table(model, rfm, max_frequency=k, interval=interval)
-        row["chi_square"] = float(hist.attrs["chi_square"])
         cond = conditional_expectation_table(model, rfm, max_frequency=k, interval=interval)
         tables[name] = {"calibration_histogram": hist, "conditional_expectation": cond}
-        expected = np.asarray(model.expected_purchases(rfm, float(h)), dtype=float)
-        pred = pd.DataFrame({"expected_purchases": expected}, index=rfm.index)
-        row.update(count_metrics(y, expected))
         holdout_expected = _expected_totals(model, rfm, h) - _expected_totals(model, rfm, 0)
         row["tracking_error"] = (holdout_expected / actual_holdout - 1.0
                                  if actual_holdout > 0 else float("nan"))
-        pmf = predictive_count_pmf(model, rfm, float(h), y.astype(np.int64))
-        if pmf is not None:
-            covered = interval_coverage(pmf, y, interval)
-            pred["in_interval"] = covered
-            row["interval_coverage"] = float(covered.mean())
         predictions[name] = pred
         rows[name] = row
     for name in baseline_names:
