@@ -296,3 +296,12 @@ def test_load_model_names_the_file_for_foreign_files(tmp_path: Path, content: by
     with pytest.raises(ModelFileError, match=match) as err:
         load_model(path)
     assert str(path) in str(err.value)
+
+
+def test_load_model_names_a_json_file_saved_under_a_netcdf_suffix(saved: dict[str, Any],
+                                                                   tmp_path: Path) -> None:
+    path = tmp_path / "model.nc"
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ModelFileError, match="JSON file, not netCDF") as err:
+        load_model(path)
+    assert str(path) in str(err.value)

@@ -99,6 +99,12 @@ def load_model(path: str | os.PathLike) -> BaseModel:
     if path.suffix.lower() in _NETCDF_SUFFIXES:
         from clvmodels.models.bayes import load_netcdf_model  # lazy: arviz is heavy
 
+        with path.open("rb") as handle:
+            head = handle.read(8)
+        if head.lstrip()[:1] == b"{":
+            raise _fail(path, "this is a JSON file, not netCDF: maximum-likelihood models are "
+                              "saved as .json — rename it to .json")
+
         try:
             return load_netcdf_model(path)
         except (OSError, ValueError, KeyError) as err:
