@@ -11,9 +11,11 @@ only when they are fitted.
 from clvmodels._validation import ValidationError
 from clvmodels._version import __version__
 from clvmodels.contract import contract_summary
+from clvmodels.covariates import join_customers
 from clvmodels.evaluation import ModelComparison, compare_models
 from clvmodels.models import registry as _registry
-from clvmodels.models.base import ConvergenceWarning, NotFittedError
+from clvmodels.models.base import ConvergenceWarning, IdentificationError, NotFittedError
+from clvmodels.models.lr_test import lr_test
 from clvmodels.models.persistence import ModelFileError, load_model
 from clvmodels.rfm import (
     TIME_UNITS,
@@ -32,6 +34,7 @@ __all__ = [
     "TIME_UNITS",
     "CompressedRFM",
     "ConvergenceWarning",
+    "IdentificationError",
     "ModelComparison",
     "ModelFileError",
     "NotFittedError",
@@ -42,7 +45,9 @@ __all__ = [
     "compress_rfm",
     "contract_summary",
     "customer_lifetime_value",
+    "join_customers",
     "load_model",
+    "lr_test",
     "rfm_summary",
     *sorted(_MODEL_CLASSES),
 ]

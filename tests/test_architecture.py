@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "contract": 1,
     "engines": 1,
     "datakinds": 1,
+    "covariates": 1,  # customer attributes -> design matrix (models and the CLI read it)
     "datasets": 1,
     "kpis": 1,
     "subscription_kpis": 1,

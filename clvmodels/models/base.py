@@ -23,6 +23,7 @@ import pandas as pd
 from clvmodels._validation import ValidationError
 from clvmodels.datakinds import KINDS, kind_rows
 from clvmodels.models import registry
+from clvmodels.models.links import CovariateLinks
 from clvmodels.rows import UniqueRows
 
 __all__ = [
@@ -101,7 +102,7 @@ def check_time_unit(frame: pd.DataFrame, time_unit: str | None, what: str = "the
         )
 
 
-class BaseModel:
+class BaseModel(CovariateLinks):
     """Identity, registration and data handling shared by every model (MLE or Bayesian)."""
 
     #: registry name ("bgnbd", "bayes-bgnbd", "bgbb", "sbg" …); empty for abstract classes
@@ -130,6 +131,8 @@ class BaseModel:
                     cls.citation = twin.citation
                 if "data_kind" not in cls.__dict__:
                     cls.data_kind = twin.data_kind
+                if "covariate_links" not in cls.__dict__:
+                    cls.covariate_links = twin.covariate_links
             registry.register(cls)
 
     params_: pd.Series

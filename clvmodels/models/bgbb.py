@@ -35,6 +35,7 @@ from clvmodels._validation import ValidationError
 from clvmodels.models._math import NP
 from clvmodels.models._special import log_hyp2f1
 from clvmodels.models.bayes import BayesianTransactionModel
+from clvmodels.models.links import declare_links
 from clvmodels.models.mle import MLEModel
 from clvmodels.models.priors import PriorSpec, lognormal, normal
 from clvmodels.models.transaction import TransactionModel
@@ -668,6 +669,9 @@ class BetaGeoBetaBinom(TransactionModel, MLEModel):
     label = "BG/BB"
     data_kind = "discrete"
     param_names = PARAM_NAMES
+    #: the first shape of each beta: alpha_i = alpha exp(g_p'z), gamma_i = gamma exp(g_d'z) —
+    #: the odds of the mean purchase (drop-out) probability are multiplied by exp(g'z)
+    covariate_links = declare_links(purchase=(("alpha", 1.0),), dropout=(("gamma", 1.0),))
     citation = ("Fader, Hardie & Shang (2010), Customer-base analysis in a discrete-time "
                 "noncontractual setting, Marketing Science 29(6)")
     simulator = staticmethod(simulate_bgbb)
@@ -714,7 +718,7 @@ class BetaGeoBetaBinom(TransactionModel, MLEModel):
 
         d = period_discount_rate(discount_rate, self._unit_for(time_unit))
         x, tx, T, index = self._arrays(data)
-        p = self._p()
+        p = self._p(data)
         out = expected_discounted_transactions(p["alpha"], p["beta"], p["gamma"], p["delta"],
                                                x, tx, T, d)
         return pd.Series(out, index=index, name="dert")

@@ -19,6 +19,7 @@ from scipy import special
 
 from clvmodels.models._math import NP
 from clvmodels.models._special import log_hyp2f1, log_hyp2f1_grid
+from clvmodels.models.links import declare_links
 from clvmodels.models.mle import MLEModel
 from clvmodels.models.transaction import TransactionModel
 from clvmodels.simulate import simulate_bgnbd
@@ -383,6 +384,9 @@ def bg_family_conditional_pmf(r: Any, alpha: Any, a: Any, b: Any, n: Any, x: Any
 class _BGFamily(TransactionModel, MLEModel):
     param_names = ("r", "alpha", "a", "b")
     data_kind = "continuous"
+    #: CLVTools' static-covariate BG/NBD: alpha_i = alpha exp(-g_p'z) (a positive purchase
+    #: coefficient raises the purchase rate); a_i = a exp(g_d'z), b_i = b exp(g_d'z)
+    covariate_links = declare_links(purchase=(("alpha", -1.0),), dropout=(("a", 1.0), ("b", 1.0)))
     _modified = False
 
     def _loglik(self, p: dict[str, Any], d: Any, m: Any = NP) -> Any:

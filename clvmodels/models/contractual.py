@@ -96,7 +96,7 @@ class ContractualModel:
         """
         periods, churned, index = self._arrays(data)
         d = period_discount_rate(discount_rate, self._unit())
-        p = self._p()
+        p = self._p(data)
         if math.isinf(horizon):
             out = self._derl(p, periods, churned, d)
         else:
@@ -109,7 +109,7 @@ class ContractualModel:
         for churned customers (t >= 1)."""
         periods, churned, index = self._arrays(data)
         t_arr = _periods_arg(t)
-        out = self._conditional_survival(self._p(), periods, t_arr)
+        out = self._conditional_survival(self._p(data), periods, t_arr)
         out = np.where(churned.astype(bool) & (t_arr > 0), 0.0, out)
         return pd.Series(np.asarray(out, dtype=float), index=index, name="conditional_survival")
 
@@ -120,11 +120,13 @@ class ContractualModel:
         k = np.arange(1, int(_periods_arg(t)) + 1, dtype=float)
         out = np.zeros(len(periods))
         if len(k):
-            p = self._p()
+            p = self._p(data, extra_axes=1)
             step = max(1, 4_000_000 // len(k))
             for i in range(0, len(periods), step):
                 sl = slice(i, i + step)
-                out[sl] = self._conditional_survival(p, periods[sl, None], k[None, :]).sum(1)
+                p_sl = {n: (v[sl] if np.ndim(v) else v) for n, v in p.items()}
+                out[sl] = self._conditional_survival(p_sl, periods[sl, None],
+                                                     k[None, :]).sum(1)
         out = np.where(churned.astype(bool), 0.0, out)
         return pd.Series(out, index=index, name="expected_renewals")
 

@@ -19,6 +19,7 @@ from scipy import special, stats
 from clvmodels._validation import ValidationError
 from clvmodels.datakinds import validate_spend
 from clvmodels.models._math import NP
+from clvmodels.models.links import declare_links
 from clvmodels.models.mle import MLEModel
 from clvmodels.rows import UniqueRows
 
@@ -74,6 +75,8 @@ class GammaGamma(MLEModel):
     """
 
     param_names = ("p", "q", "v")
+    #: v_i = v exp(g_s'z): the expected spend p v_i / (q - 1) is multiplied by exp(g_s'z)
+    covariate_links = declare_links(spend=(("v", 1.0),))
     name = "gammagamma"
     label = "Gamma-Gamma"
     data_kind = "spend"
@@ -91,9 +94,9 @@ class GammaGamma(MLEModel):
         mean_spend = float(np.average(d.m, weights=d.w))
         return np.array([1.0, 2.0, max(mean_spend, 1e-6)])
 
-    def _fit_data(self, data: pd.DataFrame, weights: str | np.ndarray | None = None
-                  ) -> UniqueRows:
-        d = self._data_rows(data, weights=weights)
+    def _fit_data(self, data: pd.DataFrame, weights: str | np.ndarray | None = None,
+                  extra_codes: dict[str, np.ndarray] | None = None) -> UniqueRows:
+        d = self._data_rows(data, weights=weights, extra_codes=extra_codes)
         if d.n_customers < 2:
             raise ValidationError(
                 "column 'frequency': the Gamma-Gamma model needs at least 2 repeat buyers "
@@ -156,7 +159,7 @@ class GammaGamma(MLEModel):
         """
         self._check_fitted()
         validate_spend(rfm)
-        p = self._p()
+        p = self._p(rfm)
         out = expected_spend(p["p"], p["q"], p["v"], rfm["frequency"].to_numpy(float),
                              rfm["monetary_value"].to_numpy(float))
         return pd.Series(out, index=rfm.index, name="expected_spend")

@@ -8,6 +8,7 @@ validation and compression with weights, the optimiser, the Newton polish, stand
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -31,6 +32,8 @@ from clvmodels.models.base import (
     IdentificationError,
     frame_arrays,
 )
+from clvmodels.models.covariate_fit import CovariatePlan, z_columns
+from clvmodels.models.links import CovariateLayout, row_params
 from clvmodels.rows import UniqueRows
 
 __all__ = ["MLEModel"]
@@ -51,6 +54,23 @@ class MLEModel(BaseModel):
         Strength of an L2 penalty ``penalizer * sum(params ** 2)`` added to the *mean*
         negative log-likelihood per customer (as in lifetimes), so its effect does not change
         when rows are compressed or the data grow. 0 (default) is plain maximum likelihood.
+        With covariates the coefficients are penalised alike (a ridge).
+    purchase_covariates, dropout_covariates, spend_covariates
+        Columns of the fitting data holding customer attributes that scale the family's
+        parameters (:mod:`clvmodels.models.links`, equation (1); which groups a family offers
+        is in its :attr:`covariate_links`). Coefficients are learned as
+        ``params_["purchase:<column>"]`` (``purchase:<column>[<level>]`` for a level of a
+        categorical column) and every prediction then uses each customer's own covariates.
+    covariate_reference
+        ``{column: level}``: the reference level of a categorical covariate (default: its
+        first category, or smallest level; see :mod:`clvmodels.covariates`).
+    standardize_covariates
+        Centre and scale numeric covariates by the fitting data's mean and standard deviation
+        (coefficients per standard deviation); default False: per unit, as given.
+    unseen_levels
+        At prediction, a categorical level not seen in fitting is refused (``"raise"``,
+        default, naming column and rows) or treated as the reference level
+        (``"reference"``).
     """
 
     #: whether the model is fitted on the spend column (Gamma-Gamma) rather than (x, t_x, T)
@@ -58,10 +78,22 @@ class MLEModel(BaseModel):
     #: JSON format version written by :meth:`to_dict`
     FORMAT_VERSION: ClassVar[int] = 2
 
-    def __init__(self, penalizer: float = 0.0) -> None:
+    def __init__(self, penalizer: float = 0.0, *,
+                 purchase_covariates: Sequence[str] | None = None,
+                 dropout_covariates: Sequence[str] | None = None,
+                 spend_covariates: Sequence[str] | None = None,
+                 covariate_reference: dict[str, Any] | None = None,
+                 standardize_covariates: bool = False,
+                 unseen_levels: str = "raise") -> None:
         if not (isinstance(penalizer, int | float) and penalizer >= 0):
             raise ValueError("penalizer must be a non-negative number")
         self.penalizer = float(penalizer)
+        self._init_covariates(purchase_covariates, dropout_covariates, spend_covariates,
+                              covariate_reference, standardize_covariates, unseen_levels)
+
+    def get_params(self) -> dict[str, Any]:
+        """The configuration given to ``__init__`` (scikit-learn convention)."""
+        return {"penalizer": self.penalizer, **self._covariate_params()}
 
     # ---- to be provided by the model -------------------------------------------------
     def _loglik(self, p: dict[str, Any], d: UniqueRows, m: Any = NP) -> Any:
@@ -82,9 +114,9 @@ class MLEModel(BaseModel):
     def _initial_params(self, d: UniqueRows) -> np.ndarray:
         return np.ones(len(self.param_names))
 
-    def _fit_data(self, data: pd.DataFrame, weights: str | np.ndarray | None = None
-                  ) -> UniqueRows:
-        return self._data_rows(data, weights=weights)
+    def _fit_data(self, data: pd.DataFrame, weights: str | np.ndarray | None = None,
+                  extra_codes: dict[str, np.ndarray] | None = None) -> UniqueRows:
+        return self._data_rows(data, weights=weights, extra_codes=extra_codes)
 
     def _data_summary(self, data: pd.DataFrame, d: UniqueRows) -> dict[str, Any]:
         """Size of the data (weighted), for the summary and saved file."""
@@ -119,33 +151,47 @@ class MLEModel(BaseModel):
         fn = pytensor.function([theta], pytensor.grad(ll, theta))
         return lambda values: np.asarray(fn(values), dtype=float)
 
-    def _objective(self, d: UniqueRows) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
-        """Mean negative log-likelihood (+ penalty) and its gradient, on log parameters."""
+    def _objective(self, d: UniqueRows, plan: CovariatePlan | None = None
+                   ) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+        """Mean negative log-likelihood (+ penalty) and its gradient, on log parameters
+        (followed, with covariates, by the coefficients on their own scale)."""
         n = d.n_customers
+        k = len(self.param_names)
         autodiff: Callable[[np.ndarray], np.ndarray] | None = None
 
-        def f(log_theta: np.ndarray) -> tuple[float, np.ndarray]:
+        def f(u: np.ndarray) -> tuple[float, np.ndarray]:
             nonlocal autodiff
-            theta = np.exp(np.clip(log_theta, -700, 700))
+            theta = np.exp(np.clip(u[:k], -700, 700))
             p = self._params_dict(theta)
+            gamma = u[k:]
             with np.errstate(all="ignore"):
-                fused = self._value_and_grad(p, d)
-                if fused is not None:
-                    total, grad = fused
+                if plan is not None:
+                    total, g_u = plan.value_and_grad(self, p, gamma)
+                    grad = None
                 else:
-                    total = float(np.einsum("i,i->", d.w, self._loglik(p, d)))
-                    g_rows = self._loglik_grad(p, d)
-                    if g_rows is None:
-                        if autodiff is None:
-                            autodiff = self._autodiff_grad(d)
-                        grad = autodiff(theta)
+                    fused = self._value_and_grad(p, d)
+                    if fused is not None:
+                        total, grad = fused
                     else:
-                        grad = np.einsum("ki,i->k", g_rows, d.w)
-            value = -total / n + self.penalizer * float(np.sum(theta**2))
-            grad_nat = -grad / n + 2.0 * self.penalizer * theta
-            if not np.isfinite(value) or not np.all(np.isfinite(grad_nat)):
-                return np.inf, np.zeros_like(log_theta)
-            return value, grad_nat * theta  # chain rule to log scale
+                        total = float(np.einsum("i,i->", d.w, self._loglik(p, d)))
+                        g_rows = self._loglik_grad(p, d)
+                        if g_rows is None:
+                            if autodiff is None:
+                                autodiff = self._autodiff_grad(d)
+                            grad = autodiff(theta)
+                        else:
+                            grad = np.einsum("ki,i->k", g_rows, d.w)
+            value = -total / n + self.penalizer * (float(np.sum(theta**2))
+                                                   + float(np.sum(gamma**2)))
+            if grad is not None:
+                out = (-grad / n + 2.0 * self.penalizer * theta) * theta  # chain to log scale
+            else:
+                out = -g_u / n
+                out[:k] += 2.0 * self.penalizer * theta**2
+                out[k:] += 2.0 * self.penalizer * gamma
+            if not np.isfinite(value) or not np.all(np.isfinite(out)):
+                return np.inf, np.zeros_like(u)
+            return value, out
 
         return f
 
@@ -192,7 +238,12 @@ class MLEModel(BaseModel):
     def _fit(self, rfm: pd.DataFrame, weights: str | np.ndarray | None, started: float,
              initial_params: Sequence[float] | dict[str, float] | None, maxiter: int,
              tol: float) -> MLEModel:
-        d = self._fit_data(rfm, weights)
+        layout = self._learn_layout(rfm)
+        extra = None
+        if layout is not None:
+            z = layout.encoding.design(rfm, what="the fitting data")
+            extra = dict(zip(z_columns(z.shape[1]), z.T, strict=True))
+        d = self._fit_data(rfm, weights, extra)
         if d.n_customers == 0:
             raise ValidationError("no customers to fit on")
         problem = self._identifiability_problem(d)
@@ -200,19 +251,27 @@ class MLEModel(BaseModel):
             raise IdentificationError(
                 f"{type(self).__name__}: the parameters cannot be estimated from these data: "
                 f"{problem}")
-        f = self._objective(d)
+        plan = CovariatePlan(self, d, layout) if layout is not None else None
+        coef_names = layout.coefficient_names if layout is not None else []
+        f = self._objective(d, plan)
+        k = len(self.param_names)
         if initial_params is None:
             x0 = np.log(self._initial_params(d))
         else:
             if isinstance(initial_params, dict):
                 initial_params = [initial_params[n] for n in self.param_names]
             start = np.asarray(initial_params, dtype=float)
-            if start.shape != (len(self.param_names),) or np.any(start <= 0):
+            if start.shape != (k,) or np.any(start <= 0):
                 raise ValueError(
-                    f"initial_params must be {len(self.param_names)} positive values "
+                    f"initial_params must be {k} positive values "
                     f"for {self.param_names}"
                 )
             x0 = np.log(start)
+        if coef_names:
+            # start the base parameters at the plain model's optimum (cheap: the rows
+            # without covariates compress far more), the coefficients at 0
+            x0 = np.concatenate([self._plain_start(rfm, weights, x0, maxiter, tol),
+                                 np.zeros(len(coef_names))])
         res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B",
                                 options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-8})
         if not np.isfinite(res.fun):
@@ -241,37 +300,48 @@ class MLEModel(BaseModel):
                 break  # the Hessian moves by O(step) relative: keep it for the errors
             H_log = self._hessian_log(f, x_opt)
         res.x = x_opt
-        theta = np.exp(res.x)
+        theta = np.exp(res.x[:k])
+        gamma = res.x[k:]
         _, g = f(res.x)
         grad_norm = float(np.max(np.abs(g)))
         self.converged_ = bool(grad_norm < 1e-4)
         self.convergence_reason_ = "" if self.converged_ else (
             f"the optimiser stopped with max |gradient| {grad_norm:.2e} "
             f"({_optimizer_message(res)})")
-        boundary = self._boundary_problem(res.x, H_log)
+        boundary = self._boundary_problem(
+            res.x, H_log, coef_names,
+            plan.reach() if plan is not None else None)
         if boundary:
             self.converged_ = False
             self.convergence_reason_ = boundary
         n = d.n_customers
-        self.params_ = pd.Series(theta, index=list(self.param_names), name="estimate")
+        self.covariate_layout_ = layout
+        self.params_ = pd.Series(np.concatenate([theta, gamma]),
+                                 index=list(self.param_names) + coef_names, name="estimate")
         p = self._params_dict(theta)
         with np.errstate(all="ignore"):
-            fused = self._value_and_grad(p, d)
-        self.log_likelihood_ = (float(fused[0]) if fused is not None else
-                                float(np.einsum("i,i->", d.w, self._loglik(p, d))))
+            if plan is not None:
+                self.log_likelihood_ = float(plan.value_and_grad(self, p, gamma)[0])
+            else:
+                fused = self._value_and_grad(p, d)
+                self.log_likelihood_ = (float(fused[0]) if fused is not None else
+                                        float(np.einsum("i,i->", d.w, self._loglik(p, d))))
         self.n_customers_ = n
         self.time_unit_ = d.time_unit
         self.data_summary_ = self._data_summary(rfm, d)
         # Hessian of the total negative log-likelihood on the natural scale, from the one on
-        # log parameters: d2F/dt_i dt_j = (H_log_ij - delta_ij g_log_i) / (t_i t_j)
-        H = (H_log - np.diag(g)) / np.outer(theta, theta) * n
+        # log parameters: d2F/dt_i dt_j = (H_log_ij - delta_ij g_log_i) / (t_i t_j); the
+        # coefficients are on their own scale already (Jacobian 1, no correction)
+        jac = np.concatenate([theta, np.ones(len(gamma))])
+        log_part = np.concatenate([np.ones(k), np.zeros(len(gamma))])
+        H = (H_log - np.diag(g * log_part)) / np.outer(jac, jac) * n
         try:
             cov = np.linalg.inv(H)
             cov = 0.5 * (cov + cov.T)
             if np.any(np.diag(cov) <= 0) or not np.all(np.isfinite(cov)):
                 raise np.linalg.LinAlgError
         except np.linalg.LinAlgError:
-            cov = np.full((len(theta),) * 2, np.nan)
+            cov = np.full((len(jac),) * 2, np.nan)
             warnings.warn(
                 f"{type(self).__name__}: the Hessian is not positive definite at the optimum; "
                 "standard errors are unavailable (the model may be unidentified on these "
@@ -280,9 +350,12 @@ class MLEModel(BaseModel):
                 stacklevel=2,
             )
         self._set_uncertainty(cov)
-        k = len(theta)
-        self.aic_ = 2 * k - 2 * self.log_likelihood_
-        self.bic_ = k * math.log(n) - 2 * self.log_likelihood_
+        n_params = len(jac)
+        self.aic_ = 2 * n_params - 2 * self.log_likelihood_
+        self.bic_ = n_params * math.log(n) - 2 * self.log_likelihood_
+        if plan is not None:
+            self.data_summary_.update(n_covariate_patterns=plan.n_patterns,
+                                      covariate_evaluation=plan.mode)
         self.fit_seconds_ = time.perf_counter() - started
         self._optimizer_result = res
         if not self.converged_:
@@ -320,14 +393,27 @@ class MLEModel(BaseModel):
             return "every repeat buyer has the same monetary_value: no spread to estimate"
         return ""
 
-    def _boundary_problem(self, log_theta: np.ndarray, H_log: np.ndarray) -> str:
+    #: |coefficient × largest |design value|| beyond which a coefficient has run off
+    _BOUNDARY_EFFECT: ClassVar[float] = 25.0
+
+    def _boundary_problem(self, u: np.ndarray, H_log: np.ndarray,
+                          coef_names: Sequence[str] = (), reach: np.ndarray | None = None
+                          ) -> str:
         """"" when the optimum is interior; otherwise which parameters ran to 0 or infinity,
-        or along which the likelihood is flat (not identified)."""
-        names = list(self.param_names)
+        or along which the likelihood is flat (not identified). ``reach`` is, per covariate
+        coefficient, the largest |design value| it multiplies."""
+        k = len(self.param_names)
+        names = list(self.param_names) + list(coef_names)
+        log_theta = u[:k]
         far = np.abs(log_theta) > self._BOUNDARY_LOG
-        if np.any(far):
-            parts = [f"{n} → {'∞' if v > 0 else '0'} (estimate {math.exp(v):.3g})"
-                     for n, v, f in zip(names, log_theta, far, strict=True) if f]
+        parts = [f"{n} → {'∞' if v > 0 else '0'} (estimate {math.exp(v):.3g})"
+                 for n, v, f in zip(names, log_theta, far, strict=False) if f]
+        if coef_names and reach is not None:
+            effect = np.abs(u[k:]) * reach
+            parts += [f"{n} → {'+' if v > 0 else '-'}∞ (estimate {v:.3g})"
+                      for n, v, e in zip(coef_names, u[k:], effect, strict=True)
+                      if e > self._BOUNDARY_EFFECT]
+        if parts:
             return ("the estimate ran to the boundary of the parameter space: "
                     + ", ".join(parts) + "; the data cannot pin these parameters down")
         try:
@@ -342,35 +428,68 @@ class MLEModel(BaseModel):
                     "data (standard errors would be infinite)")
         return ""
 
+    def _plain_start(self, data: pd.DataFrame, weights: str | np.ndarray | None,
+                     x0: np.ndarray, maxiter: int, tol: float) -> np.ndarray:
+        """Log parameters of the plain model's fit (the start of a covariate fit)."""
+        plain = copy.copy(self)
+        plain._init_covariates(None, None, None, None, False)
+        plain.__dict__.pop("covariate_layout_", None)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                plain._fit(data, weights, time.perf_counter(), list(np.exp(x0)), maxiter, tol)
+            start = np.log(plain.params_.to_numpy(dtype=float))
+            return start if np.all(np.isfinite(start)) else x0
+        except (ValidationError, RuntimeError, ValueError):
+            return x0
+
+    @property
+    def coefficient_names_(self) -> list[str]:
+        """Names of the covariate coefficients in ``params_`` (empty without covariates)."""
+        layout = getattr(self, "covariate_layout_", None)
+        return layout.coefficient_names if layout is not None else []
+
+    def _is_coefficient(self) -> np.ndarray:
+        return np.asarray([n not in self.param_names for n in self.params_.index])
+
+    def _wald(self, se: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """Wald limits: on the log scale for the positive parameters (mapped back, never
+        crossing zero), on their own scale for covariate coefficients."""
+        est = self.params_.to_numpy(dtype=float)
+        coef = self._is_coefficient()
+        zq = stats.norm.ppf(level)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            half_log = zq * se / est
+            lower = np.where(coef, est - zq * se, est * np.exp(-half_log))
+            upper = np.where(coef, est + zq * se, est * np.exp(half_log))
+        return lower, upper
+
     def _set_uncertainty(self, cov: np.ndarray) -> None:
         """Covariance, standard errors and 95% intervals from the parameter covariance.
 
         The parameters are positive and were estimated on the log scale, so the intervals
         are Wald intervals for log(theta) (se of log theta = se / theta, delta method),
-        mapped back: exp(log theta -/+ 1.96 se / theta). They never cross zero.
+        mapped back: exp(log theta -/+ 1.96 se / theta). They never cross zero. Covariate
+        coefficients get plain Wald intervals, estimate -/+ 1.96 se.
         """
-        names = list(self.param_names)
-        theta = self.params_.to_numpy()
+        names = list(self.params_.index)
         self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
         se = np.sqrt(np.diag(cov))
         self.standard_errors_ = pd.Series(se, index=names, name="se")
-        half = stats.norm.ppf(0.975) * se / theta
+        lower, upper = self._wald(se, 0.975)
         self.confidence_intervals_ = pd.DataFrame(
-            {"lower 95%": theta * np.exp(-half), "upper 95%": theta * np.exp(half)},
-            index=names,
-        )
+            {"lower 95%": lower, "upper 95%": upper}, index=names)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Wald intervals of level 1 - ``alpha`` for every parameter (columns ``lower``,
-        ``upper``), on the log scale and mapped back, so they never cross zero. NaN when
-        the model has no standard errors (e.g. built with :meth:`from_params`)."""
+        ``upper``), on the log scale and mapped back, so they never cross zero (covariate
+        coefficients: on their own scale). NaN when the model has no standard errors (e.g.
+        built with :meth:`from_params`)."""
         self._check_fitted()
         if not (isinstance(alpha, int | float) and 0 < alpha < 1):
             raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-        theta = self.params_.to_numpy()
-        half = stats.norm.ppf(1 - alpha / 2) * self.standard_errors_.to_numpy() / theta
-        return pd.DataFrame({"lower": theta * np.exp(-half), "upper": theta * np.exp(half)},
-                            index=self.params_.index)
+        lower, upper = self._wald(self.standard_errors_.to_numpy(), 1 - alpha / 2)
+        return pd.DataFrame({"lower": lower, "upper": upper}, index=self.params_.index)
 
     @classmethod
     def from_params(cls, *, time_unit: str | None = None, **params: float) -> MLEModel:
@@ -446,6 +565,8 @@ class MLEModel(BaseModel):
             "converged": self.converged_,
             "convergence_reason": getattr(self, "convergence_reason_", ""),
             "data_summary": self.data_summary_,
+            "covariates": (self.covariate_layout_.to_dict()
+                           if getattr(self, "covariate_layout_", None) is not None else None),
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
@@ -464,10 +585,35 @@ class MLEModel(BaseModel):
     def from_dict(cls, payload: dict[str, Any]) -> MLEModel:
         """The model described by :meth:`to_dict` (parameters validated: positive, finite)."""
         model = cls(penalizer=payload.get("penalizer", 0.0) or 0.0)
-        values = cls._check_params(dict(payload["params"]))
+        params = dict(payload["params"])
+        layout = None
+        if payload.get("covariates"):
+            layout = CovariateLayout.from_dict(payload["covariates"])
+            if any(g not in cls.covariate_links for g in layout.groups):
+                raise ValueError(f"{cls.__name__} takes no covariates of group(s) "
+                                 f"{[g for g in layout.groups if g not in cls.covariate_links]}")
+        coef_names = layout.coefficient_names if layout is not None else []
+        missing = [c for c in coef_names if c not in params]
+        if missing:
+            raise ValueError(f"the file lacks the coefficient(s) {missing}")
+        coefs = [params.pop(c) for c in coef_names]
+        try:
+            coefs = [float(v) for v in coefs]
+        except (TypeError, ValueError):
+            raise ValueError(f"covariate coefficients must be numbers, got {coefs}") from None
+        if not all(np.isfinite(coefs)):
+            raise ValueError(f"covariate coefficients must be finite, got {coefs}")
+        values = cls._check_params(params)
         names = list(cls.param_names)
-        model.params_ = pd.Series([values[n] for n in names], index=names, name="estimate")
-        model._set_uncertainty(_float_array(payload["covariance"], (len(names), len(names))))
+        model.covariate_layout_ = layout
+        if layout is not None:
+            model._init_covariates(*(layout.groups.get(g) for g in ("purchase", "dropout",
+                                                                   "spend")),
+                                   None, layout.encoding.standardize)
+        model.params_ = pd.Series([values[n] for n in names] + coefs, index=names + coef_names,
+                                  name="estimate")
+        size = len(names) + len(coef_names)
+        model._set_uncertainty(_float_array(payload["covariance"], (size, size)))
         model.time_unit_ = payload.get("time_unit")
         model.log_likelihood_ = _float(payload.get("log_likelihood"))
         model.aic_ = _float(payload.get("aic"))
@@ -479,9 +625,27 @@ class MLEModel(BaseModel):
         return model
 
     # ---- helpers for predictions -------------------------------------------------------
-    def _p(self) -> dict[str, float]:
+    def _p(self, data: pd.DataFrame | None = None, *, extra_axes: int = 0) -> dict[str, Any]:
+        """The parameters for predictions: floats, or — for a model with covariates — each
+        row of ``data``'s own parameters (links equation (1)), arrays ``(n, 1, ...)`` with
+        ``extra_axes`` trailing axes. A covariate model refuses to predict without data."""
         self._check_fitted()
-        return {k: float(v) for k, v in self.params_.items()}
+        base = {k: float(self.params_[k]) for k in self.param_names}
+        layout = getattr(self, "covariate_layout_", None)
+        if layout is None:
+            return base
+        if data is None:
+            raise ValueError(
+                f"this {type(self).__name__} has covariates "
+                f"({', '.join(layout.encoding.names)}): the prediction depends on each "
+                "customer's attributes; pass covariates=<a frame with those columns>")
+        z = layout.encoding.design(data, unseen=self.unseen_levels)
+        coefs = self.params_[layout.coefficient_names].to_numpy(dtype=float)
+        eta = self._eta(z, coefs)
+        tail = (1,) * extra_axes
+        out = row_params(base, self.covariate_links, eta)
+        return {k: (np.asarray(v).reshape(-1, *tail) if np.ndim(v) else v)
+                for k, v in out.items()}
 
     def _unit_for(self, time_unit: str | None) -> str | None:
         """The model's time unit, or ``time_unit`` when the model does not know its own

@@ -64,6 +64,7 @@ from clvmodels.models._special import (
     log_tail_integral,
     log_tail_integral_m,
 )
+from clvmodels.models.links import declare_links
 from clvmodels.models.mle import MLEModel
 from clvmodels.models.transaction import TransactionModel
 from clvmodels.rfm import TIME_UNITS
@@ -459,6 +460,9 @@ class ParetoNBD(TransactionModel, MLEModel):
     """
 
     param_names = ("r", "alpha", "s", "beta")
+    #: Fader & Hardie (2007) note 019 / CLVTools: alpha_i = alpha exp(-g_p'z),
+    #: beta_i = beta exp(-g_d'z) — a positive coefficient raises the purchase (drop-out) rate
+    covariate_links = declare_links(purchase=(("alpha", -1.0),), dropout=(("beta", -1.0),))
     name = "pnbd"
     label = "Pareto/NBD"
     data_kind = "continuous"
@@ -580,7 +584,7 @@ class ParetoNBD(TransactionModel, MLEModel):
                              f"(one of {list(TIME_UNITS)})")
         delta = annual_to_continuous_rate(discount_rate, unit)
         x, tx, T, index = self._arrays(rfm)
-        p = self._p()
+        p = self._p(rfm)
         out = expected_discounted_transactions(p["r"], p["alpha"], p["s"], p["beta"],
                                                x, tx, T, delta)
         return pd.Series(out, index=index, name="dert")

@@ -71,7 +71,7 @@ def _check_payload(path: Path, payload: dict[str, Any]) -> type[BaseModel]:
     if not isinstance(params, dict):
         raise _fail(path, "missing 'params'")
     try:
-        cls._check_params(params)
+        cls._check_params({k: v for k, v in params.items() if ":" not in str(k)})
     except ValueError as err:
         raise _fail(path, f"invalid parameters: {err}") from None
     if "covariance" not in payload:

@@ -58,6 +58,7 @@ from clvmodels.models._math import NP
 from clvmodels.models._special import log_hyp2f1, log_hyperu
 from clvmodels.models.bayes import BayesianContractualModel
 from clvmodels.models.contractual import ContractualModel
+from clvmodels.models.links import declare_links
 from clvmodels.models.mle import MLEModel
 from clvmodels.models.priors import PriorSpec, lognormal, normal
 
@@ -581,6 +582,9 @@ class ShiftedBetaGeo(ContractualModel, MLEModel):
     label = "sBG"
     data_kind = "contractual"
     param_names = ("alpha", "beta")
+    #: alpha_i = alpha exp(g_d'z): the odds of the mean churn probability are multiplied by
+    #: exp(g_d'z) (a positive coefficient raises churn)
+    covariate_links = declare_links(dropout=(("alpha", 1.0),))
     citation = ("Fader & Hardie (2007), How to project customer retention, J. Interactive "
                 "Marketing 21(1); Fader & Hardie (2010), Customer-base valuation in a "
                 "contractual setting, Marketing Science 29(1)")

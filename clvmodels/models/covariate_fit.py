@@ -1,0 +1,157 @@
+"""Maximum likelihood with covariates on weighted unique rows, fast whatever the covariates.
+
+The unique rows of a covariate fit are the distinct (data columns, design columns)
+combinations. Two ways to evaluate the likelihood and its gradient in
+(log theta, gamma) — both exact, chosen once per fit by :class:`CovariatePlan`:
+
+* **by pattern** (categorical covariates, or few distinct numeric values): the rows are split
+  by their distinct covariate pattern z_k; within a pattern every customer shares the same
+  parameters (links equation (1)), so the family's fastest scalar-parameter path — its fused
+  value-and-gradient or its cached per-row terms — serves each pattern, and the chain rule
+  is applied per pattern. Two categorical covariates with 5 levels each cost at most 25
+  such passes over fewer rows each: about the cost of the plain fit.
+* **by row** (continuous covariates: nearly every row its own pattern): the family's
+  broadcasting log-likelihood and analytic gradient are evaluated with per-row parameter
+  arrays, and the chain rule is one vectorised pass (:func:`chain_gradient`) — no Python loop
+  over customers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from clvmodels._validation import ValidationError
+from clvmodels.models.links import CovariateLayout, chain_gradient, row_params
+from clvmodels.rows import UniqueRows, unique_rows
+
+__all__ = ["MAX_PATTERNS", "CovariatePlan", "design_problem", "z_columns"]
+
+#: the most distinct covariate patterns evaluated pattern by pattern
+MAX_PATTERNS = 2000
+
+
+def z_columns(q: int) -> list[str]:
+    """Names under which the design columns ride in the unique-row key."""
+    return [f"__z{j}" for j in range(q)]
+
+
+def design_problem(z: np.ndarray, w: np.ndarray, names: list[str]) -> str:
+    """Why the design cannot identify its coefficients ("" when it can): a design column
+    constant over the customers (e.g. a level nobody has, or everybody), or columns that are
+    linear combinations of each other (with the intercept the base parameter provides)."""
+    if z.shape[1] == 0:
+        return ""
+    used = w > 0
+    z, w = z[used], w[used]
+    for j, name in enumerate(names):
+        col = z[:, j]
+        if np.ptp(col) == 0:
+            return (f"covariate column {name!r} takes the single value {col[0]:g} for every "
+                    "customer in the fitting data, so its effect cannot be told apart from "
+                    "the base parameter (drop it, or fit on data where it varies)")
+    centred = (z - np.average(z, axis=0, weights=w)) * np.sqrt(w)[:, None]
+    scale = np.linalg.norm(centred, axis=0)
+    sv = np.linalg.svd(centred / scale, compute_uv=False)
+    if sv[-1] < 1e-8 * max(sv[0], 1.0):
+        _, _, vt = np.linalg.svd(centred / scale)
+        involved = [n for n, v in zip(names, np.abs(vt[-1]), strict=True) if v > 0.1]
+        return ("covariate columns " + ", ".join(repr(n) for n in involved) + " are "
+                "collinear (one is a combination of the others), so their effects cannot be "
+                "told apart; drop one of them")
+    return ""
+
+
+class CovariatePlan:
+    """How one covariate fit evaluates the likelihood (see the module docstring)."""
+
+    def __init__(self, model: Any, d: UniqueRows, layout: CovariateLayout) -> None:
+        self.links = model.covariate_links
+        self.layout = layout
+        self.param_names = list(model.param_names)
+        q = len(layout.encoding.design_names)
+        self.z = (np.column_stack([d.columns[c] for c in z_columns(q)]) if q
+                  else np.zeros((d.n_rows, 0)))
+        self.d = d
+        problem = design_problem(self.z, d.w, layout.encoding.design_names)
+        if problem:
+            from clvmodels.models.base import IdentificationError
+
+            raise IdentificationError(f"{type(model).__name__}: {problem}")
+        if d.n_rows == 0:
+            raise ValidationError("no customers to fit on")
+        pats, inverse, _ = unique_rows([self.z[:, j] for j in range(q)])
+        self.n_patterns = len(pats[0])
+        self.by_pattern = (self.n_patterns <= MAX_PATTERNS
+                           and 4 * self.n_patterns <= d.n_rows)
+        if self.by_pattern:
+            self.patterns = np.column_stack(pats)
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.searchsorted(inverse[order], np.arange(self.n_patterns + 1))
+            self.sub = []
+            for k in range(self.n_patterns):
+                idx = order[bounds[k]:bounds[k + 1]]
+                self.sub.append(UniqueRows(
+                    columns={c: v[idx] for c, v in d.columns.items()},
+                    weights=d.weights[idx], inverse=np.arange(len(idx)), index=None,
+                    time_unit=d.time_unit))
+
+    def reach(self) -> np.ndarray:
+        """Per coefficient (storage order), the largest |design value| it multiplies."""
+        top = np.max(np.abs(self.z), axis=0) if len(self.z) else np.zeros(self.z.shape[1])
+        return np.concatenate([top[pos] for pos in self.layout.positions.values()])
+
+    @property
+    def mode(self) -> str:
+        """``"pattern"`` or ``"row"``."""
+        return "pattern" if self.by_pattern else "row"
+
+    def _eta(self, z: np.ndarray, gamma: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        for g, c in self.layout.split(gamma).items():
+            out[g] = z[:, self.layout.positions[g]] @ c
+        return out
+
+    def params(self, p: dict[str, float], gamma: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-row parameters of the fit's rows."""
+        return row_params(p, self.links, self._eta(self.z, gamma))
+
+    def value_and_grad(self, model: Any, p: dict[str, float], gamma: np.ndarray
+                       ) -> tuple[float, np.ndarray]:
+        """Weighted total log-likelihood and its gradient in (log theta, gamma)."""
+        if self.by_pattern:
+            return self._by_pattern(model, p, gamma)
+        p_rows = self.params(p, gamma)
+        d = self.d
+        total = float(np.einsum("i,i->", d.w, model._loglik(p_rows, d)))
+        g_rows = model._loglik_grad(p_rows, d)
+        if g_rows is None:
+            raise NotImplementedError(f"{type(model).__name__} needs an analytic gradient "
+                                      "for covariates")
+        return total, chain_gradient(self.param_names, self.links, self.layout, p_rows,
+                                     np.asarray(g_rows), self.z, d.w)
+
+    def _by_pattern(self, model: Any, p: dict[str, float], gamma: np.ndarray
+                    ) -> tuple[float, np.ndarray]:
+        eta = self._eta(self.patterns, gamma)
+        p_pat = row_params(p, self.links, eta)
+        K, P = self.n_patterns, len(self.param_names)
+        grads = np.empty((P, K))
+        total = 0.0
+        for k, sub in enumerate(self.sub):
+            pk = {n: float(np.broadcast_to(v, (K,))[k]) for n, v in p_pat.items()}
+            fused = model._value_and_grad(pk, sub)
+            if fused is None:
+                t = float(np.einsum("i,i->", sub.w, model._loglik(pk, sub)))
+                g_rows = model._loglik_grad(pk, sub)
+                if g_rows is None:
+                    raise NotImplementedError(f"{type(model).__name__} needs an analytic "
+                                              "gradient for covariates")
+                g = np.einsum("ki,i->k", g_rows, sub.w)
+            else:
+                t, g = fused
+            total += float(t)
+            grads[:, k] = g
+        return total, chain_gradient(self.param_names, self.links, self.layout, p_pat, grads,
+                                     self.patterns, np.ones(K))
