@@ -16,7 +16,7 @@ Steps report progress through an optional callback.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,14 +60,16 @@ class ForecastResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def _build(cls: type, penalizer: float) -> Any:
-    """A new model: MLE classes take the penalizer, Bayesian ones their priors' defaults."""
+def _build(cls: type, penalizer: float, covariates: Mapping[str, Any] | None = None) -> Any:
+    """A new model: MLE classes take the penalizer, Bayesian ones their priors' defaults;
+    both take the covariate lists given (``{"purchase_covariates": [...], ...}``)."""
+    extra = {k: list(v) for k, v in (covariates or {}).items() if v}
     if getattr(cls, "bayesian", False):
         if penalizer:
             raise ValueError(f"penalizer applies to maximum-likelihood models, not to "
                              f"{registry.label_of(cls)} (set its priors instead)")
-        return cls()
-    return cls(penalizer=penalizer)
+        return cls(**extra)
+    return cls(penalizer=penalizer, **extra)
 
 
 def _frame(source: pd.DataFrame | str | os.PathLike, what: str) -> pd.DataFrame:
@@ -103,6 +105,11 @@ def forecast(
     end_col: str = "end",
     revenue_per_period: float | str | None = None,
     fit_kwargs: Mapping[str, Any] | None = None,
+    purchase_covariates: Sequence[str] | None = None,
+    dropout_covariates: Sequence[str] | None = None,
+    spend_covariates: Sequence[str] | None = None,
+    customers: pd.DataFrame | str | os.PathLike | None = None,
+    customers_id_col: str | None = None,
 ) -> ForecastResult:
     """From raw data to per-customer discounted CLV in one call.
 
@@ -143,7 +150,18 @@ def forecast(
     probability_alive, expected_spend, clv``; contractual: ``expected_periods,
     probability_active, revenue_per_period, clv``; Bayesian: also ``clv_lower, clv_upper``)
     and ``value_tier``.
+
+    Covariates
+        ``purchase_covariates`` / ``dropout_covariates`` (transaction or contractual model)
+        and ``spend_covariates`` (the spend model) name attribute columns; every customer is
+        then fitted and valued with their own attributes (links equation (1) of
+        :mod:`clvmodels.models.links`). The columns come from ``customers`` (an attribute
+        table, a frame or a CSV / Parquet file, keyed by its index or its column
+        ``customers_id_col``, default ``customer_id_col`` when present; joined with
+        :func:`clvmodels.join_customers`), else from the transactions (each customer's value
+        on their first transaction), else from the summary itself (discrete data).
     """
+    from clvmodels.evaluation.fitting import attach_covariates
     from clvmodels.kpis import value_tiers
     from clvmodels.valuation import customer_lifetime_value, value_settings
 
@@ -196,8 +214,22 @@ def forecast(
         else:
             data = rfm_summary(transactions, observation_end=observation_end, **keywords)
     unit, h = settings_.time_unit, settings_.horizon
+    t_cov = {"purchase_covariates": purchase_covariates,
+             "dropout_covariates": dropout_covariates}
+    s_cov = {"spend_covariates": spend_covariates}
+    wanted = [c for group in (*t_cov.values(), *s_cov.values()) for c in (group or [])]
+    if wanted:
+        source = transactions if isinstance(transactions, pd.DataFrame) else None
+        data = attach_covariates(data, wanted, customers=customers,
+                                 customers_id_col=customers_id_col,
+                                 transactions=source if kind == "continuous" else None,
+                                 customer_id_col=customer_id_col)
+    elif customers is not None:
+        raise ValueError("customers= is an attribute table for covariates: name the columns "
+                         "to use (purchase_covariates=, dropout_covariates=, "
+                         "spend_covariates=)")
     say(f"Fitting {model} on {len(data):,} " + ("rows" if weights is not None else "customers"))
-    tmodel = _build(cls, penalizer).fit(data, **fit_options)
+    tmodel = _build(cls, penalizer, t_cov).fit(data, **fit_options)
     smodel: Any
     if kind == "contractual":
         smodel = revenue
@@ -211,8 +243,10 @@ def forecast(
         spend_options = {"weights": weights_col} if weights_col is not None else {}
         if getattr(spend_cls, "bayesian", False):
             spend_options.update({k: v for k, v in fit_options.items() if k != "weights"})
-        smodel = _build(spend_cls, penalizer).fit(data, **spend_options)
+        smodel = _build(spend_cls, penalizer, s_cov).fit(data, **spend_options)
     else:
+        if spend_covariates:
+            raise ValueError("spend_covariates need a spend model (spend='gammagamma' …)")
         smodel = 1.0 if spend is None or spend == "" else float(spend)
     say("Valuing customers")
     value = customer_lifetime_value(

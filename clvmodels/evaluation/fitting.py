@@ -10,9 +10,10 @@ its data kind; nothing here knows a family.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,9 @@ from clvmodels.models.protocol import is_posterior
 
 __all__ = [
     "DEFAULT_BAYES_KWARGS",
+    "attach_covariates",
     "check_kind",
+    "covariate_columns_of",
     "first_value",
     "fit_model",
     "instantiate",
@@ -184,3 +187,71 @@ def first_value(frame: pd.DataFrame, *, value_col: str, customer_id_col: str,
     first = (sub.assign(_order=order.to_numpy()).sort_values("_order", kind="stable")
              .drop_duplicates(customer_id_col, keep="first"))
     return first.set_index(customer_id_col)[value_col]
+
+
+def covariate_columns_of(models: Iterable[Any]) -> list[str]:
+    """Every covariate column the given models (transaction or spend) read, once each."""
+    out: list[str] = []
+    for model in models:
+        if model is None or not getattr(model, "has_covariates", False):
+            continue
+        out += [c for c in model.covariate_columns if c not in out]
+    return out
+
+
+def read_customers(source: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
+    """A customer-attribute table: a DataFrame as given, or a CSV / Parquet file."""
+    if isinstance(source, pd.DataFrame):
+        return source
+    from clvmodels.rfm import read_transactions  # the same CSV / Parquet reader
+
+    return read_transactions(source)
+
+
+def attach_covariates(data: pd.DataFrame, columns: Sequence[str], *,
+                      customers: pd.DataFrame | str | os.PathLike | None = None,
+                      customers_id_col: str | None = None,
+                      transactions: pd.DataFrame | None = None,
+                      customer_id_col: str = "customer_id",
+                      order: pd.Series | None = None) -> pd.DataFrame:
+    """``data`` (one row per customer, indexed by id) with the covariate ``columns`` added.
+
+    Each column comes from the attribute table ``customers`` (joined on the customer id with
+    :func:`clvmodels.join_customers`: its index, or its column ``customers_id_col``), else
+    from ``transactions`` (each customer's value on their first transaction by ``order``, as
+    a segment is read), else it must already be in ``data``. A column found nowhere is
+    refused, naming it. ``data`` is not modified; its ``attrs`` are kept.
+    """
+    from clvmodels._validation import ValidationError
+    from clvmodels.covariates import join_customers
+
+    wanted = [c for c in dict.fromkeys(columns) if c not in data.columns]
+    if not wanted:
+        return data
+    out = data
+    if customers is not None:
+        table = read_customers(customers)
+        if customers_id_col is None and customer_id_col in table.columns:
+            customers_id_col = customer_id_col
+        have = [c for c in wanted if c in table.columns]
+        if have:
+            out = join_customers(out, table, on=customers_id_col, columns=have)
+        wanted = [c for c in wanted if c not in have]
+    if wanted and transactions is not None:
+        have = [c for c in wanted if c in transactions.columns]
+        if have:
+            out = out.copy()
+            by = order if order is not None else pd.Series(np.arange(len(transactions)))
+            for col in have:
+                first = first_value(transactions, value_col=col,
+                                    customer_id_col=customer_id_col, order=by,
+                                    what="transactions")
+                out[col] = first.reindex(out.index).to_numpy()
+            wanted = [c for c in wanted if c not in have]
+    if wanted:
+        where = "the data" + (", the customer table" if customers is not None else "") + \
+            (" or the transactions" if transactions is not None else "")
+        raise ValidationError(f"covariate column(s) {wanted} not found in {where}; pass a "
+                              "customer table with those columns (customers=, CLI "
+                              "--customers FILE)")
+    return out

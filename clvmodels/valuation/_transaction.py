@@ -17,11 +17,42 @@ from clvmodels.datakinds import kind_rows
 from clvmodels.models.registry import label_of
 from clvmodels.valuation._settings import _Grid
 
+#: the key column of a customer's covariate profile among the compressed rows
+_PROFILE = "__covariate_profile"
 
-def _frame_of(rows: Any) -> pd.DataFrame:
+
+def _frame_of(rows: Any, profiles: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The unique rows as a frame; with ``profiles`` each row carries its covariate values
+    (the profile named by its :data:`_PROFILE` code)."""
     frame = rows.to_frame().drop(columns="weight")
+    if profiles is not None:
+        codes = frame.pop(_PROFILE).to_numpy(dtype=np.int64)
+        for col in profiles.columns:
+            frame[col] = profiles[col].to_numpy()[codes]
     frame.attrs["time_unit"] = rows.time_unit
     return frame
+
+
+def covariate_profiles(model: Any, data: pd.DataFrame
+                       ) -> tuple[np.ndarray, pd.DataFrame] | None:
+    """For a model with covariates: each customer's profile code and one row per distinct
+    profile of the model's covariate columns (``(codes, profiles)``); None without covariates.
+
+    Valuation compresses customers to unique rows of (history, profile), so customers who
+    share their history *and* their attributes are computed once, each with their own
+    attributes (links equation (1) in :mod:`clvmodels.models.links`).
+    """
+    if not getattr(model, "has_covariates", False):
+        return None
+    cols = list(model.covariate_columns)
+    from clvmodels.covariates import check_columns
+
+    check_columns(data, cols, "data")
+    sub = data[cols]
+    codes = sub.groupby(cols, sort=False, dropna=False, observed=True).ngroup().to_numpy()
+    first = pd.Series(np.arange(len(sub))).groupby(codes).first().to_numpy()
+    profiles = sub.iloc[first].reset_index(drop=True)
+    return codes.astype(np.int64), profiles
 
 
 def _mle_lifetime_value(model: Any, spend: Any, data: pd.DataFrame, *, kind: str,
@@ -33,8 +64,10 @@ def _mle_lifetime_value(model: Any, spend: Any, data: pd.DataFrame, *, kind: str
         spend_values = np.full(len(data), spend)
     else:
         spend_values = spend.expected_spend(data).to_numpy(dtype=float)
-    rows = kind_rows(data, kind, validate=False, time_unit=unit)
-    frame = _frame_of(rows)
+    found = covariate_profiles(model, data)
+    extra = None if found is None else {_PROFILE: found[0]}
+    rows = kind_rows(data, kind, validate=False, time_unit=unit, extra_codes=extra)
+    frame = _frame_of(rows, None if found is None else found[1])
     count = "undiscounted"
     if grid is None:
         dert = model.expected_discounted_transactions
