@@ -75,6 +75,11 @@ class CovariatePlan:
                   else np.zeros((d.n_rows, 0)))
         self.d = d
         problem = design_problem(self.z, d.w, layout.encoding.design_names)
+        single = [c for c in layout.encoding.columns if not c.design_names]
+        if single:  # a categorical column with one level has no indicator at all
+            problem = (f"covariate column {single[0].name!r} takes the single level "
+                       f"{single[0].reference!r} for every customer in the fitting data, so "
+                       "its effect cannot be told apart from the base parameter (drop it)")
         if problem:
             from clvmodels.models.base import IdentificationError
 
