@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ from clvmodels.rfm import time_unit_days
 
 __all__ = [
     "simulate_bgnbd",
+    "simulate_gammagamma",
     "simulate_gammagamma_spend",
     "simulate_mbgnbd",
     "simulate_paretonbd",
@@ -65,8 +66,20 @@ def _rng(random_seed: SeedLike) -> np.random.Generator:
     return np.random.default_rng(random_seed)
 
 
-def _positive(**params: float) -> None:
+def _positive(n: int | None = None, **params: Any) -> None:
+    """Each parameter a positive finite number — or, where ``n`` is given, one per customer
+    (an array of shape (n,): each customer's own parameter, e.g. with covariates)."""
     for name, value in params.items():
+        if n is not None and not np.isscalar(value):
+            arr = np.asarray(value, dtype=float)
+            if arr.shape != (n,):
+                raise ValueError(f"{name} must be a number or one value per customer ({n}), "
+                                 f"got shape {arr.shape}")
+            if not np.all(np.isfinite(arr) & (arr > 0)):
+                bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))
+                raise ValueError(f"{name} must be positive and finite; customers at "
+                                 f"positions {bad[:5].tolist()} are not")
+            continue
         if not (np.isscalar(value) and np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
@@ -125,7 +138,7 @@ def _geometric(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(k), 1.0, np.maximum(k, 1.0))
 
 
-def _gamma_rate(rng: np.random.Generator, shape: float, rate: float, n: int) -> np.ndarray:
+def _gamma_rate(rng: np.random.Generator, shape: Any, rate: Any, n: int) -> np.ndarray:
     return rng.gamma(shape, 1.0 / rate, size=n)
 
 
@@ -215,7 +228,7 @@ def _assemble(x: np.ndarray, tx: np.ndarray, T: np.ndarray, x_h: np.ndarray, *,
     p = 0.0
     if spend is not None:
         p, q, v = spend
-        _positive(p=p, q=q, v=v)
+        _positive(len(x), p=p, q=q, v=v)
         nu = _gamma_rate(rng, q, v, len(x))  # one spend rate per customer, both periods
         out["monetary_value"] = _mean_spend(rng, x, p, nu)
     if holdout > 0:
@@ -294,7 +307,9 @@ def simulate_bgnbd(
         Number of customers.
     r, alpha, a, b
         Purchase rate ``lambda ~ Gamma(shape r, rate alpha)`` (``alpha`` in ``time_unit``);
-        drop-out probability after each repeat purchase ``p ~ Beta(a, b)``.
+        drop-out probability after each repeat purchase ``p ~ Beta(a, b)``. Each a number,
+        or one value per customer (each customer's own parameters, e.g. theta_i of the
+        covariate link, :mod:`clvmodels.models.links` equation (1)).
     T
         Observation length since each customer's first purchase: a scalar or one value per
         customer (e.g. :func:`uniform_observation_lengths`).
@@ -355,8 +370,8 @@ def _simulate_bg_family(n: int, r: float, alpha: float, a: float, b: float, *, T
                         spend: SpendParams | None, random_seed: SeedLike, modified: bool
                         ) -> pd.DataFrame:
     """:func:`simulate_bgnbd` (``modified=False``) and :func:`simulate_mbgnbd`."""
-    _positive(r=r, alpha=alpha, a=a, b=b)
     T_arr = _prepare(n, T, holdout, time_unit, resolution)
+    _positive(len(T_arr), r=r, alpha=alpha, a=a, b=b)
     rng = _rng(random_seed)
     z = _latent_bg(rng, len(T_arr), r, alpha, a, b, modified=modified)
     x, tx, x_h = _rfm_from_latent(rng, z, T_arr, holdout)
@@ -384,8 +399,8 @@ def simulate_paretonbd(
     ``mu ~ Gamma(s, beta)`` (both ``alpha`` and ``beta`` rates in ``time_unit``). Other
     arguments as in :func:`simulate_bgnbd`.
     """
-    _positive(r=r, alpha=alpha, s=s, beta=beta)
     T_arr = _prepare(n, T, holdout, time_unit, resolution)
+    _positive(len(T_arr), r=r, alpha=alpha, s=s, beta=beta)
     rng = _rng(random_seed)
     z = _latent_pareto(rng, len(T_arr), r, alpha, s, beta)
     x, tx, x_h = _rfm_from_latent(rng, z, T_arr, holdout)
@@ -409,14 +424,41 @@ def simulate_gammagamma_spend(
 
     Returns a Series ``monetary_value``, indexed like ``frequency`` when it is a Series.
     """
-    _positive(p=p, q=q, v=v)
     index = frequency.index if isinstance(frequency, pd.Series) else None
     x = np.asarray(frequency, dtype=float).reshape(-1)
+    _positive(len(x), p=p, q=q, v=v)
     if not np.all(np.isfinite(x)) or np.any(x < 0) or np.any(x != np.round(x)):
         raise ValueError("frequency must be non-negative whole numbers")
     rng = _rng(random_seed)
     nu = _gamma_rate(rng, q, v, len(x))
     return pd.Series(_mean_spend(rng, x, p, nu), index=index, name="monetary_value")
+
+
+def simulate_gammagamma(
+    n: int,
+    p: float,
+    q: float,
+    v: Any,
+    *,
+    frequency: ArrayLike,
+    random_seed: SeedLike = None,
+) -> pd.DataFrame:
+    """``n`` customers' mean repeat spend from the Gamma-Gamma model, as the spend data kind
+    (``frequency``, ``monetary_value``; :func:`simulate_gammagamma_spend`, Fader, Hardie &
+    Lee 2005 section 4): the registry's simulator for :class:`clvmodels.GammaGamma`.
+
+    ``frequency`` gives each customer's repeat purchases (a number or one per customer);
+    ``v`` may be one value per customer (e.g. with covariates: links equation (1)).
+    """
+    n = _n_customers(n)
+    x = np.asarray(frequency, dtype=float)
+    x = np.full(n, float(x)) if x.ndim == 0 else x
+    if x.shape != (n,):
+        raise ValueError(f"frequency must be a number or one value per customer ({n})")
+    spend = simulate_gammagamma_spend(x, p, q, v, random_seed=random_seed)
+    return pd.DataFrame({"frequency": x.astype(np.int64),
+                         "monetary_value": spend.to_numpy()},
+                        index=pd.RangeIndex(n, name="customer_id"))
 
 
 def simulate_transactions(

@@ -249,14 +249,15 @@ def log_likelihood(alpha: Any, beta: Any, gamma: Any, delta: Any, x: Any, tx: An
 def log_likelihood_grad(alpha: float, beta: float, gamma: float, delta: float, x: Any,
                         tx: Any, T: Any) -> np.ndarray:
     """Gradient of :func:`log_likelihood` (eq. 5) in (alpha, beta, gamma, delta): shape
-    (4, rows), for scalar parameters (a point estimate) and 1-D data.
+    (4, rows), for scalar parameters (a point estimate) or parameters per row (arrays
+    broadcasting against the 1-D data: each customer's own, with covariates).
 
     With w_a and w_j the shares of exp(a) and exp(s_j) in the likelihood (they sum to 1):
     d/d alpha = psi(alpha+x) - psi(alpha) + psi(alpha+beta) - w_a psi(alpha+beta+n)
     - sum_j w_j psi(alpha+beta+j), and likewise for the other parameters.
     """
     if any(np.ndim(p) for p in (alpha, beta, gamma, delta)):
-        raise ValueError("log_likelihood_grad takes scalar parameters")
+        return _log_likelihood_grad_rows(alpha, beta, gamma, delta, x, tx, T)
     al, be, ga, de = (float(p) for p in (alpha, beta, gamma, delta))
     x, tx, n = np.broadcast_arrays(*(np.atleast_1d(_f(v)) for v in (x, tx, T)))
     x, tx, n = (v.ravel() for v in (x, tx, n))
@@ -282,6 +283,43 @@ def log_likelihood_grad(alpha: float, beta: float, gamma: float, delta: float, x
                            - (ws * pgd[j + 1]).sum(axis=1))
             out[3, sel] = (psi(ga + de) - psi(de) + wa * (pd_[ni] - pgd[ni])
                            + (ws * (pd_[j] - pgd[j + 1])).sum(axis=1))
+    return out
+
+
+def _log_likelihood_grad_rows(alpha: Any, beta: Any, gamma: Any, delta: Any, x: Any,
+                              tx: Any, T: Any) -> np.ndarray:
+    """:func:`log_likelihood_grad` for parameters that vary by row (each customer's own, e.g.
+    with covariates): the same shares w_a, w_j, with digamma evaluated per grid cell rather
+    than from one table over the integers. Shape (4, rows)."""
+    params = [_f(p) for p in (alpha, beta, gamma, delta)]
+    data = [np.atleast_1d(_f(v)) for v in (x, tx, T)]
+    shape = np.broadcast_shapes(*(v.shape for v in params + data))
+    params = [np.broadcast_to(p, shape).ravel() for p in params]
+    x, tx, n = (np.broadcast_to(v, shape).ravel() for v in data)
+    _check_data(x, tx, n)
+    psi = special.digamma
+    out = np.empty((4, x.size))
+    with np.errstate(under="ignore"):
+        for sel, _ in _blocks(n - tx):
+            al, be, ga, de = (p[sel] for p in params)
+            xs, ns = x[sel], n[sel]
+            _, a, s, s0, mask, ix = _terms(al, be, ga, de, xs, tx[sel], ns, NP)
+            lse = _lse(a, s, s0, mask, NP)
+            wa = np.exp(a - lse)
+            ws = mask * np.exp(s - lse[:, None])
+            jf = ix["j"].astype(float)
+            A, B, G, D = (v[:, None] for v in (al, be, ga, de))
+            pab_j = psi(A + B + jf)
+            pgd_j1 = psi(G + D + 1.0 + jf)
+            pab_n, pgd_n = psi(al + be + ns), psi(ga + de + ns)
+            out[0, sel] = (psi(al + xs) - psi(al) + psi(al + be) - wa * pab_n
+                           - (ws * pab_j).sum(axis=1))
+            out[1, sel] = (psi(al + be) - psi(be) + wa * (psi(be + ns - xs) - pab_n)
+                           + (ws * (psi(B + (jf - xs[:, None])) - pab_j)).sum(axis=1))
+            out[2, sel] = (psi(ga + de) - wa * pgd_n + ws.sum(axis=1) / ga
+                           - (ws * pgd_j1).sum(axis=1))
+            out[3, sel] = (psi(ga + de) - psi(de) + wa * (psi(de + ns) - pgd_n)
+                           + (ws * (psi(D + jf) - pgd_j1)).sum(axis=1))
     return out
 
 
@@ -573,7 +611,8 @@ def simulate_bgbb(n_customers: int, T: Any, *, alpha: float, beta: float, gamma:
     T
         Opportunities observed per customer (whole number >= 1): a scalar or one per customer.
     alpha, beta, gamma, delta
-        The model's parameters (positive).
+        The model's parameters (positive): numbers, or one value per customer (each
+        customer's own parameters, e.g. with covariates: links equation (1)).
     holdout
         Extra opportunities after T (whole number >= 0); adds ``frequency_holdout``
         (transactions in opportunities T+1..T+holdout) and ``duration_holdout``.
@@ -591,7 +630,13 @@ def simulate_bgbb(n_customers: int, T: Any, *, alpha: float, beta: float, gamma:
         raise ValueError(f"n_customers must be a positive integer, got {n_customers!r}")
     n = int(n_customers)
     for name, value in zip(PARAM_NAMES, (alpha, beta, gamma, delta), strict=True):
-        if not (np.isscalar(value) and np.isreal(value) and np.isfinite(value) and value > 0):
+        if not np.isscalar(value):  # one value per customer (e.g. with covariates)
+            arr = _f(value)
+            if arr.shape != (n,) or not np.all(np.isfinite(arr) & (arr > 0)):
+                raise ValueError(f"{name} must be a positive finite number or one per "
+                                 f"customer ({n}), got shape {arr.shape}")
+            continue
+        if not (np.isreal(value) and np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     T_arr = _f(T)
     if T_arr.ndim == 0:

@@ -59,32 +59,48 @@ class ContractualModel:
     t)``, where ``p`` is a dict of parameters and ``d`` a rate per period.
     """
 
-    def survival(self, t: float | np.ndarray) -> float | np.ndarray:
-        """S(t): share of a new cohort still paying after t renewal decisions (S(0) = 1)."""
-        return _scalar(self._survival(self._p(), _periods_arg(t)))
+    def survival(self, t: float | np.ndarray, *, covariates: pd.DataFrame | None = None
+                 ) -> float | np.ndarray:
+        """S(t): share of a new cohort still paying after t renewal decisions (S(0) = 1).
 
-    def retention_rate(self, t: float | np.ndarray) -> float | np.ndarray:
-        """r(t) = S(t) / S(t - 1), t >= 1: the share of period t-1's customers who renew."""
+        A model with covariates needs ``covariates`` (a frame with the covariate columns, one
+        row per customer profile): the result then has one row per profile, shape
+        ``(len(covariates), *t.shape)`` (each profile's own parameters, links equation (1)).
+        """
+        t_arr = _periods_arg(t)
+        return _scalar(self._survival(self._p(covariates, extra_axes=t_arr.ndim), t_arr))
+
+    def retention_rate(self, t: float | np.ndarray, *,
+                       covariates: pd.DataFrame | None = None) -> float | np.ndarray:
+        """r(t) = S(t) / S(t - 1), t >= 1: the share of period t-1's customers who renew
+        (with covariates: one row per profile, as :meth:`survival`)."""
         t_arr = _periods_arg(t)
         if np.any(t_arr < 1):
             raise ValueError("retention_rate needs t >= 1")
-        return _scalar(self._retention(self._p(), t_arr))
+        return _scalar(self._retention(self._p(covariates, extra_axes=t_arr.ndim), t_arr))
 
-    def churn_probability(self, t: float | np.ndarray) -> float | np.ndarray:
-        """P(T = t): the probability that a new customer pays exactly t periods (t >= 1)."""
+    def churn_probability(self, t: float | np.ndarray, *,
+                          covariates: pd.DataFrame | None = None) -> float | np.ndarray:
+        """P(T = t): the probability that a new customer pays exactly t periods (t >= 1)
+        (with covariates: one row per profile, as :meth:`survival`)."""
         t_arr = _periods_arg(t)
         if np.any(t_arr < 1):
             raise ValueError("churn_probability needs t >= 1")
-        return _scalar(self._churn(self._p(), t_arr))
+        return _scalar(self._churn(self._p(covariates, extra_axes=t_arr.ndim), t_arr))
 
-    def expected_lifetime(self) -> float:
-        """E[T], the expected number of periods a new customer pays (inf when it diverges)."""
-        return float(self._expected_lifetime(self._p()))
+    def expected_lifetime(self, *, covariates: pd.DataFrame | None = None
+                          ) -> float | np.ndarray:
+        """E[T], the expected number of periods a new customer pays (inf when it diverges);
+        with covariates one value per row of ``covariates`` (each profile's parameters)."""
+        return _scalar(self._expected_lifetime(self._p(covariates)))
 
-    def discounted_expected_lifetime(self, discount_rate: float) -> float:
-        """DEL: discounted expected payments of a new customer at acquisition (annual rate)."""
+    def discounted_expected_lifetime(self, discount_rate: float, *,
+                                     covariates: pd.DataFrame | None = None
+                                     ) -> float | np.ndarray:
+        """DEL: discounted expected payments of a new customer at acquisition (annual rate);
+        with covariates one value per row of ``covariates`` (each profile's parameters)."""
         d = period_discount_rate(discount_rate, self._unit())
-        return float(self._del(self._p(), d))
+        return _scalar(self._del(self._p(covariates), d))
 
     def discounted_expected_residual_lifetime(self, data: pd.DataFrame, discount_rate: float,
                                               *, horizon: float = np.inf) -> pd.Series:

@@ -22,6 +22,7 @@ from clvmodels.models._math import NP
 from clvmodels.models.links import declare_links
 from clvmodels.models.mle import MLEModel
 from clvmodels.rows import UniqueRows
+from clvmodels.simulate import simulate_gammagamma
 
 __all__ = ["GammaGamma", "expected_spend", "log_likelihood", "population_mean_spend"]
 
@@ -83,6 +84,7 @@ class GammaGamma(MLEModel):
     citation = ("Fader, Hardie & Lee (2005), RFM and CLV: using iso-value curves, JMR 42(4); "
                 "Fader & Hardie (2013), The Gamma-Gamma model of monetary value")
     uses_monetary = True
+    simulator = staticmethod(simulate_gammagamma)
 
     def _loglik(self, p: dict[str, Any], d: UniqueRows, m: Any = NP) -> Any:
         return log_likelihood(p["p"], p["q"], p["v"], d.x, d.m, m=m)
@@ -164,7 +166,13 @@ class GammaGamma(MLEModel):
                              rfm["monetary_value"].to_numpy(float))
         return pd.Series(out, index=rfm.index, name="expected_spend")
 
-    def population_mean_spend(self) -> float:
-        """p v / (q - 1): the mean spend per transaction across the population."""
-        p = self._p()
-        return float(population_mean_spend(p["p"], p["q"], p["v"]))
+    def population_mean_spend(self, *, covariates: pd.DataFrame | None = None
+                              ) -> float | np.ndarray:
+        """p v / (q - 1): the mean spend per transaction across the population.
+
+        A model with covariates needs ``covariates`` (one row per customer profile): each
+        profile's p v_i / (q - 1), v_i = v exp(g_s'z_i) (links equation (1)), one per row.
+        """
+        p = self._p(covariates)
+        out = population_mean_spend(p["p"], p["q"], p["v"])
+        return float(out) if np.ndim(out) == 0 else np.asarray(out, dtype=float)

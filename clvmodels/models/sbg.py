@@ -500,10 +500,12 @@ def simulate_sbg(n_customers: int, *, alpha: float, beta: float,
     """Draw customers from the sBG and observe them for ``n_periods`` periods.
 
     theta_i ~ Beta(alpha, beta); T_i ~ shifted Geometric(theta_i) on {1, 2, ...} (periods
-    paid). ``n_periods`` (a scalar or one value per customer, >= 1) is how many periods have
-    *started* for the customer by the end of observation, i.e. the most periods they can have
-    paid: customers with T < n_periods churned (``periods = T``); the others are active with
-    ``periods = n_periods`` (the renewal at the end of their current period is not yet known).
+    paid); ``alpha`` and ``beta`` are numbers or one value per customer (each customer's
+    own, e.g. with covariates: links equation (1)). ``n_periods`` (a scalar or one value per
+    customer, >= 1) is how many periods have *started* for the customer by the end of
+    observation, i.e. the most periods they can have paid: customers with T < n_periods
+    churned (``periods = T``); the others are active with ``periods = n_periods`` (the
+    renewal at the end of their current period is not yet known).
     F&H's cohort observed for 7 years (survivors counted at the start of year 8) is
     ``n_periods = 8``.
 
@@ -513,14 +515,15 @@ def simulate_sbg(n_customers: int, *, alpha: float, beta: float,
     if int(n_customers) != n_customers or n_customers < 1:
         raise ValueError("n_customers must be a whole number >= 1")
     a, b = _params(alpha, beta)
-    if a.ndim or b.ndim:
-        raise ValueError("alpha and beta must be scalars")
     n_customers = int(n_customers)
+    if any(v.ndim and v.shape != (n_customers,) for v in (a, b)):
+        raise ValueError("alpha and beta must be scalars or one value per customer")
     horizon = _periods(n_periods, "n_periods")
     if horizon.ndim and horizon.shape != (n_customers,):
         raise ValueError("n_periods must be a scalar or have one value per customer")
     rng = np.random.default_rng(random_seed)
-    theta = rng.beta(float(a), float(b), size=n_customers)
+    theta = (rng.beta(float(a), float(b), size=n_customers) if a.ndim == b.ndim == 0
+             else rng.beta(a, b, size=n_customers))
     # theta can underflow to 0 for tiny alpha: such a customer never leaves
     theta = np.maximum(theta, np.finfo(float).tiny)
     lifetime = rng.geometric(theta).astype(float)  # support 1, 2, ... (int64 may saturate)
