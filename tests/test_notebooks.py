@@ -27,6 +27,9 @@ FIGURE_CELLS: dict[str, tuple[str, ...]] = {
     "02_bayesian_hierarchical.ipynb": ("plotting.plot_segment_forest(hier)",
                                        "90% credible intervals"),
     "03_model_comparison.ipynb": ("plotting.plot_calibration_histogram(bgnbd, split",),
+    "05_covariates.ipynb": ('fig.suptitle("True vs estimated coefficients',
+                            'fig.suptitle("Pareto/NBD with covariates: per-profile',
+                            'ax.set_title("CDNOW holdout: actual vs'),
 }
 
 #: Per-cell timeout: the Bayesian notebook samples for a minute or two on a busy machine.
