@@ -50,6 +50,7 @@ from clvmodels.models.base import NotFittedError, rfm_arrays
 from clvmodels.models.protocol import is_posterior
 from clvmodels.models.registry import label_of
 from clvmodels.rfm import prepare_transactions, time_unit_days
+from clvmodels.valuation._transaction import covariate_profiles
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -192,6 +193,40 @@ def _check_max_frequency(max_frequency: int) -> int:
     return int(max_frequency)
 
 
+def _has_covariates(model: Any) -> bool:
+    return bool(getattr(model, "has_covariates", False))
+
+
+def _refuse_posterior_covariates(model: Any, what: str) -> None:
+    if is_posterior(model) and _has_covariates(model):
+        raise NotImplementedError(f"{what} of a Bayesian model with covariates is not "
+                                  "available yet (maximum-likelihood covariate models are)")
+
+
+def _n_parameters(model: Any) -> int:
+    """Free parameters: the family's and, with covariates, the coefficients."""
+    return len(model.param_names) + len(getattr(model, "coefficient_names_", None) or [])
+
+
+def _profile_count_probabilities(model: Any, codes: np.ndarray, profiles: pd.DataFrame,
+                                 T: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """P(X(T_g) = n) for groups g of (covariate profile ``codes[g]``, ``T[g]``): (G, k).
+
+    Each profile's own parameters (links equation (1)); evaluated once per (profile, distinct
+    T) in chunks of profiles, then gathered per group.
+    """
+    uT, t_idx = np.unique(T, return_inverse=True)
+    out = np.empty((len(codes), len(n)))
+    step = max(1, _CHUNK_CELLS // max(1, len(uT) * len(n)))
+    for c0 in range(0, len(profiles), step):
+        part = profiles.iloc[c0:c0 + step]
+        probs = np.asarray(model.purchase_count_probability(n[None, :], uT[:, None],
+                                                            covariates=part), dtype=float)
+        sel = np.flatnonzero((codes >= c0) & (codes < c0 + len(part)))
+        out[sel] = probs[codes[sel] - c0, t_idx[sel]]
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # calibration histogram
 # --------------------------------------------------------------------------------------
@@ -208,7 +243,9 @@ def _histogram_probabilities(model: Any, rfm: pd.DataFrame, max_frequency: int,
     k = _check_max_frequency(max_frequency)
     x, _, T, _ = rfm_arrays(rfm, time_unit=getattr(model, "time_unit_", None))
     actual = np.bincount(np.minimum(x, k).astype(np.int64), minlength=k + 1).astype(float)
-    codes = _segment_codes(model, rfm)
+    _refuse_posterior_covariates(model, "the calibration histogram")
+    found = covariate_profiles(model, rfm)
+    codes = _segment_codes(model, rfm) if found is None else found[0]
     keys = pd.DataFrame({"code": codes, "T": T}).value_counts(sort=False).sort_index()
     g_codes = keys.index.get_level_values("code").to_numpy(np.int64)
     g_T = keys.index.get_level_values("T").to_numpy(float)
@@ -227,6 +264,8 @@ def _histogram_probabilities(model: Any, rfm: pd.DataFrame, max_frequency: int,
             sl = slice(g0, g0 + step)
             p = {name: v[:, sl, None] for name, v in draws.items()}
             probs[:, sl, :] = pmf(p, n[None, None, :], g_T[None, sl, None])
+    elif found is not None:  # each (covariate profile, T) with its own parameters
+        probs = _profile_count_probabilities(model, g_codes, found[1], g_T, n)[None]
     else:
         probs = np.asarray(model.purchase_count_probability(n[None, :], g_T[:, None]),
                            dtype=float)[None]
@@ -264,7 +303,7 @@ def calibration_histogram_table(model: Any, rfm: pd.DataFrame, max_frequency: in
         out["expected_lower"], out["expected_upper"] = _quantiles(expected_draws, interval)
     with np.errstate(divide="ignore", invalid="ignore"):
         chi2 = float(np.sum((actual - expected) ** 2 / expected))
-    dof = len(out) - 1 - len(model.param_names)
+    dof = len(out) - 1 - _n_parameters(model)
     out.attrs.update(
         chi_square=chi2, dof=dof,
         p_value=float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan"),
@@ -428,11 +467,42 @@ def _expected_cumulative(model: Any, first_offsets: np.ndarray, boundaries: np.n
     return E @ W.T
 
 
+def _expected_cumulative_profiles(model: Any, first_offsets: np.ndarray, codes: np.ndarray,
+                                  profiles: pd.DataFrame, boundaries: np.ndarray,
+                                  unit_days: float) -> np.ndarray:
+    """As :func:`_expected_cumulative` for a model with covariates: each customer's E[X] with
+    their own covariate profile (``codes`` per customer, one row of ``profiles`` per code).
+
+    E[X(lag)] is evaluated on every whole-day lag for a chunk of profiles at once
+    (``expected_purchases_new_customer(t, covariates=...)``: profiles × lags) and gathered
+    for the distinct (profile, first-purchase day) pairs, weighted by their customers.
+    """
+    pairs = pd.DataFrame({"c": codes, "f": first_offsets}).value_counts(sort=False)
+    p_code = pairs.index.get_level_values("c").to_numpy(np.int64)
+    p_first = pairs.index.get_level_values("f").to_numpy(np.int64)
+    weight = pairs.to_numpy(dtype=float)
+    days = np.arange(int(max(boundaries.max(), 0)) + 1)
+    t = days / unit_days
+    out = np.zeros(len(boundaries))
+    step = max(1, _CHUNK_CELLS // len(days))
+    for c0 in range(0, len(profiles), step):
+        part = profiles.iloc[c0:c0 + step]
+        E = np.asarray(model.expected_purchases_new_customer(t, covariates=part), float)
+        sel = np.flatnonzero((p_code >= c0) & (p_code < c0 + len(part)))
+        inner = max(1, _CHUNK_CELLS // len(boundaries))
+        for j in range(0, len(sel), inner):
+            s_ = sel[j:j + inner]
+            lag = np.maximum(boundaries[:, None] - p_first[None, s_], 0)  # (B, m) days
+            out += E[p_code[s_][None, :] - c0, lag] @ weight[s_]
+    return out[None, :]
+
+
 def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
                    observation_end: Any, period: Period = "W", *,
                    customer_id_col: str = "customer_id", datetime_col: str = "date",
                    segments: pd.Series | None = None,
-                   interval: float | None = DEFAULT_INTERVAL) -> pd.DataFrame:
+                   interval: float | None = DEFAULT_INTERVAL,
+                   covariates: pd.DataFrame | None = None) -> pd.DataFrame:
     """Repeat transactions per period over calibration + holdout: actual vs model.
 
     The cohort is every customer whose first purchase is on or before ``calibration_end``;
@@ -450,7 +520,11 @@ def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
     customer's own segment when ``segments`` (a Series: customer id → segment label, e.g.
     ``split[model.segment_col]``) is given — one evaluation per segment — and otherwise the
     population level (a new segment drawn from the hyperdistribution, which is much less
-    certain).
+    certain). A model with covariates tracks every customer with their own attributes:
+    ``covariates`` is a frame indexed by customer id with the model's covariate columns
+    (e.g. the calibration/holdout split with the customer table joined); without it the
+    columns are read from ``transactions`` (each customer's value on their first
+    row).
 
     Returns a DataFrame indexed by period number 1..K with ``period_start``, ``period_end``
     (the last day of the period), ``days`` (its length in days), ``complete`` (False for a
@@ -512,6 +586,21 @@ def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
         cum_draws = sum(_expected_cumulative(model, first_off[codes == c], boundaries,
                                              unit_days, segment=label)
                         for c, label in enumerate(uniques))
+    elif _has_covariates(model):
+        _refuse_posterior_covariates(model, "tracking")
+        frame = covariates
+        if frame is None:
+            cols = [c for c in model.covariate_columns if c in transactions.columns]
+            raw = transactions.loc[:, [customer_id_col, *cols]]
+            frame = raw.drop_duplicates(customer_id_col).set_index(customer_id_col)
+        found = covariate_profiles(model, frame)
+        assert found is not None
+        pos = frame.index.get_indexer(firsts["id"].to_numpy())
+        if np.any(pos < 0):
+            missing = firsts["id"].to_numpy()[pos < 0][:5].tolist()
+            raise ValueError(f"covariates has no row for customer(s) {missing}")
+        cum_draws = _expected_cumulative_profiles(model, first_off, found[0][pos],
+                                                  found[1], boundaries, unit_days)
     else:
         cum_draws = _expected_cumulative(model, first_off, boundaries, unit_days)
     cal_draws, cum_draws = cum_draws[:, -1], cum_draws[:, :-1]

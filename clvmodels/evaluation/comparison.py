@@ -99,6 +99,8 @@ import pandas as pd
 from clvmodels.diagnostics import calibration_histogram_table, tracking_table
 from clvmodels.evaluation.fitting import (
     DEFAULT_BAYES_KWARGS,
+    attach_covariates,
+    covariate_columns_of,
     first_value,
     fit_model,
     instantiate,
@@ -350,6 +352,8 @@ def compare_models(
     discount_rate: float = 0.10,
     margin: float = 1.0,
     progress: Callable[[str], None] | None = None,
+    customers: pd.DataFrame | str | os.PathLike | None = None,
+    customers_id_col: str | None = None,
 ) -> ModelComparison:
     """Fit models on the calibration period and compare their holdout forecasts.
 
@@ -391,6 +395,16 @@ def compare_models(
         ("12M", "52W", ... or model time units), **annual** discount rate and margin.
     progress
         Called with a short message before each step.
+    customers, customers_id_col
+        Customer attributes for models with covariates (e.g.
+        ``{"pnbd+cov": ParetoNBD(purchase_covariates=["channel"])}``, or a spend model with
+        ``spend_covariates``): a table (frame, or CSV / Parquet file) keyed by its index or
+        its column ``customers_id_col`` (default ``customer_id_col`` when it has one),
+        joined onto the calibration/holdout frame with :func:`clvmodels.join_customers`.
+        A covariate column not in ``customers`` is read from ``transactions`` (each
+        customer's value on their first transaction, as ``segment_col``). The frame
+        (:attr:`ModelComparison.rfm`) then carries the covariate columns, and every
+        prediction, tracking curve and histogram uses each customer's own attributes.
 
     Returns
     -------
@@ -429,6 +443,17 @@ def compare_models(
         seg = _segments(transactions, segment_col=segment_col,
                         customer_id_col=customer_id_col, datetime_col=datetime_col)
         rfm[segment_col] = seg.reindex(rfm.index).to_numpy()
+    spend_obj = None if isinstance(spend_model, str) else spend_model
+    covariate_cols = covariate_columns_of([*resolved.values(), spend_obj])
+    if covariate_cols:
+        say("Joining the customer attributes")
+        rfm = attach_covariates(
+            rfm, covariate_cols, customers=customers, customers_id_col=customers_id_col,
+            transactions=transactions, customer_id_col=customer_id_col,
+            order=pd.Series(_parse_dates(transactions[datetime_col])))
+    elif customers is not None:
+        raise ValueError("customers= is an attribute table for models with covariates, and "
+                         "none of the models has covariates")
     tx = prepare_transactions(transactions, customer_id_col=customer_id_col,
                               datetime_col=datetime_col, monetary_value_col=monetary_value_col,
                               negative_amounts=negative_amounts)  # type: ignore[arg-type]
@@ -468,7 +493,8 @@ def compare_models(
         fitted[name] = model
         track = tracking_table(model, transactions, cal_end, hold_end, period="W",
                                customer_id_col=customer_id_col, datetime_col=datetime_col,
-                               interval=interval)
+                               interval=interval,
+                               covariates=rfm if covariate_cols else None)
         row["tracking_error"] = tracking_error(track)
         tables[name] = {"calibration_histogram": hist, "tracking": track}
         if spend is not None and actual_value is not None:
@@ -530,6 +556,8 @@ def compare_models(
         "discount_rate": discount_rate,
         "margin": margin,
         "valuation_model": next(iter(valuations), None),
+        "covariates": {n: m.covariate_groups for n, m in fitted.items()
+                       if getattr(m, "has_covariates", False)},
         "customer_id_col": customer_id_col,
         "datetime_col": datetime_col,
         "monetary_value_col": monetary_value_col,
