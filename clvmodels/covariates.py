@@ -290,9 +290,9 @@ def join_customers(data: pd.DataFrame, customers: pd.DataFrame, *,
     ``customers``, customers of ``data`` without attributes, and column names already in
     ``data`` — each named.
     """
-    table = customers.set_index(on) if on is not None else customers
     if on is not None and on not in customers.columns:
         raise ValidationError(f"column {on!r} not found in the customer table")
+    table = customers.set_index(on) if on is not None else customers
     cols = list(table.columns) if columns is None else list(columns)
     absent = [c for c in cols if c not in table.columns]
     if absent:
