@@ -46,6 +46,13 @@ from scipy import stats
 
 from clvmodels._summary_rules import as_day
 from clvmodels._validation import ValidationError, require_columns
+from clvmodels.diagnostics_covariates import (
+    has_covariates,
+    n_parameters,
+    profile_count_probabilities,
+    refuse_posterior_covariates,
+    tracked_with_covariates,
+)
 from clvmodels.models.base import NotFittedError, rfm_arrays
 from clvmodels.models.protocol import is_posterior
 from clvmodels.models.registry import label_of
@@ -193,40 +200,6 @@ def _check_max_frequency(max_frequency: int) -> int:
     return int(max_frequency)
 
 
-def _has_covariates(model: Any) -> bool:
-    return bool(getattr(model, "has_covariates", False))
-
-
-def _refuse_posterior_covariates(model: Any, what: str) -> None:
-    if is_posterior(model) and _has_covariates(model):
-        raise NotImplementedError(f"{what} of a Bayesian model with covariates is not "
-                                  "available yet (maximum-likelihood covariate models are)")
-
-
-def _n_parameters(model: Any) -> int:
-    """Free parameters: the family's and, with covariates, the coefficients."""
-    return len(model.param_names) + len(getattr(model, "coefficient_names_", None) or [])
-
-
-def _profile_count_probabilities(model: Any, codes: np.ndarray, profiles: pd.DataFrame,
-                                 T: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """P(X(T_g) = n) for groups g of (covariate profile ``codes[g]``, ``T[g]``): (G, k).
-
-    Each profile's own parameters (links equation (1)); evaluated once per (profile, distinct
-    T) in chunks of profiles, then gathered per group.
-    """
-    uT, t_idx = np.unique(T, return_inverse=True)
-    out = np.empty((len(codes), len(n)))
-    step = max(1, _CHUNK_CELLS // max(1, len(uT) * len(n)))
-    for c0 in range(0, len(profiles), step):
-        part = profiles.iloc[c0:c0 + step]
-        probs = np.asarray(model.purchase_count_probability(n[None, :], uT[:, None],
-                                                            covariates=part), dtype=float)
-        sel = np.flatnonzero((codes >= c0) & (codes < c0 + len(part)))
-        out[sel] = probs[codes[sel] - c0, t_idx[sel]]
-    return out
-
-
 # --------------------------------------------------------------------------------------
 # calibration histogram
 # --------------------------------------------------------------------------------------
@@ -243,7 +216,7 @@ def _histogram_probabilities(model: Any, rfm: pd.DataFrame, max_frequency: int,
     k = _check_max_frequency(max_frequency)
     x, _, T, _ = rfm_arrays(rfm, time_unit=getattr(model, "time_unit_", None))
     actual = np.bincount(np.minimum(x, k).astype(np.int64), minlength=k + 1).astype(float)
-    _refuse_posterior_covariates(model, "the calibration histogram")
+    refuse_posterior_covariates(model, "the calibration histogram")
     found = covariate_profiles(model, rfm)
     codes = _segment_codes(model, rfm) if found is None else found[0]
     keys = pd.DataFrame({"code": codes, "T": T}).value_counts(sort=False).sort_index()
@@ -265,7 +238,7 @@ def _histogram_probabilities(model: Any, rfm: pd.DataFrame, max_frequency: int,
             p = {name: v[:, sl, None] for name, v in draws.items()}
             probs[:, sl, :] = pmf(p, n[None, None, :], g_T[None, sl, None])
     elif found is not None:  # each (covariate profile, T) with its own parameters
-        probs = _profile_count_probabilities(model, g_codes, found[1], g_T, n)[None]
+        probs = profile_count_probabilities(model, g_codes, found[1], g_T, n)[None]
     else:
         probs = np.asarray(model.purchase_count_probability(n[None, :], g_T[:, None]),
                            dtype=float)[None]
@@ -303,7 +276,7 @@ def calibration_histogram_table(model: Any, rfm: pd.DataFrame, max_frequency: in
         out["expected_lower"], out["expected_upper"] = _quantiles(expected_draws, interval)
     with np.errstate(divide="ignore", invalid="ignore"):
         chi2 = float(np.sum((actual - expected) ** 2 / expected))
-    dof = len(out) - 1 - _n_parameters(model)
+    dof = len(out) - 1 - n_parameters(model)
     out.attrs.update(
         chi_square=chi2, dof=dof,
         p_value=float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan"),
@@ -467,36 +440,6 @@ def _expected_cumulative(model: Any, first_offsets: np.ndarray, boundaries: np.n
     return E @ W.T
 
 
-def _expected_cumulative_profiles(model: Any, first_offsets: np.ndarray, codes: np.ndarray,
-                                  profiles: pd.DataFrame, boundaries: np.ndarray,
-                                  unit_days: float) -> np.ndarray:
-    """As :func:`_expected_cumulative` for a model with covariates: each customer's E[X] with
-    their own covariate profile (``codes`` per customer, one row of ``profiles`` per code).
-
-    E[X(lag)] is evaluated on every whole-day lag for a chunk of profiles at once
-    (``expected_purchases_new_customer(t, covariates=...)``: profiles × lags) and gathered
-    for the distinct (profile, first-purchase day) pairs, weighted by their customers.
-    """
-    pairs = pd.DataFrame({"c": codes, "f": first_offsets}).value_counts(sort=False)
-    p_code = pairs.index.get_level_values("c").to_numpy(np.int64)
-    p_first = pairs.index.get_level_values("f").to_numpy(np.int64)
-    weight = pairs.to_numpy(dtype=float)
-    days = np.arange(int(max(boundaries.max(), 0)) + 1)
-    t = days / unit_days
-    out = np.zeros(len(boundaries))
-    step = max(1, _CHUNK_CELLS // len(days))
-    for c0 in range(0, len(profiles), step):
-        part = profiles.iloc[c0:c0 + step]
-        E = np.asarray(model.expected_purchases_new_customer(t, covariates=part), float)
-        sel = np.flatnonzero((p_code >= c0) & (p_code < c0 + len(part)))
-        inner = max(1, _CHUNK_CELLS // len(boundaries))
-        for j in range(0, len(sel), inner):
-            s_ = sel[j:j + inner]
-            lag = np.maximum(boundaries[:, None] - p_first[None, s_], 0)  # (B, m) days
-            out += E[p_code[s_][None, :] - c0, lag] @ weight[s_]
-    return out[None, :]
-
-
 def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
                    observation_end: Any, period: Period = "W", *,
                    customer_id_col: str = "customer_id", datetime_col: str = "date",
@@ -586,21 +529,10 @@ def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
         cum_draws = sum(_expected_cumulative(model, first_off[codes == c], boundaries,
                                              unit_days, segment=label)
                         for c, label in enumerate(uniques))
-    elif _has_covariates(model):
-        _refuse_posterior_covariates(model, "tracking")
-        frame = covariates
-        if frame is None:
-            cols = [c for c in model.covariate_columns if c in transactions.columns]
-            raw = transactions.loc[:, [customer_id_col, *cols]]
-            frame = raw.drop_duplicates(customer_id_col).set_index(customer_id_col)
-        found = covariate_profiles(model, frame)
-        assert found is not None
-        pos = frame.index.get_indexer(firsts["id"].to_numpy())
-        if np.any(pos < 0):
-            missing = firsts["id"].to_numpy()[pos < 0][:5].tolist()
-            raise ValueError(f"covariates has no row for customer(s) {missing}")
-        cum_draws = _expected_cumulative_profiles(model, first_off, found[0][pos],
-                                                  found[1], boundaries, unit_days)
+    elif has_covariates(model):
+        cum_draws = tracked_with_covariates(model, covariates, transactions, customer_id_col,
+                                            firsts["id"].to_numpy(), first_off, boundaries,
+                                            unit_days)
     else:
         cum_draws = _expected_cumulative(model, first_off, boundaries, unit_days)
     cal_draws, cum_draws = cum_draws[:, -1], cum_draws[:, :-1]

@@ -62,6 +62,7 @@ LAYERS: dict[str, int] = {
     "valuation": 3,
     "diagnostics": 3,
     "diagnostics_discrete": 3,  # tables of the discrete-time models (sBG, BG/BB)
+    "diagnostics_covariates": 3,  # per-profile tables and coefficient table (covariates)
     "plotting": 3,
     "plotting_discrete": 3,  # draws the diagnostics_discrete tables
     # 4: evaluation and the batch forecast
