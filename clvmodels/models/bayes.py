@@ -32,8 +32,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -43,6 +42,15 @@ from scipy import special
 
 from clvmodels._validation import ValidationError
 from clvmodels.models.base import BaseModel, NotFittedError
+from clvmodels.models.bayes_covariates import (
+    coefficient_coords,
+    coefficient_labels,
+    coefficient_var,
+    declare_coefficients,
+    default_coefficient_priors,
+    expand_group_priors,
+    pattern_codes,
+)
 from clvmodels.models.factored import Factored, RowSpace, factored_namespace
 from clvmodels.models.hierarchical import (
     centring_weights,
@@ -50,7 +58,8 @@ from clvmodels.models.hierarchical import (
     segment_codes,
     segment_mle_latents,
 )
-from clvmodels.models.netcdf import load_netcdf_model, write_posterior
+from clvmodels.models.links import row_params
+from clvmodels.models.netcdf import NetCDFPersistence, load_netcdf_model
 from clvmodels.models.posterior import (
     CHUNK_CELLS,
     DEFAULT_INTERVAL,
@@ -96,7 +105,7 @@ __all__ = [
 LOG_LIKELIHOOD_CELLS = 25_000_000
 
 
-class BayesianModel(PosteriorDraws, BaseModel):
+class BayesianModel(NetCDFPersistence, PosteriorDraws, BaseModel):
     """Everything a Bayesian model shares: priors, PyMC model, sampling, summaries,
     predictions over posterior draws, LOO and netCDF persistence.
 
@@ -135,6 +144,13 @@ class BayesianModel(PosteriorDraws, BaseModel):
         * ``"non_centered"``: ``w = 0`` everywhere (best when segments are small or similar);
         * ``"centered"``: ``w = 1`` everywhere (best when every segment has so much data
           that its parameters are pinned down by the likelihood).
+    purchase_covariates, dropout_covariates, spend_covariates, covariate_reference, \
+standardize_covariates, unseen_levels
+        Customer attributes, as for the maximum-likelihood twin (same links, equation (1)
+        of :mod:`clvmodels.models.links`); with ``segment_col`` too, the coefficients are
+        shared by the segments. Coefficient priors ``Normal(0, 1)`` by default, overridable
+        per coefficient (``priors={"purchase:channel[web]": {...}}``) or per group
+        (``priors={"purchase": {...}}``); see :mod:`clvmodels.models.bayes_covariates`.
     """
 
     is_bayesian: ClassVar[bool] = True
@@ -152,8 +168,13 @@ class BayesianModel(PosteriorDraws, BaseModel):
 
     def __init__(self, priors: Mapping[str, PriorSpec] | None = None,
                  segment_col: str | None = None,
-                 parametrization: Literal["auto", "non_centered", "centered"] = "auto"
-                 ) -> None:
+                 parametrization: Literal["auto", "non_centered", "centered"] = "auto",
+                 *, purchase_covariates: Sequence[str] | None = None,
+                 dropout_covariates: Sequence[str] | None = None,
+                 spend_covariates: Sequence[str] | None = None,
+                 covariate_reference: dict[str, Any] | None = None,
+                 standardize_covariates: bool = False,
+                 unseen_levels: Literal["raise", "reference"] = "raise") -> None:
         if priors is not None and not isinstance(priors, Mapping):
             raise ValueError("priors must be a dict of prior specs or None")
         if segment_col is not None and not isinstance(segment_col, str):
@@ -163,6 +184,13 @@ class BayesianModel(PosteriorDraws, BaseModel):
         self.priors = None if priors is None else {k: dict(v) for k, v in priors.items()}
         self.segment_col = segment_col
         self.parametrization = parametrization
+        self._init_covariates(purchase_covariates, dropout_covariates, spend_covariates,
+                              covariate_reference, standardize_covariates, unseen_levels)
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's keywords (scikit-learn style)."""
+        return {"priors": self.priors, "segment_col": self.segment_col,
+                "parametrization": self.parametrization, **self._covariate_params()}
 
     # ---- to be provided by the model -------------------------------------------------
     def _loglik(self, p: dict[str, Any], d: Any, m: Any) -> Any:
@@ -219,7 +247,10 @@ class BayesianModel(PosteriorDraws, BaseModel):
         w = resolve_weights(data, weights) if fitting else None
         codes = self._segment_codes(data, fitting=fitting, unseen=unseen)
         keep = spec.uses(data) if spec.uses is not None else np.ones(len(data), dtype=bool)
-        keys = [codes.astype(float)[keep]] + [by_name[c][keep] for c in sort_columns]
+        z = self._design_for(data, fitting=fitting)
+        q = 0 if z is None else z.shape[1]
+        keys = ([codes.astype(float)[keep]] + [z[keep, j] for j in range(q)]
+                + [by_name[c][keep] for c in sort_columns])
         if extra is not None:
             keys.append(np.asarray(extra, dtype=float)[keep])
         uniq, inv_kept, counts = unique_rows(keys) if keep.any() else (
@@ -228,17 +259,46 @@ class BayesianModel(PosteriorDraws, BaseModel):
             counts = np.bincount(inv_kept, weights=w[keep], minlength=len(uniq[0]))
         inverse = np.full(len(data), -1, dtype=np.int64)
         inverse[keep] = inv_kept
-        columns = {names[c]: uniq[1 + j] for j, c in enumerate(sort_columns)}
+        columns = {names[c]: uniq[1 + q + j] for j, c in enumerate(sort_columns)}
         if self.hierarchical:
             columns["segment"] = uniq[0]
         unit = data.attrs.get("time_unit") if fitting else self.time_unit_
         out = UniqueRows(columns, np.asarray(counts, dtype=np.int64), inverse, index, unit)
         out.extra["codes"] = uniq[0].astype(np.int64)
+        if z is not None:
+            self._set_row_design(out, np.column_stack(uniq[1:1 + q]) if q
+                                 else np.zeros((len(uniq[0]), 0)))
         if extra is not None:
             out.extra["t"] = uniq[-1]
         if fitting:
             self._fit_weights = w
         return out
+
+    def _design_for(self, data: pd.DataFrame, *, fitting: bool) -> np.ndarray | None:
+        """The design matrix of ``data`` (None without covariates); ``fitting`` learns the
+        encoding (:attr:`covariate_layout_`), otherwise the fitted one is applied
+        (``unseen_levels`` decides about levels not seen in the fit)."""
+        if not fitting and getattr(self, "covariate_layout_", None) is None:
+            return None
+        if fitting:
+            self.covariate_layout_ = self._learn_layout(data)
+            if self.covariate_layout_ is None:
+                return None
+            return self.covariate_layout_.encoding.design(data, what="the fitting data")
+        return self.covariate_layout_.encoding.design(data, unseen=self.unseen_levels)
+
+    @staticmethod
+    def _set_row_design(rows: UniqueRows, z: np.ndarray) -> None:
+        """Store the unique rows' design ``z`` and covariate pattern codes in ``extra``."""
+        patterns, codes = pattern_codes(z)
+        rows.extra.update(z=z, patterns=patterns, pattern=codes)
+
+    def _no_covariates_error(self) -> ValueError:
+        layout = self.covariate_layout_
+        return ValueError(
+            f"this {type(self).__name__} has covariates "
+            f"({', '.join(layout.encoding.names)}): the prediction depends on each "
+            "customer's attributes; pass data with those columns")
 
     # ---- helpers ---------------------------------------------------------------------
     @property
@@ -255,9 +315,10 @@ class BayesianModel(PosteriorDraws, BaseModel):
         """The default prior specs (resolved against ``rfm``'s time unit / spend scale)."""
         probe = copy.copy(self)  # resolving against rfm must not set learned attributes
         rows = probe._rows(rfm, fitting=True) if rfm is not None else None
-        if self.hierarchical:
-            return self._default_hyperpriors(rows)
-        return self._default_priors(rows)
+        out = (self._default_hyperpriors(rows) if self.hierarchical
+               else self._default_priors(rows))
+        out.update(default_coefficient_priors(getattr(probe, "covariate_layout_", None)))
+        return out
 
     def _segment_codes(self, rfm: pd.DataFrame, *, fitting: bool,
                        unseen: UnseenSegments = "raise") -> np.ndarray:
@@ -310,7 +371,15 @@ class BayesianModel(PosteriorDraws, BaseModel):
         coords: dict[str, Any] = {"row": np.arange(rows.n_rows)}
         if self.hierarchical:
             coords["segment"] = [str(s) for s in self.segment_labels_]
-        space = RowSpace(rows.columns)
+        layout = getattr(self, "covariate_layout_", None)
+        groups = list(layout.positions) if layout is not None else []
+        if layout is not None:
+            coords.update(coefficient_coords(layout))
+            # the linear predictor, once per distinct covariate pattern (links eq. (1))
+            zp = {g: pt.as_tensor_variable(rows.extra["patterns"][:, pos])
+                  for g, pos in layout.positions.items()}
+            pcode = rows.extra["pattern"]
+        space = RowSpace({**rows.columns, **({"pattern": pcode} if groups else {})})
         space.index_constant = pt.as_tensor_variable
         weights = pt.as_tensor_variable(rows.weights.astype(float))
         names = self.param_names
@@ -321,15 +390,28 @@ class BayesianModel(PosteriorDraws, BaseModel):
                                    for c in self.data_columns})
         seg = rows.extra["codes"] if hier else None
 
-        def logp(value: Any, *params: Any) -> Any:
+        def linked(p: dict[str, Any], coefs: tuple[Any, ...]) -> dict[str, Any]:
+            """Links eq. (1): per pattern (factored) or gathered to the rows."""
+            if not groups:
+                return p
+            eta = {}
+            for g, c in zip(groups, coefs, strict=True):
+                per_pattern = pt.dot(zp[g], c[0])  # coefficients arrive as (1, k)
+                eta[g] = (Factored(per_pattern, frozenset({"pattern"}), space) if factored
+                          else per_pattern[pcode])
+            return row_params(p, self.covariate_links, eta, exp=fm.exp)
+
+        def logp(value: Any, *args: Any) -> Any:
+            params, coefs = args[:len(names)], args[len(names):]
             if not factored:  # plain columns; per-row parameters gathered by segment
                 p = ({n: v[0][seg] for n, v in zip(names, params, strict=True)} if hier
                      else dict(zip(names, params, strict=True)))
-                return weights * self._loglik(p, plain, fm)
+                return weights * self._loglik(linked(p, coefs), plain, fm)
             if hier:  # params arrive as (1, n_segments): see the CustomDist signature
                 p = {n: space.segment_values(v[0]) for n, v in zip(names, params, strict=True)}
             else:
                 p = dict(zip(names, params, strict=True))
+            p = linked(p, coefs)
             d = SimpleNamespace(**{c: space.variable(c, pt.as_tensor_variable)
                                    for c in self.data_columns})
             ll = self._loglik(p, d, fm)
@@ -342,9 +424,14 @@ class BayesianModel(PosteriorDraws, BaseModel):
             args = [params[n] for n in names]
             if hier:
                 args = [a[None, :] for a in args]
-                signature = ",".join(["(s)"] * len(names)) + "->()"
+                signature = ",".join(["(s)"] * len(names))
             else:
-                signature = ",".join(["()"] * len(names)) + "->()"
+                signature = ",".join(["()"] * len(names))
+            if groups:
+                coefs = declare_coefficients(layout, self.priors_)
+                args += [coefs[g][None, :] for g in groups]
+                signature += "".join(f",(k{j})" for j in range(len(groups)))
+            signature += "->()"
             pm.CustomDist("likelihood", *args, logp=logp,
                           observed=rows.columns[self.observed_column],
                           signature=signature, dims="row")
@@ -408,9 +495,19 @@ class BayesianModel(PosteriorDraws, BaseModel):
         rows = self._rows(rfm, fitting=True, weights=weights)
         if rows.n_rows == 0:
             raise ValidationError("no customers to fit on")
+        layout = self.covariate_layout_
+        if layout is not None:
+            from clvmodels.models.base import IdentificationError
+            from clvmodels.models.covariate_fit import design_problem
+
+            problem = design_problem(rows.extra["z"], rows.weights.astype(float),
+                                     layout.encoding.design_names)
+            if problem:
+                raise IdentificationError(f"{type(self).__name__}: {problem}")
         defaults = (self._default_hyperpriors(rows) if self.hierarchical
                     else self._default_priors(rows))
-        self.priors_ = validate_priors(self.priors, defaults)
+        defaults.update(default_coefficient_priors(layout))
+        self.priors_ = validate_priors(expand_group_priors(self.priors, layout), defaults)
         self.time_unit_ = rows.time_unit
         if self.hierarchical:
             self.centering_ = self._choose_centering(rfm)
@@ -456,6 +553,10 @@ class BayesianModel(PosteriorDraws, BaseModel):
         const = xr.Dataset({name: ("row", values) for name, values in rows.columns.items()
                             if name != self.observed_column}, coords=coords)
         const["weight"] = ("row", rows.weights.astype(np.int64))
+        if "z" in rows.extra:
+            const["covariate_design"] = (("row", "design_column"), rows.extra["z"])
+            const = const.assign_coords(
+                design_column=self.covariate_layout_.encoding.design_names)
         self.idata_.add_groups(observed_data=obs, constant_data=const)
 
     def compute_log_likelihood(self) -> None:
@@ -491,8 +592,13 @@ class BayesianModel(PosteriorDraws, BaseModel):
                        if c == self.observed_column else const[c].to_numpy())
                    for c in (*self.data_columns, *(("segment",) if self.hierarchical else ()))}
         weights = const["weight"].to_numpy()
-        return UniqueRows(columns, weights, np.arange(len(weights)), pd.RangeIndex(len(weights)),
-                    self.time_unit_)
+        out = UniqueRows(columns, weights, np.arange(len(weights)), pd.RangeIndex(len(weights)),
+                         self.time_unit_)
+        out.extra["codes"] = (columns["segment"].astype(np.int64) if self.hierarchical
+                              else np.zeros(len(weights), dtype=np.int64))
+        if getattr(self, "covariate_layout_", None) is not None:
+            self._set_row_design(out, const["covariate_design"].to_numpy())
+        return out
 
     # ---- learned quantities, diagnostics -------------------------------------------------
     def _population_draws(self) -> dict[str, np.ndarray]:
@@ -522,6 +628,11 @@ class BayesianModel(PosteriorDraws, BaseModel):
         else:
             self.params_ = pd.Series({n: float(post[n].mean()) for n in self.param_names},
                                      name="posterior_mean")
+        layout = getattr(self, "covariate_layout_", None)
+        if layout is not None:
+            coefs = pd.Series(self._coefficient_draws().mean(axis=0),
+                              index=layout.coefficient_names, name="posterior_mean")
+            self.params_ = pd.concat([self.params_, coefs]).rename("posterior_mean")
 
     def _segment_sizes(self) -> np.ndarray:
         rows = getattr(self, "_fit_rows", None)
@@ -532,11 +643,20 @@ class BayesianModel(PosteriorDraws, BaseModel):
                             minlength=len(self.segment_labels_)).astype(np.int64)
         return sizes
 
+    def _coefficient_vars(self) -> list[str]:
+        layout = getattr(self, "covariate_layout_", None)
+        return [] if layout is None else [coefficient_var(g) for g in layout.positions]
+
+    def _relabel(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Coefficient rows named ``purchase:channel[web]`` rather than ArviZ's label."""
+        layout = getattr(self, "covariate_layout_", None)
+        return frame if layout is None else frame.rename(index=coefficient_labels(layout))
+
     def _summary_vars(self) -> list[str]:
         if self.hierarchical:
             return [*[f"mu_{u}" for u in self.latents], *[f"sigma_{u}" for u in self.latents],
-                    *self.param_names]
-        return list(self.param_names)
+                    *self.param_names, *self._coefficient_vars()]
+        return [*self.param_names, *self._coefficient_vars()]
 
     def summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
         """Posterior table in the schema every model shares, plus the sampler's columns.
@@ -555,6 +675,7 @@ class BayesianModel(PosteriorDraws, BaseModel):
             warnings.simplefilter("ignore")
             out = az.summary(self.idata_, var_names=self._summary_vars(), hdi_prob=hdi_prob,
                              round_to="none")
+        out = self._relabel(out)
         ci = self._interval_table(0.05, self._summary_vars())
         shared = pd.DataFrame({"estimate": out["mean"], "se": out["sd"],
                                "lower 95%": ci["lower"].reindex(out.index),
@@ -579,7 +700,8 @@ class BayesianModel(PosteriorDraws, BaseModel):
                       [f"{name}[{v}]" for v in post[name][extra[0]].to_numpy()])
             for label, a, b in zip(labels, lo, hi, strict=True):
                 rows[label] = (float(a), float(b))
-        return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
+        return self._relabel(pd.DataFrame.from_dict(rows, orient="index",
+                                                    columns=["lower", "upper"]))
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Central posterior intervals of probability 1 - ``alpha`` for the parameters
@@ -587,7 +709,8 @@ class BayesianModel(PosteriorDraws, BaseModel):
         self._check_fitted()
         if not (isinstance(alpha, int | float) and 0 < alpha < 1):
             raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-        return self._interval_table(float(alpha), list(self.param_names))
+        return self._interval_table(float(alpha),
+                                    [*self.param_names, *self._coefficient_vars()])
 
     @classmethod
     def from_params(cls, *, time_unit: str | None = None, **params: Any) -> BayesianModel:
@@ -722,72 +845,6 @@ class BayesianModel(PosteriorDraws, BaseModel):
         else:
             out = out.drop(["loo_i", "pareto_k"], errors="ignore")
         return out
-
-    # ---- persistence -----------------------------------------------------------------
-    def save(self, path: str | os.PathLike, *, include_data: bool = False,
-             overwrite: bool = True) -> Path:
-        """Save the posterior as netCDF (no pickle; :mod:`clvmodels.models.netcdf`).
-
-        Stored: ``posterior`` and ``sample_stats``, and as attributes the model class, the
-        priors (JSON), segment column and labels, time unit, package version, diagnostics and
-        timings. The RFM data (unique rows, weights) and the pointwise log-likelihood are
-        stored only with ``include_data=True``.
-        """
-        self._check_fitted()
-        from clvmodels._version import __version__
-
-        meta = {
-            "model": type(self).__name__,
-            "package_version": __version__,
-            "time_unit": self.time_unit_,
-            "priors": self.priors_,
-            "user_priors": self.priors,
-            "segment_col": self.segment_col,
-            "parametrization": self.parametrization,
-            "segment_labels": getattr(self, "segment_labels_", None),
-            "centering": (self.centering_.to_numpy().tolist() if self.hierarchical
-                          else None),
-            "fit_info": {
-                "n_customers": self.n_customers_,
-                "n_unique_rows": self.n_unique_rows_,
-                "sampler": self.sampler_,
-                "timings": getattr(self, "fit_timings_", {}),
-                "diagnostics": self.diagnostics_,
-                "segment_sizes": (self._segment_sizes().tolist() if self.hierarchical
-                                  else None),
-            },
-        }
-        return write_posterior(self.idata_, meta, path, include_data=include_data,
-                               overwrite=overwrite)
-
-    @classmethod
-    def _from_idata(cls, idata: az.InferenceData, meta: dict[str, Any]) -> BayesianModel:
-        """The model a netCDF file describes (``meta``: its JSON document)."""
-        model = cls(priors=meta.get("user_priors"), segment_col=meta.get("segment_col"),
-                    parametrization=meta.get("parametrization", "non_centered"))
-        model.priors_ = meta["priors"]
-        model.time_unit_ = meta.get("time_unit")
-        if meta.get("segment_labels") is not None:
-            model.segment_labels_ = list(meta["segment_labels"])
-            w = meta.get("centering")
-            if w is None:  # written before partial centring existed
-                w = np.full((len(model.segment_labels_), len(cls.latents)),
-                            1.0 if model.parametrization == "centered" else 0.0)
-            model.centering_ = pd.DataFrame(
-                w, columns=list(cls.latents),
-                index=pd.Index([str(v) for v in model.segment_labels_],
-                               name=model.segment_col))
-        info = meta.get("fit_info", {})
-        model.fit_info_ = info
-        model.n_customers_ = info.get("n_customers")
-        model.n_unique_rows_ = info.get("n_unique_rows")
-        model.sampler_ = info.get("sampler")
-        model.fit_timings_ = info.get("timings", {})
-        model.idata_ = idata
-        model._draws_cache = None
-        model._set_params()
-        model._diagnose(warn=False)
-        return model
 
     def __repr__(self) -> str:
         if hasattr(self, "params_"):

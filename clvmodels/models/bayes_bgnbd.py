@@ -61,6 +61,12 @@ class BayesianBetaGeo(BayesianTransactionModel):
     N(1, 1.5)``, every ``sigma_u ~ HalfNormal(1)``. ``params_`` then holds the typical
     segment's parameters (latents at their means) and ``segment_params_`` each segment's.
 
+    Covariates (``purchase_covariates``, ``dropout_covariates``; with or without segments):
+    the MLE twin's links (CLVTools'), ``alpha_i = alpha exp(-g_p'z_i)``,
+    ``a_i = a exp(g_d'z_i)``, ``b_i = b exp(g_d'z_i)``; each coefficient ``~ Normal(0, 1)``
+    by default (:mod:`clvmodels.models.bayes_covariates`); ``params_`` ends with their
+    posterior means (``purchase:channel[web]``).
+
     Examples
     --------
     >>> model = BayesianBetaGeo().fit(rfm, chains=2)                  # doctest: +SKIP
@@ -120,7 +126,7 @@ class BayesianBetaGeo(BayesianTransactionModel):
 
         FHL (2005) eq. (10) is a product C(x, T, t) · P(alive | x, t_x, T) whose first factor
         does not involve t_x. The costly factor (a 2F1 per draw and horizon) is therefore
-        evaluated once per distinct (segment, x, T) — as E[Y | x, t_x = T, T] /
+        evaluated once per distinct (segment, covariate pattern, x, T) — as E[Y | x, t_x = T, T] /
         P(alive | x, t_x = T, T), both from the module's own functions, with P(alive) there
         bounded away from 0 — and multiplied by each row's P(alive). UniqueRows are sorted by
         (segment, x, T, t_x), so a chunk holds few distinct (segment, x, T).
@@ -128,14 +134,19 @@ class BayesianBetaGeo(BayesianTransactionModel):
         c = rows.columns
         x, tx, T = c["x"][sl], c["tx"][sl], c["T"][sl]
         codes = rows.extra["codes"][sl]
-        (ucodes, ux, uT), inverse, _ = unique_rows([codes, x, T])
+        covariates = "z" in rows.extra  # the covariate pattern changes the parameters too
+        pattern = rows.extra["pattern"][sl] if covariates else np.zeros(len(codes))
+        (ucodes, upattern, ux, uT), inverse, _ = unique_rows([codes, pattern, x, T])
         S, K = self.n_draws, len(times)
         core = np.empty((S, len(ux), K))
         # the 2F1 evaluation needs many temporaries of its input's size: bound its input
         step = max(1, HEAVY_CELLS // (S * K))
         for u0 in range(0, len(ux), step):
             us = slice(u0, u0 + step)
-            pu = self._row_params(ucodes[us].astype(np.int64) if self.hierarchical else None, 1)
+            zu = (rows.extra["patterns"][upattern[us].astype(np.int64)] if covariates
+                  else None)
+            pu = self._row_params(ucodes[us].astype(np.int64) if self.hierarchical else None,
+                                  1, z=zu)
             xu, Tu = ux[us, None], uT[us, None]
             with np.errstate(divide="ignore", invalid="ignore"):
                 core[:, us, :] = (self._expected_purchases(pu, xu, Tu, Tu, times[None, :])

@@ -44,6 +44,10 @@ class BayesianGammaGamma(BayesianModel):
     v is in money units, so its prior is centred on the observed mean repeat spend (scaled to
     the data, as rstanarm's autoscaled priors are); the resolved numbers are in ``priors_``.
 
+    Covariates (``spend_covariates=[...]``): the MLE twin's link, ``v_i = v exp(g_s'z_i)``,
+    so a customer's expected mean spend p v_i / (q - 1) is multiplied by exp(g_s'z_i);
+    coefficients ``Normal(0, 1)`` by default (:mod:`clvmodels.models.bayes_covariates`).
+
     Hierarchical (``segment_col``): on unconstrained scales, per segment s, ``log p_s``, ``log
     (q_s - 1)`` and ``log mu_s`` with ``mu = p v / (q - 1)`` the segment's mean spend per
     transaction (so ``v = mu (q - 1) / p``), each ``~ Normal(mu_u, sigma_u)`` (non-centred or
@@ -81,7 +85,11 @@ class BayesianGammaGamma(BayesianModel):
                 "column 'frequency': the Gamma-Gamma model needs at least 2 repeat buyers "
                 f"(frequency > 0); found {n_use}"
             )
-        (ucodes, ux, um), inv, counts = unique_rows([codes[use].astype(float), x[use], mx[use]])
+        z = self._design_for(rfm, fitting=fitting)
+        q = 0 if z is None else z.shape[1]
+        uniq, inv, counts = unique_rows([codes[use].astype(float),
+                                         *(z[use, j] for j in range(q)), x[use], mx[use]])
+        ucodes, ux, um = uniq[0], uniq[-2], uniq[-1]
         if w is not None:
             counts = np.bincount(inv, weights=w[use], minlength=len(ux)).astype(np.int64)
             self._fit_weights = w
@@ -93,6 +101,9 @@ class BayesianGammaGamma(BayesianModel):
         out = UniqueRows(columns, counts.astype(np.int64), inverse, rfm.index,
                    rfm.attrs.get("time_unit"))
         out.extra["codes"] = ucodes.astype(np.int64)
+        if z is not None:
+            self._set_row_design(out, np.column_stack(uniq[1:1 + q]) if q
+                                 else np.zeros((len(ux), 0)))
         if fitting:
             out.extra["mean_spend"] = float(np.average(um, weights=counts))
         return out
@@ -139,7 +150,7 @@ class BayesianGammaGamma(BayesianModel):
     # ---- predictions -----------------------------------------------------------------
     def _spend_rows(self, rows: UniqueRows, sl: slice) -> np.ndarray:
         codes = rows.extra["codes"][sl] if self.hierarchical else None
-        p = self._row_params(codes)
+        p = self._row_params(codes, z=rows.extra["z"][sl] if "z" in rows.extra else None)
         x, mx = rows.columns["x"][sl], rows.columns["m"][sl]
         out = expected_spend(p["p"], p["q"], p["v"], x, mx)
         return np.broadcast_to(out, (self.n_draws, sl.stop - sl.start))
@@ -161,10 +172,11 @@ class BayesianGammaGamma(BayesianModel):
         x = rfm["frequency"].to_numpy(float)
         mx = np.where(x > 0, rfm["monetary_value"].to_numpy(float), 0.0)
         draws = check_draws(draws, self.n_draws)
+        z = self._design_for(rfm, fitting=False)
 
         def compute(customers: np.ndarray) -> np.ndarray:
             p = self._row_params(codes[customers] if self.hierarchical else None,
-                                 draws=draws)
+                                 draws=draws, z=None if z is None else z[customers])
             return expected_spend(p["p"], p["q"], p["v"], x[customers], mx[customers])
 
         return CustomerDraws(compute, self.n_draws if draws is None else len(draws), len(x))

@@ -782,6 +782,10 @@ class BayesianBetaGeoBetaBinom(BayesianTransactionModel):
     ``logit(alpha / (alpha + beta))``, ``log(alpha + beta)``, ``logit(gamma / (gamma +
     delta))``, ``log(gamma + delta)``, each ``~ Normal(mu, sigma)`` with hyperpriors
     ``mu_logit_* ~ N(0, 1.5)``, ``mu_log_* ~ N(1, 1.5)``, ``sigma ~ HalfNormal(1)``.
+
+    Covariates (``purchase_covariates``, ``dropout_covariates``; with or without segments):
+    the MLE twin's links, ``alpha_i = alpha exp(g_p'z_i)``, ``gamma_i = gamma exp(g_d'z_i)``,
+    coefficients ``Normal(0, 1)`` by default (:mod:`clvmodels.models.bayes_covariates`).
     """
 
     name = "bayes-bgbb"

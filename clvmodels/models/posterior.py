@@ -28,7 +28,8 @@ from scipy import special
 
 from clvmodels.models.base import check_counts, check_horizon, check_scalar_horizon
 from clvmodels.models.hierarchical import plain_label
-from clvmodels.rows import UniqueRows
+from clvmodels.models.links import row_params
+from clvmodels.rows import UniqueRows, unique_rows
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -103,9 +104,28 @@ class PosteriorDraws:
 
         Draw ``s`` of two models is not paired by construction: to pair them, select the
         same number of draws of each (e.g. evenly spaced).
+
+        A model with covariates needs ``data`` (it raises without): the groups are then the
+        distinct (segment, covariate pattern) of ``data``, each group's parameters per draw
+        the base parameters times exp(sign * gamma' z) (links equation (1)); the coefficient
+        draws themselves are :meth:`coefficient_draws`.
         """
         self._check_fitted()
         S = self.n_draws
+        if getattr(self, "covariate_layout_", None) is not None:
+            if data is None:
+                raise self._no_covariates_error()
+            codes = self._segment_codes(data, fitting=False, unseen=unseen_segments)
+            z = self.covariate_layout_.encoding.design(data, unseen=self.unseen_levels)
+            keys, inverse, _ = unique_rows([codes.astype(float), *z.T])
+            p = self._row_params(keys[0].astype(np.int64) if self.hierarchical else None,
+                                 z=np.column_stack(keys[1:]))
+            G = len(keys[0])
+            out = {}
+            for n, v in p.items():
+                out[n] = np.ascontiguousarray(np.broadcast_to(v, (S, G)))
+                out[n].flags.writeable = False
+            return out, np.asarray(inverse, dtype=np.int64)
         params = {n: v.reshape(S, -1) for n, v in self._param_draws().items()}
         if data is None:
             return params, np.zeros(0, dtype=np.int64)
@@ -150,14 +170,56 @@ class PosteriorDraws:
         xp = SimpleNamespace(exp=np.exp, sigmoid=special.expit)
         return self._natural_from_latent(u, xp)
 
+    def _coefficient_draws(self) -> np.ndarray:
+        """Covariate coefficient draws ``(S, k)``, columns in ``coefficient_names`` order."""
+        cache = getattr(self, "_coef_cache", None)
+        if cache is None or cache.shape[0] != self.n_draws:
+            post = self.idata_.posterior
+            S = self.n_draws
+            parts = [post[f"coef_{g}"].to_numpy().reshape(S, -1)
+                     for g in self.covariate_layout_.positions]
+            cache = np.ascontiguousarray(np.concatenate(parts, axis=1) if parts
+                                         else np.zeros((S, 0)))
+            cache.flags.writeable = False
+            self._coef_cache = cache
+        return cache
+
+    def coefficient_draws(self) -> pd.DataFrame:
+        """Posterior draws of the covariate coefficients: one row per draw (chains × draws,
+        chain-major), one column per coefficient (``purchase:channel[web]``)."""
+        self._check_fitted()
+        names = self.covariate_layout_.coefficient_names if getattr(
+            self, "covariate_layout_", None) is not None else []
+        return pd.DataFrame(self._coefficient_draws() if names else
+                            np.zeros((self.n_draws, 0)), columns=names)
+
     def _row_params(self, codes: np.ndarray | None, extra_axes: int = 0,
-                    draws: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                    draws: np.ndarray | None = None, z: np.ndarray | None = None
+                    ) -> dict[str, np.ndarray]:
         """Parameter draws broadcastable against customers: ``(S, 1)`` or ``(S, n)``.
 
         ``codes`` are segment codes per customer (``-1``: a new segment, population level).
         ``extra_axes`` trailing singleton axes are appended (for horizons). ``draws`` selects
-        posterior draws (all by default).
+        posterior draws (all by default). ``z`` is the customers' design matrix ``(n, q)``,
+        which a model with covariates needs: each draw's base parameters times
+        exp(sign * gamma_draw' z_i) (links equation (1)).
         """
+        out = self._base_row_params(codes, extra_axes, draws)
+        if getattr(self, "covariate_layout_", None) is None:
+            return out
+        if z is None:
+            raise self._no_covariates_error()
+        coefs = self._coefficient_draws()
+        if draws is not None:
+            coefs = coefs[np.asarray(draws)]
+        tail = (1,) * extra_axes
+        eta = {g: e.reshape(*e.shape, *tail) for g, e in self._eta(z, coefs).items()}
+        return row_params(out, self.covariate_links, eta)
+
+    def _base_row_params(self, codes: np.ndarray | None, extra_axes: int = 0,
+                         draws: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The base parameters' draws (the segment's, or the model's), as
+        :meth:`_row_params` shapes them."""
         params = self._param_draws()
         sel: Any = slice(None) if draws is None else np.asarray(draws)
         tail = (1,) * extra_axes
@@ -228,7 +290,10 @@ class PosteriorDraws:
 
     def _segment_draws(self, segment: Any) -> dict[str, np.ndarray]:
         """Draws (S,) of one fitted segment's parameters, or of a new segment for ``None``
-        (hierarchical); the plain draws otherwise."""
+        (hierarchical); the plain draws otherwise. A model with covariates refuses: its
+        customers' parameters depend on their attributes."""
+        if getattr(self, "covariate_layout_", None) is not None:
+            raise self._no_covariates_error()
         if not self.hierarchical:
             return self._param_draws()
         if segment is None:
@@ -338,7 +403,8 @@ class TransactionPredictions:
     def _params_for(self, rows: UniqueRows, sl: slice, extra_axes: int = 0
                     ) -> dict[str, np.ndarray]:
         codes = rows.extra["codes"][sl] if self.hierarchical else None
-        return self._row_params(codes, extra_axes)
+        z = rows.extra["z"][sl] if "z" in rows.extra else None
+        return self._row_params(codes, extra_axes, z=z)
 
     def _palive_rows(self, rows: UniqueRows, sl: slice) -> np.ndarray:
         c = rows.columns

@@ -96,7 +96,7 @@ class ContractualPredictions:
     def _row_draws(self, rows: UniqueRows, compute: Any) -> np.ndarray:
         """``compute(params (S, rows), periods, churned) -> (S, rows)`` on the unique rows."""
         codes = rows.extra["codes"] if self.hierarchical else None
-        p = self._row_params(codes)
+        p = self._row_params(codes, z=rows.extra.get("z"))
         periods, churned = rows.columns["periods"], rows.columns["churned"]
         return np.broadcast_to(compute(p, periods, churned), (self.n_draws, rows.n_rows))
 
@@ -142,7 +142,7 @@ class ContractualPredictions:
         rows = self._contract_rows(data, unseen_segments)
         k = np.arange(1, int(_periods_arg(t)) + 1, dtype=float)
         codes = rows.extra["codes"] if self.hierarchical else None
-        p = self._row_params(codes, extra_axes=1)
+        p = self._row_params(codes, extra_axes=1, z=rows.extra.get("z"))
         n = rows.columns["periods"][:, None]
         total = np.zeros((self.n_draws, rows.n_rows))
         if len(k):

@@ -642,6 +642,11 @@ class BayesianShiftedBetaGeo(BayesianContractualModel):
     segment, the mean churn probability ``logit(alpha / (alpha + beta))`` and the
     concentration ``log(alpha + beta)``, each ``~ Normal(mu, sigma)``; hyperpriors
     ``mu_logit_churn ~ N(-1, 1.5)``, ``mu_log_kappa ~ N(1, 1.5)``, ``sigma ~ HalfNormal(1)``.
+
+    Covariates (``dropout_covariates``; with or without segments): the MLE twin's link,
+    ``alpha_i = alpha exp(g_d'z_i)`` (the odds of the mean churn probability times
+    exp(g_d'z_i)), coefficients ``Normal(0, 1)`` by default
+    (:mod:`clvmodels.models.bayes_covariates`).
     """
 
     name = "bayes-sbg"
