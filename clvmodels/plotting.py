@@ -29,6 +29,7 @@ table                                          plot
 (ArviZ)                                        :func:`plot_trace`
 (the model's priors and posterior)             :func:`plot_prior_posterior`
 ``model.segment_params_``                      :func:`plot_segment_forest`
+:func:`coefficient_table`                      :func:`plot_coefficients`
 =============================================  =================================================
 
 Colours: :data:`ACTUAL_COLOR` for what was observed, :data:`MODEL_COLOR` for the model.
@@ -67,6 +68,7 @@ from clvmodels.diagnostics import (
     spend_density_table,
     tracking_table,
 )
+from clvmodels.diagnostics_covariates import coefficient_table
 from clvmodels.models.protocol import is_posterior
 
 __all__ = [
@@ -76,12 +78,14 @@ __all__ = [
     "DEFAULT_MAX_DRAWS",
     "MODEL_COLOR",
     "calibration_histogram_table",
+    "coefficient_table",
     "conditional_expectation_table",
     "frequency_recency_table",
     "gains_table",
     "lorenz_table",
     "plot_calibration_histogram",
     "plot_clv_distribution",
+    "plot_coefficients",
     "plot_conditional_expectation",
     "plot_frequency_recency_matrix",
     "plot_gains",
@@ -311,10 +315,11 @@ def plot_tracking(model: Any, transactions: pd.DataFrame, calibration_end: Any,
                   customer_id_col: str = "customer_id", datetime_col: str = "date",
                   segments: pd.Series | None = None,
                   interval: float | None = DEFAULT_INTERVAL, label: str | None = None,
-                  ax: Axes | None = None) -> Axes:
+                  ax: Axes | None = None, covariates: pd.DataFrame | None = None) -> Axes:
     """Cumulative or per-period (incremental) repeat transactions over calibration +
     holdout, actual vs model, with the end of calibration marked (:func:`tracking_table`;
-    ``segments`` as there, for hierarchical models).
+    ``segments`` as there, for hierarchical models; ``covariates`` as there, for models
+    with covariates).
 
     The legend gives the model's *holdout tracking error*: the cohort's expected repeat
     transactions over the holdout (the unconditional forecast, each customer from their first
@@ -329,7 +334,7 @@ def plot_tracking(model: Any, transactions: pd.DataFrame, calibration_end: Any,
         raise ValueError("kind must be 'cumulative' or 'incremental'")
     table = tracking_table(model, transactions, calibration_end, observation_end, period,
                            customer_id_col=customer_id_col, datetime_col=datetime_col,
-                           segments=segments, interval=interval)
+                           segments=segments, interval=interval, covariates=covariates)
     ax = _new_ax(ax, figsize=(9.0, 4.8))
     cumulative = kind == "cumulative"
     suffix = "_cumulative" if cumulative else ""
@@ -787,3 +792,74 @@ def plot_segment_forest(model: Any, params: Sequence[str] | None = None, *,
         axes[0].figure.suptitle(f"Segment parameters by {model.segment_col}: posterior mean "
                                 f"and 90% interval (dashed: typical segment)")
     return axes
+
+
+#: the order of the covariate groups in :func:`plot_coefficients`
+_GROUP_ORDER = ("purchase", "dropout", "spend")
+#: markers of the models of :func:`plot_coefficients`, in turn
+_MARKERS = ("o", "s", "D", "^", "v", "P")
+
+
+def plot_coefficients(models: Any, *, interval: float = 0.95, ax: Axes | None = None
+                      ) -> Axes:
+    """Forest plot of covariate coefficients: point and interval per coefficient, a zero
+    line, coefficients grouped by purchase / dropout / spend (:func:`coefficient_table`).
+
+    ``models``: one fitted model, a sequence of them or a dict name → model (several models
+    are drawn side by side, offset vertically, one marker and colour each; models without
+    covariates are skipped). Maximum likelihood: estimate and Wald ``interval``; Bayesian:
+    posterior mean and central ``interval``. A coefficient right of zero raises the linked
+    rate (purchase: more purchases; dropout: earlier dropout; spend: higher spend). Returns
+    the Axes.
+    """
+    if isinstance(models, dict):
+        items = [(str(k), v) for k, v in models.items()]
+    elif isinstance(models, list | tuple):
+        items = [(_model_label(m), m) for m in models]
+    else:
+        items = [(_model_label(models), models)]
+    tables = [(name, coefficient_table(m, interval)) for name, m in items]
+    tables = [(name, t) for name, t in tables if len(t)]
+    if not tables:
+        raise ValueError("no model with covariates to plot")
+    keys: list[tuple[str, str]] = []
+    for _, t in tables:
+        keys += [k for k in zip(t["group"], t["covariate"], strict=True) if k not in keys]
+    rank = {g: i for i, g in enumerate(_GROUP_ORDER)}
+    keys.sort(key=lambda k: rank.get(k[0], len(rank)))  # stable: model order within groups
+    groups = list(dict.fromkeys(g for g, _ in keys))
+    pos: dict[tuple[str, str], float] = {}
+    y = 0.0
+    group_spans = []
+    for g in groups:
+        top = y
+        for k in (k for k in keys if k[0] == g):
+            pos[k] = y
+            y -= 1.0
+        group_spans.append((g, top, y + 1.0))
+        y -= 0.6  # a gap between groups
+    ax = _new_ax(ax, figsize=(8.0, max(2.5, 0.42 * len(keys) + 0.5 * len(groups) + 1.2)))
+    colors = [MODEL_COLOR, ACTUAL_COLOR, "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+    n = len(tables)
+    for i, (name, t) in enumerate(tables):
+        shift = (i - (n - 1) / 2) * (0.6 / max(n, 1)) if n > 1 else 0.0
+        ys = np.array([pos[k] for k in zip(t["group"], t["covariate"], strict=True)]) - shift
+        est = t["estimate"].to_numpy(float)
+        err = np.vstack([est - t["lower"].to_numpy(float), t["upper"].to_numpy(float) - est])
+        ax.errorbar(est, ys, xerr=np.clip(np.nan_to_num(err), 0, None), fmt=_MARKERS[i % 6],
+                    color=colors[i % len(colors)], ecolor=colors[i % len(colors)], capsize=3,
+                    label=name if n > 1 else None)
+    ax.axvline(0.0, color="0.3", linewidth=1)
+    ax.set_yticks([pos[k] for k in keys], [c for _, c in keys])
+    for g, top, bottom in group_spans:
+        ax.axhspan(bottom - 0.45, top + 0.45, color="0.5",
+                   alpha=0.07 if groups.index(g) % 2 == 0 else 0.0, linewidth=0)
+        ax.text(1.01, (top + bottom) / 2, g, transform=ax.get_yaxis_transform(),
+                rotation=90, va="center", ha="left", fontsize=10, fontweight="bold")
+    ax.set_ylim(y + 1.6 - 0.7, 0.7)
+    ax.set_xlabel(f"coefficient (log of the multiplicative effect), {interval:.0%} interval")
+    ax.grid(axis="x", alpha=0.3)
+    if n > 1:
+        ax.legend(loc="best", fontsize=9)
+    ax.set_title("Covariate coefficients" + ("" if n > 1 else f": {tables[0][0]}"))
+    return ax

@@ -23,14 +23,31 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pandas as pd
+
 from clvmodels._io import check_output_path, write_text, write_with
+from clvmodels.diagnostics_covariates import coefficient_table
 from clvmodels.report import contractual, transaction
 from clvmodels.report.contractual import METRIC_INFO as CONTRACTUAL_METRIC_INFO
 from clvmodels.report.parts import ReportFigure, format_metric
 from clvmodels.report.transaction import METRIC_INFO
 
 __all__ = ["CONTRACTUAL_METRIC_INFO", "METRIC_INFO", "ReportFigure", "build_figures",
-           "format_metric", "metric_info", "render_html", "write_html", "write_report"]
+           "coefficients_frame", "format_metric", "metric_info", "render_html", "write_html",
+           "write_report"]
+
+
+def coefficients_frame(comparison: Any) -> pd.DataFrame | None:
+    """Every covariate coefficient of the compared models (and the spend model), one row per
+    (model, coefficient) with :func:`clvmodels.diagnostics_covariates.coefficient_table`'s
+    columns (95% intervals); None when no model has covariates."""
+    from clvmodels.report.covariates import INTERVAL, covariate_models
+
+    models = covariate_models(comparison) if hasattr(comparison, "models") else {}
+    if not models:
+        return None
+    return pd.concat({name: coefficient_table(m, INTERVAL) for name, m in models.items()},
+                     names=["model", "coefficient"])
 
 
 def _layout(comparison: Any) -> ModuleType:
@@ -70,7 +87,9 @@ def write_html(comparison: Any, path: str | os.PathLike, *, force: bool = False,
 
 def write_report(comparison: Any, out_dir: str | os.PathLike, *,
                  force: bool = False, title: str | None = None) -> dict[str, Path]:
-    """Write ``report.html``, ``metrics.csv`` and ``figures/<name>.png`` into ``out_dir``.
+    """Write ``report.html``, ``metrics.csv`` and ``figures/<name>.png`` into ``out_dir``
+    (and ``coefficients.csv`` — every covariate coefficient of every model, by model — when
+    a compared model has covariates).
 
     Every existing output is refused unless ``force`` — all of them are checked before
     anything is written — and each file is written atomically. Returns the paths by role
@@ -80,8 +99,11 @@ def write_report(comparison: Any, out_dir: str | os.PathLike, *,
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {os.fspath(out)!r} exists and is not a directory")
     report_path, metrics_path = out / "report.html", out / "metrics.csv"
-    for p in (report_path, metrics_path):
-        check_output_path(p, force=force)
+    coefs = coefficients_frame(comparison)
+    coef_path = out / "coefficients.csv" if coefs is not None else None
+    for p in (report_path, metrics_path, coef_path):
+        if p is not None:
+            check_output_path(p, force=force)
     figures = build_figures(comparison)
     fig_paths = {f.name: out / "figures" / f"{f.name}.png" for f in figures}
     for p in fig_paths.values():
@@ -94,5 +116,8 @@ def write_report(comparison: Any, out_dir: str | os.PathLike, *,
             force=force)
     written["metrics"] = write_with(lambda tmp: comparison.metrics.to_csv(tmp),
                                     metrics_path, force=force)
+    if coefs is not None and coef_path is not None:
+        written["coefficients"] = write_with(lambda tmp: coefs.to_csv(tmp), coef_path,
+                                             force=force)
     written["report"] = write_text(page, report_path, force=force)
     return written

@@ -21,6 +21,7 @@ import pandas as pd
 from clvmodels.evaluation import BASELINES, METRIC_COLUMNS, METRIC_DIRECTIONS
 from clvmodels.models.protocol import is_posterior
 from clvmodels.models.registry import label_of
+from clvmodels.report.covariates import coefficients_figure, covariates_view
 from clvmodels.report.parts import PALETTE as _PALETTE
 from clvmodels.report.parts import STYLE as _STYLE
 from clvmodels.report.parts import UNIT_NAMES as _UNIT_NAMES
@@ -119,7 +120,9 @@ def _diagnostics_figure(comparison: ModelComparison, name: str, model: Any) -> F
     for ax, kind in ((axes[1, 0], "cumulative"), (axes[1, 1], "incremental")):
         plotting.plot_tracking(model, tx, s["calibration_end"], s["observation_end"], "W",
                                kind=kind, customer_id_col=s["customer_id_col"],
-                               datetime_col=s["datetime_col"], interval=interval, ax=ax)
+                               datetime_col=s["datetime_col"], interval=interval, ax=ax,
+                               covariates=rfm if getattr(model, "has_covariates", False)
+                               else None)
     fig.suptitle(f"{name}: {_model_label(model)}", fontsize=13, fontweight="bold")
     return fig
 
@@ -295,6 +298,13 @@ def build_figures(comparison: ModelComparison) -> list[ReportFigure]:
                     figures.append(ReportFigure(f"{kind}-{stem}", f"{name}: {title}",
                                                 "diagnostics", _png(fig), model=name,
                                                 collapsed=kind == "trace"))
+        coefficients = coefficients_figure(comparison)
+        if coefficients is not None:
+            figures.append(ReportFigure(
+                "coefficients", "Covariate coefficients", "covariates", _png(coefficients),
+                caption="Point: estimate (Bayesian: posterior mean); bar: 95% interval. "
+                        "Right of zero, the attribute raises the rate of its group "
+                        "(purchases, dropout or spend) against the reference level."))
         gains = _gains_figure(comparison)
         if gains is not None:
             figures.append(ReportFigure(
@@ -667,9 +677,11 @@ def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | N
         figures = build_figures(comparison)
     s = comparison.settings
     by_section = figure_context(figures)
+    covariates = covariates_view(comparison)
     sections = [("summary", "Summary"), ("data", "Data"), ("metrics", "Model comparison"),
-                ("parameters", "Parameters"), ("diagnostics", "Diagnostics"),
-                ("ranking", "Value ranking")]
+                ("parameters", "Parameters"),
+                *([("covariates", "Covariates")] if covariates is not None else []),
+                ("diagnostics", "Diagnostics"), ("ranking", "Value ranking")]
     segments = _segments_view(comparison)
     if segments is not None:
         sections.append(("segments", "Segments"))
@@ -692,6 +704,7 @@ def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | N
         "words": _words(comparison),
         "interval": _pct(s.get("interval", 0.9), 0),
         "params": _params_view(comparison),
+        "covariates": covariates,
         "figures": by_section,
         "segments": segments,
         "valuation": valuation,
