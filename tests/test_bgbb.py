@@ -572,8 +572,12 @@ def test_bad_arguments_are_refused() -> None:
         bgbb.expected_purchases_new_customer(*p, -1)
     with pytest.raises(ValueError, match="discount_rate"):
         bgbb.expected_discounted_transactions(*p, 1, 1, 2, -0.1)
-    with pytest.raises(ValueError, match="scalar"):
-        bgbb.log_likelihood_grad(np.array([1.0, 2.0]), 1.0, 1.0, 1.0, 1, 1, 2)
+    # per-row parameters (covariates) are served row by row: each row as its scalar gradient
+    rows = bgbb.log_likelihood_grad(np.array([1.0, 2.0]), 1.0, 1.0, 1.0, 1, 1, 2)
+    for i, al in enumerate((1.0, 2.0)):
+        np.testing.assert_allclose(rows[:, i],
+                                   bgbb.log_likelihood_grad(al, 1.0, 1.0, 1.0, 1, 1, 2)[:, 0],
+                                   rtol=1e-13)
     # impossible rows would index the grids out of range: refused, with their positions
     for x, tx, n in (([1, 3], [2, 2], [4, 4]), ([0, 1], [1, 1], [2, 2]), ([1, 1], [0, 1], [2, 2]),
                      ([1, 1], [2, 3], [2, 2]), ([1, 1.5], [2, 2], [3, 3])):
