@@ -259,11 +259,11 @@ def _bayes_options(draws: int, tune: int, chains: int, seed: int | None) -> dict
 
 
 def _fit_one(name: str, data: pd.DataFrame, *, weights: str | None, penalizer: float,
-             bayes: dict[str, Any]) -> Any:
-    cls = registry.get_model(name)
-    if getattr(cls, "bayesian", False):
-        return cls().fit(data, weights=weights, **bayes)
-    return cls(penalizer=penalizer).fit(data, weights=weights)
+             bayes: dict[str, Any], covariates: dict[str, list[str]] | None = None) -> Any:
+    model = _build(name, penalizer=penalizer, covariates=covariates)
+    if getattr(model, "bayesian", False):
+        return model.fit(data, weights=weights, **bayes)
+    return model.fit(data, weights=weights)
 
 
 def _overview(data: pd.DataFrame, name: str, weights: str | None, source: Path) -> Any:
@@ -282,6 +282,76 @@ Draws = Annotated[int, typer.Option("--draws", help="Bayesian: draws per chain."
 Tune = Annotated[int, typer.Option("--tune", help="Bayesian: tuning steps per chain.")]
 Chains = Annotated[int, typer.Option("--chains", help="Bayesian: chains.")]
 Seed = Annotated[int | None, typer.Option("--seed", help="Bayesian: random seed.")]
+PurchaseCovariates = Annotated[str | None, typer.Option(
+    "--purchase-covariates", help="Comma-separated attribute columns acting on the purchase "
+                                  "rate (categorical: indicators against a reference level).")]
+DropoutCovariates = Annotated[str | None, typer.Option(
+    "--dropout-covariates", help="Comma-separated attribute columns acting on dropout.")]
+SpendCovariates = Annotated[str | None, typer.Option(
+    "--spend-covariates", help="Comma-separated attribute columns acting on the spend model's "
+                               "scale (needs a spend model).")]
+Customers = Annotated[Path | None, typer.Option(
+    "--customers", help="Customer attribute table (CSV or Parquet), one row per customer, "
+                        "joined on the customer id: where the covariate columns come from.")]
+CustomersId = Annotated[str | None, typer.Option(
+    "--customers-id", help="Customer id column of --customers (default: the --customer-id "
+                           "column when it has one, else its first column).")]
+
+
+def _covariate_lists(purchase: str | None, dropout: str | None, spend: str | None
+                     ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(transaction model's, spend model's) covariate keyword arguments from the options."""
+    def names(value: str | None, option: str) -> list[str]:
+        if value is None:
+            return []
+        out = [part.strip() for part in value.split(",") if part.strip()]
+        if not out:
+            raise ValueError(f"{option}: name at least one column")
+        dup = sorted({c for c in out if out.count(c) > 1})
+        if dup:
+            raise ValueError(f"{option}: column(s) {dup} named twice")
+        return out
+
+    t = {k: v for k, v in (("purchase_covariates", names(purchase, "--purchase-covariates")),
+                           ("dropout_covariates", names(dropout, "--dropout-covariates")))
+         if v}
+    sp = names(spend, "--spend-covariates")
+    return t, ({"spend_covariates": sp} if sp else {})
+
+
+def _customer_table(path: Path | None, id_col: str | None, default_id: str
+                    ) -> tuple[pd.DataFrame | None, str | None]:
+    """The --customers table read (or None) and the column its ids are in."""
+    if path is None:
+        if id_col is not None:
+            raise ValueError("--customers-id names the id column of --customers, which is "
+                             "not given")
+        return None, None
+    from clvmodels.rfm import read_transactions
+
+    with step(f"Reading {path}"):
+        table = read_transactions(path)
+    if id_col is None:
+        id_col = default_id if default_id in table.columns else str(table.columns[0])
+    if id_col not in table.columns:
+        raise ValueError(f"--customers-id: column {id_col!r} not found in {os.fspath(path)} "
+                         f"(columns: {list(table.columns)})")
+    return table, id_col
+
+
+def _build(name: str, *, penalizer: float = 0.0, segment_col: str | None = None,
+           covariates: dict[str, list[str]] | None = None) -> Any:
+    """A new model of the registry name, with the covariates given."""
+    cls = registry.get_model(name)
+    extra = dict(covariates or {})
+    try:
+        if getattr(cls, "bayesian", False):
+            return cls(segment_col=segment_col, **extra) if segment_col else cls(**extra)
+        return cls(penalizer=penalizer, **extra)
+    except TypeError as exc:  # a family without that covariate group
+        raise ValueError(f"{name} does not take "
+                         f"{', '.join('--' + k.replace('_', '-') for k in extra)}: {exc}"
+                         ) from None
 
 
 @app.command()
@@ -310,10 +380,20 @@ def fit(
     chains: Chains = 4,
     seed: Seed = None,
     allow_unconverged: AllowUnconverged = False,
+    purchase_covariates: PurchaseCovariates = None,
+    dropout_covariates: DropoutCovariates = None,
+    spend_covariates: SpendCovariates = None,
+    customers: Customers = None,
+    customers_id: CustomersId = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")
                      ] = False,
 ) -> None:
-    """Fit a model to a summary file and save it (JSON, or netCDF for Bayesian models)."""
+    """Fit a model to a summary file and save it (JSON, or netCDF for Bayesian models).
+
+    With --purchase-covariates / --dropout-covariates / --spend-covariates the named
+    attribute columns (of the summary, or of the --customers table joined on the customer
+    id) enter the model; the saved model records their encoding and coefficients.
+    """
     console = stdout()
     name = getattr(model, "value", model)
     spend_name = getattr(spend, "value", spend)
@@ -327,19 +407,35 @@ def fit(
                                  "model; value it with a revenue per period (`forecast`)")
             spend_out = out.with_name(f"{out.stem}.{spend_name}{_model_suffix(spend_name)}")
             check_output_path(spend_out, force=force)
+        t_cov, s_cov = _covariate_lists(purchase_covariates, dropout_covariates,
+                                        spend_covariates)
+        if s_cov and spend_name is None:
+            raise ValueError("--spend-covariates: name a spend model with --spend")
         with step(f"Reading {summary_file}"):
             data = _read_summary(summary_file, time_unit.value if time_unit else None)
+        table, id_col = _customer_table(customers, customers_id,
+                                        data.index.name or "customer_id")
+        wanted = [c for group in (*t_cov.values(), *s_cov.values()) for c in group]
+        if table is not None and not wanted:
+            raise ValueError("--customers is the attribute table for covariates: name the "
+                             "columns with --purchase-covariates, --dropout-covariates or "
+                             "--spend-covariates")
+        if wanted:
+            from clvmodels.evaluation.fitting import attach_covariates
+
+            data = attach_covariates(data, wanted, customers=table, customers_id_col=id_col)
         bayes = _bayes_options(draws, tune, chains, seed)
         # fit everything first: a failing spend fit must not leave the transaction model
         counts = data[weights] if weights and weights in data.columns else None
         n_customers = int(counts.sum()) if counts is not None else len(data)
         with step(f"Fitting {name} on {plural(n_customers, 'customer')}"):
-            fitted = _fit_one(name, data, weights=weights, penalizer=penalizer, bayes=bayes)
+            fitted = _fit_one(name, data, weights=weights, penalizer=penalizer, bayes=bayes,
+                              covariates=t_cov)
         spend_model = None
         if spend_name is not None:
             with step(f"Fitting {spend_name}"):
                 spend_model = _fit_one(spend_name, data, weights=weights,
-                                       penalizer=penalizer, bayes=bayes)
+                                       penalizer=penalizer, bayes=bayes, covariates=s_cov)
         for m in (fitted, spend_model):
             _check_converged(m, allow_unconverged)
         writers = {out: lambda tmp: fitted.save(tmp)}
@@ -422,11 +518,20 @@ def forecast(
     chains: Chains = 2,
     seed: Seed = None,
     allow_unconverged: AllowUnconverged = False,
+    purchase_covariates: PurchaseCovariates = None,
+    dropout_covariates: DropoutCovariates = None,
+    spend_covariates: SpendCovariates = None,
+    customers: Customers = None,
+    customers_id: CustomersId = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")
                      ] = False,
 ) -> None:
     """Per-customer discounted CLV in one command, from transactions, subscriptions or a
     discrete summary.
+
+    With covariates (--purchase-covariates …; columns of the --customers table, or of the
+    input, each customer's value on their first row) every customer is fitted and valued
+    with their own attributes.
 
     Transactions → RFM → transaction and spend models → CLV; subscription records
     (``--model sbg``) → contract summary → sBG → margin × revenue per period × DERL; a
@@ -474,6 +579,16 @@ def forecast(
             if engine is EngineName.pandas:
                 with step(f"Reading {input}"):
                     source = read_transactions(input)
+        t_cov, s_cov = _covariate_lists(purchase_covariates, dropout_covariates,
+                                        spend_covariates)
+        table, id_col = _customer_table(customers, customers_id, customer_id)
+        if t_cov or s_cov:
+            options.update(t_cov, **s_cov)
+            options.update(customers=table, customers_id_col=id_col)
+        elif table is not None:
+            raise ValueError("--customers is the attribute table for covariates: name the "
+                             "columns with --purchase-covariates, --dropout-covariates or "
+                             "--spend-covariates")
         _supported(run_forecast, **{k: v for k, v in options.items()
                                     if k in ("weights_col", "start_col", "end_col",
                                              "revenue_per_period", "fit_kwargs")})
@@ -570,10 +685,20 @@ def compare(
     chains: Chains = 2,
     title: Annotated[str | None, typer.Option("--title", help="Title of the report.")
                      ] = None,
+    purchase_covariates: PurchaseCovariates = None,
+    dropout_covariates: DropoutCovariates = None,
+    spend_covariates: SpendCovariates = None,
+    customers: Customers = None,
+    customers_id: CustomersId = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")
                      ] = False,
 ) -> None:
-    """Fit models on a calibration period, score them on the holdout, write the report."""
+    """Fit models on a calibration period, score them on the holdout, write the report.
+
+    With --purchase-covariates / --dropout-covariates every named transaction model is
+    compared twice, without and with the covariates (NAME and NAME+cov), so the report shows
+    whether they help: holdout metrics, the likelihood-ratio test and the coefficients.
+    """
     from clvmodels.report import write_report
     from clvmodels.rfm import read_transactions
 
@@ -588,8 +713,22 @@ def compare(
         contractual = bool(names) and _contractual_names(names)  # type: ignore[arg-type]
         spend_model = None if spend.strip().lower() in ("none", "") else spend.strip()
         bayes_kwargs = {"draws": draws, "tune": tune, "chains": chains}
+        t_cov, s_cov = _covariate_lists(purchase_covariates, dropout_covariates,
+                                        spend_covariates)
+        if contractual and s_cov:
+            raise ValueError("--spend-covariates: contractual models have no spend model")
+        if contractual and (t_cov or customers is not None):
+            raise ValueError("covariates in the contractual comparison are not available from "
+                             "the command line yet; use clvmodels.evaluation in Python")
+        if (t_cov or s_cov) and (out / "coefficients.csv").exists():
+            check_output_path(out / "coefficients.csv", force=force)
         with step(f"Reading {transactions}"):
             frame = read_transactions(transactions)
+        table, id_col = _customer_table(customers, customers_id, customer_id)
+        if table is not None and not (t_cov or s_cov):
+            raise ValueError("--customers is the attribute table for covariates: name the "
+                             "columns with --purchase-covariates, --dropout-covariates or "
+                             "--spend-covariates")
         with step("Comparing models") as progress:
             if contractual:
                 result = _compare_contractual(
@@ -601,20 +740,49 @@ def compare(
             else:
                 from clvmodels.evaluation import DEFAULT_MODELS, compare_models
 
+                chosen: Any = names or list(DEFAULT_MODELS)
+                spend_arg: Any = spend_model
+                if t_cov:
+                    chosen = _with_covariate_twins(chosen, t_cov, segment_col)
+                if s_cov:
+                    if spend_model is None:
+                        raise ValueError("--spend-covariates: name a spend model with --spend")
+                    spend_arg = _build(spend_model, segment_col=segment_col, covariates=s_cov)
                 result = compare_models(
                     frame, calibration_end=calibration_end, observation_end=observation_end,
-                    time_unit=time_unit.value, models=names or list(DEFAULT_MODELS),
-                    segment_col=segment_col, spend_model=spend_model,
+                    time_unit=time_unit.value, models=chosen,
+                    segment_col=segment_col, spend_model=spend_arg,
                     baselines=not no_baselines, customer_id_col=customer_id,
                     datetime_col=date, monetary_value_col=amount, bayes_kwargs=bayes_kwargs,
-                    progress=progress.update)
+                    progress=progress.update, customers=table, customers_id_col=id_col)
         with step("Writing the report"), staged_directory(out, force=force) as stage:
             written = write_report(result, stage, force=True,
                                    title=title or f"CLV model comparison: {transactions.name}")
     console.print(metrics_table(result, columns=None if contractual else COMPARE_COLUMNS))
+    if not contractual and (t_cov or s_cov):
+        from clvmodels.report.covariates import lr_tests
+
+        for r in lr_tests(result):
+            console.print(f"LR test {r['restricted']} vs {r['full']}: LR = {r['statistic']} on "
+                          f"{r['df']} df, p = {r['p_value']}")
     n_figures = sum(1 for key in written if key.startswith("figure:"))
     console.print(f"Wrote {out / 'report.html'}, {out / 'metrics.csv'} and "
                   f"{plural(n_figures, 'figure')} in {out / 'figures'}")
+
+
+def _with_covariate_twins(names: list[str], covariates: dict[str, list[str]],
+                          segment_col: str | None) -> dict[str, Any]:
+    """Each named model twice: as named and, with the covariates, as ``NAME+cov`` (baseline
+    names stay names)."""
+    from clvmodels.evaluation import BASELINES
+
+    out: dict[str, Any] = {}
+    for name in names:
+        out[name] = name
+        if name.strip().lower() in BASELINES:
+            continue
+        out[f"{name}+cov"] = _build(name, segment_col=segment_col, covariates=covariates)
+    return out
 
 
 def _compare_contractual(frame: pd.DataFrame, *, names: list[str], **options: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
@@ -134,7 +135,8 @@ def params_table(model: Any, title: str) -> Table:
     table = new_table(title, ["parameter", *(headers.get(c, c) for c in cols)],
                       numeric=[headers.get(c, c) for c in cols])
     for name, row in summary.iterrows():
-        table.add_row(str(name), *(f"{row[c]:.4g}" if pd.notna(row[c]) else "–"
+        # escaped: an indicator's name, "purchase:channel[web]", is not rich markup
+        table.add_row(escape(str(name)), *(f"{row[c]:.4g}" if pd.notna(row[c]) else "–"
                                    for c in cols))
     a = summary.attrs
     parts = []
