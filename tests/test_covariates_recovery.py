@@ -389,3 +389,31 @@ def test_covariates_move_predictions_in_the_coefficients_direction(name: str) ->
         assert np.all(s[0] < s[1])
         life = model.discounted_expected_lifetime(0.1, covariates=twins)
         assert life[0] < life[1]
+
+
+def test_from_params_builds_a_covariate_model() -> None:
+    fitted = _fitted("pnbd")
+    cls = type(fitted)
+    params = fitted.params_.to_dict()
+    rows = _data("pnbd").iloc[:20]
+    by_frame = cls.from_params(time_unit="W", covariates=_covariates(30, 2), **params)
+    by_layout = cls.from_params(time_unit="W", covariates=fitted.covariate_layout_, **params)
+    for known in (by_frame, by_layout):
+        assert known.coefficient_names_ == fitted.coefficient_names_
+        assert known.has_covariates and known.covariate_columns == ["channel", "age"]
+        pd.testing.assert_series_equal(known.probability_alive(rows),
+                                       fitted.probability_alive(rows), rtol=1e-14)
+        assert known.standard_errors_.isna().all()
+    # simulating from the built model is simulating from its parameters
+    cov, opts = _covariates(40, 4), CASES["pnbd"][2]
+    pd.testing.assert_frame_equal(
+        registry.simulate(by_frame, 40, covariates=cov, random_seed=9, **opts),
+        registry.simulate("pnbd", 40, params=params, covariates=cov, random_seed=9, **opts))
+    with pytest.raises(ValueError, match="covariates="):
+        cls.from_params(**params)
+    partial = {k: v for k, v in params.items() if k != "purchase:age"}
+    with pytest.raises(ValueError, match="do not match"):
+        cls.from_params(covariates=fitted.covariate_layout_, **partial)
+    # plain from_params is untouched
+    plain = cls.from_params(**{k: params[k] for k in cls.param_names})
+    assert not plain.has_covariates and list(plain.params_.index) == list(cls.param_names)

@@ -492,13 +492,20 @@ class MLEModel(BaseModel):
         return pd.DataFrame({"lower": lower, "upper": upper}, index=self.params_.index)
 
     @classmethod
-    def from_params(cls, *, time_unit: str | None = None, **params: float) -> MLEModel:
+    def from_params(cls, *, time_unit: str | None = None,
+                    covariates: pd.DataFrame | CovariateLayout | None = None,
+                    **params: float) -> MLEModel:
         """A fitted model from known parameters (a paper, a database, another tool).
 
         Every parameter of :attr:`param_names` must be given, positive and finite; the
         model then predicts like a fitted one (standard errors are unknown: NaN).
-        ``time_unit`` is the unit the parameters are expressed in.
+        ``time_unit`` is the unit the parameters are expressed in. A covariate model: give
+        the coefficients too, named as in ``params_`` (``**{"purchase:channel[web]": 0.3}``),
+        and ``covariates`` — a :class:`CovariateLayout`, or a frame whose columns define the
+        encoding (indicators against the level no coefficient names, numbers as given).
         """
+        coefs = {k: params.pop(k) for k in [k for k in params if k not in cls.param_names
+                                            and ":" in k]}
         values = cls._check_params(params)
         if time_unit is not None:
             from clvmodels.rfm import time_unit_days
@@ -506,6 +513,8 @@ class MLEModel(BaseModel):
             time_unit_days(time_unit)  # validates
         model = cls()
         names = list(cls.param_names)
+        if coefs or covariates is not None:
+            return model._with_coefficients(values, coefs, covariates, time_unit)
         model.params_ = pd.Series([values[n] for n in names], index=names, name="estimate")
         model._set_uncertainty(np.full((len(names), len(names)), np.nan))
         model.time_unit_ = time_unit
@@ -515,6 +524,32 @@ class MLEModel(BaseModel):
         model.converged_ = True
         model.convergence_reason_ = ""
         model.data_summary_ = {"source": "from_params"}
+        return model
+
+    def _with_coefficients(self, values: dict[str, float], coefs: dict[str, float],
+                           covariates: Any, time_unit: str | None) -> MLEModel:
+        """:meth:`from_params` for a covariate model (layout from ``covariates``)."""
+        from clvmodels.models.registry import layout_from_coefficients
+
+        if covariates is None:
+            raise ValueError("covariate coefficients given: pass covariates= (a frame with "
+                             "the covariate columns, or a CovariateLayout)")
+        layout = (covariates if isinstance(covariates, CovariateLayout)
+                  else layout_from_coefficients(type(self), list(coefs), covariates))
+        names = layout.coefficient_names
+        if sorted(names) != sorted(coefs):
+            raise ValueError(f"covariate coefficients {sorted(coefs)} do not match the "
+                             f"covariates' {names}")
+        if not all(np.isfinite(float(coefs[c])) for c in names):
+            raise ValueError(f"covariate coefficients must be finite, got {coefs}")
+        model = type(self).from_params(time_unit=time_unit, **values)
+        model._init_covariates(*(layout.groups.get(g) for g in ("purchase", "dropout",
+                                                               "spend")),
+                               None, layout.encoding.standardize)
+        model.covariate_layout_ = layout
+        model.params_ = pd.concat([model.params_, pd.Series(
+            [float(coefs[c]) for c in names], index=names, name="estimate")])
+        model._set_uncertainty(np.full((len(model.params_),) * 2, np.nan))
         return model
 
     def summary(self) -> pd.DataFrame:

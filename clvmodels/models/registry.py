@@ -21,6 +21,7 @@ __all__ = [
     "discover",
     "get_model",
     "label_of",
+    "layout_from_coefficients",
     "model_names",
     "models",
     "register",
@@ -157,7 +158,7 @@ def simulate(model: Any, n_customers: int, *, params: dict[str, float] | None = 
         raise ValueError(f"covariates must be a DataFrame with one row per customer "
                          f"({n_customers})")
     if layout is None:
-        layout = _layout_from_names(twin, coef_names, covariates)
+        layout = layout_from_coefficients(twin, coef_names, covariates)
     missing = [c for c in layout.coefficient_names if c not in params]
     extra = [c for c in coef_names if c not in layout.coefficient_names]
     if missing or extra:
@@ -187,7 +188,7 @@ def covariate_row_params(cls: Any, layout: Any, base: dict[str, float], coefs: A
             for k, v in out.items()}
 
 
-def _layout_from_names(cls: Any, coef_names: list[str], frame: Any) -> Any:
+def layout_from_coefficients(cls: Any, coef_names: list[str], frame: Any) -> Any:
     """The covariate layout that coefficient names ``group:column`` / ``group:column[level]``
     describe, encoded on ``frame`` (the reference level of a categorical column: the one
     level no coefficient names)."""
