@@ -52,6 +52,7 @@ from clvmodels.diagnostics_covariates import (
     profile_count_probabilities,
     refuse_posterior_covariates,
     tracked_with_covariates,
+    with_profile,
 )
 from clvmodels.models.base import NotFittedError, rfm_arrays
 from clvmodels.models.protocol import is_posterior
@@ -156,9 +157,12 @@ def _param_draws(model: Any, codes: np.ndarray, max_draws: int, *, repeat: bool 
     return {name: values[take][:, codes] for name, values in params.items()}
 
 
-def _with_segment(model: Any, frame: pd.DataFrame, segment: Any) -> dict[str, Any]:
+def _with_segment(model: Any, frame: pd.DataFrame, segment: Any,
+                  covariates: Any = None) -> dict[str, Any]:
     """For a hierarchical model, add ``segment`` to a constructed frame; the keyword
-    arguments its predictions then need (``unseen_segments="population"`` for ``None``)."""
+    arguments its predictions then need (``unseen_segments="population"`` for ``None``).
+    A covariate model's profile ``covariates`` goes on every row."""
+    with_profile(model, frame, covariates)
     col = getattr(model, "segment_col", None)
     if not (is_posterior(model) and col):
         return {}
@@ -583,14 +587,15 @@ def frequency_recency_table(model: Any, rfm: pd.DataFrame, *,
                                           "probability_alive"] = "expected_purchases",
                             t: float = 1.0, T: float | None = None,
                             max_frequency: int | None = None, n_recency: int = 50,
-                            segment: Any = None) -> pd.DataFrame:
+                            segment: Any = None, covariates: Any = None) -> pd.DataFrame:
     """Expected purchases in the next ``t`` periods, or P(alive), on a frequency × recency grid.
 
     Customers have been observed for ``T`` (default: the longest T in ``rfm``); frequency runs
     0..``max_frequency`` (default: the 99th percentile of ``rfm``'s frequencies) and recency
     over ``n_recency`` points from 0 to T. Impossible cells (no repeat purchase but recency
     > 0, or repeat purchases at recency 0) are NaN. Bayesian models give the posterior mean;
-    a hierarchical one predicts for ``segment`` (``None``: the population level).
+    a hierarchical one predicts for ``segment`` (``None``: the population level); a model with
+    covariates for the profile ``covariates`` (``{"channel": "web"}``).
 
     Returns a DataFrame: index ``frequency``, columns the recency values (in the model's time
     unit); ``attrs`` hold ``kind``, ``t``, ``T`` and ``time_unit``.
@@ -612,7 +617,7 @@ def frequency_recency_table(model: Any, rfm: pd.DataFrame, *,
     frame = pd.DataFrame({"frequency": xx[valid], "recency": rr[valid],
                           "T": np.full(int(valid.sum()), T_grid)})
     frame.attrs["time_unit"] = getattr(model, "time_unit_", None) or rfm.attrs.get("time_unit")
-    extra = _with_segment(model, frame, segment)
+    extra = _with_segment(model, frame, segment, covariates)
     if kind == "probability_alive":
         values = model.probability_alive(frame, **extra)
     else:
@@ -658,7 +663,8 @@ def probability_alive_history(model: Any,
                               observation_end: Any, *, customer_id: Any = None,
                               customer_id_col: str = "customer_id", datetime_col: str = "date",
                               freq: str = "D", segment: Any = None,
-                              interval: float | None = DEFAULT_INTERVAL) -> pd.DataFrame:
+                              interval: float | None = DEFAULT_INTERVAL,
+                              covariates: Any = None) -> pd.DataFrame:
     """One customer's P(alive) on a date grid from their first purchase to ``observation_end``.
 
     ``purchases`` is the customer's purchase dates, or a transactions frame with
@@ -667,7 +673,7 @@ def probability_alive_history(model: Any,
     so far is summarised as (frequency, recency, T) — purchases on the same day count once —
     and passed to the model's ``probability_alive``. Bayesian models add ``lower`` / ``upper``
     (the central ``interval``); a hierarchical one predicts for ``segment`` (``None``:
-    population level).
+    population level); a covariate model for the customer's ``covariates`` (a mapping).
 
     Returns a DataFrame indexed by ``date`` with ``frequency``, ``recency``, ``T``,
     ``probability_alive`` [, ``lower``, ``upper``] and ``is_purchase``.
@@ -692,7 +698,7 @@ def probability_alive_history(model: Any,
         / scale,
     }, index=pd.RangeIndex(len(grid)))
     frame.attrs["time_unit"] = unit
-    extra = _with_segment(model, frame, segment)
+    extra = _with_segment(model, frame, segment, covariates)
     pred = _predict(model.probability_alive, frame, bayesian=is_posterior(model),
                     interval=interval, **extra)
     out = frame[["frequency", "recency", "T"]].copy()

@@ -31,6 +31,7 @@ __all__ = [
     "profile_count_probabilities",
     "refuse_posterior_covariates",
     "tracked_with_covariates",
+    "with_profile",
 ]
 
 #: profiles × points evaluated at once (~16 MB of float64)
@@ -122,6 +123,27 @@ def tracked_with_covariates(model: Any, covariates: pd.DataFrame | None,
         raise ValueError(f"covariates has no row for customer(s) {ids[pos < 0][:5].tolist()}")
     return expected_cumulative_profiles(model, first_offsets, found[0][pos], found[1],
                                         boundaries, unit_days)
+
+
+def with_profile(model: Any, frame: pd.DataFrame, covariates: Any) -> None:
+    """Put one covariate profile (a mapping column → value, e.g. ``{"channel": "web"}``) on
+    every row of a constructed frame (a grid of histories), in place. A model with
+    covariates needs one; a model without refuses one."""
+    if not has_covariates(model):
+        if covariates is not None:
+            raise ValueError(f"{type(model).__name__} has no covariates: covariates= does not "
+                             "apply")
+        return
+    cols = list(model.covariate_columns)
+    if covariates is None:
+        raise ValueError(f"{type(model).__name__} has covariates ({', '.join(cols)}): pass "
+                         "covariates={column: value, ...}, the profile of the customers shown")
+    profile = dict(covariates)
+    missing = [c for c in cols if c not in profile]
+    if missing:
+        raise ValueError(f"covariates has no value for column(s) {missing}")
+    for col in cols:
+        frame[col] = [profile[col]] * len(frame)
 
 
 def _group_of(name: str) -> tuple[str, str]:

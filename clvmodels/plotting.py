@@ -396,12 +396,13 @@ def plot_frequency_recency_matrix(model: Any, rfm: pd.DataFrame, *,
                                   t: float = 1.0, T: float | None = None,
                                   max_frequency: int | None = None, n_recency: int = 50,
                                   segment: Any = None, cmap: str = "viridis",
-                                  ax: Axes | None = None) -> Axes:
+                                  ax: Axes | None = None, covariates: Any = None) -> Axes:
     """Heat map of expected purchases in the next ``t`` periods (or P(alive)) by frequency
-    and recency, for customers observed for ``T`` (:func:`frequency_recency_table`)."""
+    and recency, for customers observed for ``T`` (:func:`frequency_recency_table`; a
+    covariate model's profile ``covariates`` as there)."""
     table = frequency_recency_table(model, rfm, kind=kind, t=t, T=T,
                                     max_frequency=max_frequency, n_recency=n_recency,
-                                    segment=segment)
+                                    segment=segment, covariates=covariates)
     ax = _new_ax(ax, figsize=(8.0, 5.5))
     rec = table.columns.to_numpy(float)
     step = rec[1] - rec[0]
@@ -434,12 +435,13 @@ def plot_frequency_recency_matrix(model: Any, rfm: pd.DataFrame, *,
 def plot_probability_alive_matrix(model: Any, rfm: pd.DataFrame, *, T: float | None = None,
                                   max_frequency: int | None = None, n_recency: int = 50,
                                   segment: Any = None, cmap: str = "viridis",
-                                  ax: Axes | None = None) -> Axes:
+                                  ax: Axes | None = None, covariates: Any = None) -> Axes:
     """Heat map of P(alive) by frequency and recency
     (:func:`plot_frequency_recency_matrix` with ``kind="probability_alive"``)."""
     return plot_frequency_recency_matrix(model, rfm, kind="probability_alive", T=T,
                                          max_frequency=max_frequency, n_recency=n_recency,
-                                         segment=segment, cmap=cmap, ax=ax)
+                                         segment=segment, cmap=cmap, ax=ax,
+                                         covariates=covariates)
 
 
 # --------------------------------------------------------------------------------------
@@ -454,13 +456,14 @@ def plot_probability_alive_history(model: Any,
                                    datetime_col: str = "date", freq: str = "D",
                                    calibration_end: Any = None, segment: Any = None,
                                    interval: float | None = DEFAULT_INTERVAL,
-                                   ax: Axes | None = None) -> Axes:
+                                   ax: Axes | None = None, covariates: Any = None) -> Axes:
     """One customer's P(alive) over time with their purchases marked
-    (:func:`probability_alive_history`); ``calibration_end`` adds a marker line."""
+    (:func:`probability_alive_history`; ``covariates``: a covariate model's profile of the
+    customer); ``calibration_end`` adds a marker line."""
     hist = probability_alive_history(model, purchases, observation_end,
                                      customer_id=customer_id, customer_id_col=customer_id_col,
                                      datetime_col=datetime_col, freq=freq, segment=segment,
-                                     interval=interval)
+                                     interval=interval, covariates=covariates)
     ax = _new_ax(ax, figsize=(9.0, 4.0))
     when = hist.index
     ax.plot(when, hist["probability_alive"], color=MODEL_COLOR, linewidth=2,

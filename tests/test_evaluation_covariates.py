@@ -163,3 +163,40 @@ def test_refusals(data) -> None:
     with pytest.raises(ValueError, match="none of the models has covariates"):
         compare_models(tx, calibration_end=CAL_END, observation_end=OBS_END, models=["pnbd"],
                        customers=customers, spend_model=None, baselines=False)
+
+
+def test_grid_tables_take_a_profile(comparison, data) -> None:
+    from clvmodels.diagnostics import frequency_recency_table, probability_alive_history
+
+    model, rfm = comparison.models["pnbd+cov"], comparison.rfm
+    web = frequency_recency_table(model, rfm, covariates={"channel": "web"}, max_frequency=4)
+    store = frequency_recency_table(model, rfm, covariates={"channel": "store"},
+                                    max_frequency=4)
+    # a frequent, recent buyer: a web customer (purchase rate x ~3) buys more
+    assert web.iloc[-1, -1] > 1.2 * store.iloc[-1, -1]
+    np.testing.assert_array_equal(web.isna().to_numpy(), store.isna().to_numpy())
+    with pytest.raises(ValueError, match="pass covariates="):
+        frequency_recency_table(model, rfm)
+    with pytest.raises(ValueError, match="no value for column"):
+        frequency_recency_table(model, rfm, covariates={"gender": "f"})
+    with pytest.raises(ValueError, match="has no covariates"):
+        frequency_recency_table(comparison.models["pnbd"], rfm, covariates={"channel": "web"})
+    tx, _ = data
+    hist = probability_alive_history(model, tx, OBS_END, customer_id=0,
+                                     covariates={"channel": "store"})
+    one = rfm.loc[[0]]
+    assert hist["probability_alive"].iloc[-1] > 0
+    assert np.isfinite(model.probability_alive(one).iloc[0])
+
+
+def test_unavailable_diagnostic_is_a_note() -> None:
+    from clvmodels.evaluation.comparison import unless_unavailable
+
+    caught: list[tuple[str, str]] = []
+
+    def missing() -> None:
+        raise NotImplementedError("tracking of a Bayesian model with covariates")
+
+    assert unless_unavailable(missing, "m", caught) is None
+    assert caught == [("m", "not computed: tracking of a Bayesian model with covariates")]
+    assert unless_unavailable(lambda: 3, "m", caught) == 3

@@ -225,7 +225,9 @@ def fit_and_score_counts(model: Any, rfm: pd.DataFrame, y: np.ndarray, h: float,
     of ``expected_purchases(rfm, h)`` against ``y`` and the coverage of the predictive pmf —
     what every transaction comparison (continuous or discrete time) measures.
 
-    Returns ``(fitted model, metrics row, per-customer predictions, calibration histogram)``.
+    Returns ``(fitted model, metrics row, per-customer predictions, calibration histogram)``
+    (the histogram None — chi-square NaN, a note in ``caught`` — where the model cannot
+    compute it, e.g. a Bayesian model with covariates).
     """
     say(f"Fitting {name}")
     model, seconds = fit_model(model, rfm, bayes_kwargs or {}, name, caught)
@@ -237,9 +239,10 @@ def fit_and_score_counts(model: Any, rfm: pd.DataFrame, y: np.ndarray, h: float,
     else:
         row.update(log_likelihood=float(model.log_likelihood_), aic=float(model.aic_),
                    bic=float(model.bic_))
-    hist = calibration_histogram_table(model, rfm, max_frequency=max_frequency,
-                                       interval=interval)
-    row["chi_square"] = float(hist.attrs["chi_square"])
+    hist = unless_unavailable(lambda: calibration_histogram_table(
+        model, rfm, max_frequency=max_frequency, interval=interval), name, caught)
+    if hist is not None:
+        row["chi_square"] = float(hist.attrs["chi_square"])
     yhat = model.expected_purchases(rfm, float(h))
     yhat = yhat["expected_purchases"] if isinstance(yhat, pd.DataFrame) else yhat
     pred = pd.DataFrame({"expected_purchases": np.asarray(yhat, dtype=float)},
@@ -251,6 +254,17 @@ def fit_and_score_counts(model: Any, rfm: pd.DataFrame, y: np.ndarray, h: float,
         pred["in_interval"] = covered
         row["interval_coverage"] = float(covered.mean())
     return model, row, pred, hist
+
+
+def unless_unavailable(compute: Callable[[], Any], name: str,
+                       caught: list[tuple[str, str]]) -> Any:
+    """``compute()``, or None with a note in ``caught`` when the model cannot compute it
+    (``NotImplementedError``: e.g. a diagnostic not yet available for that kind of model)."""
+    try:
+        return compute()
+    except NotImplementedError as exc:
+        caught.append((name, f"not computed: {exc}"))
+        return None
 
 
 def _segments(transactions: pd.DataFrame, *, segment_col: str, customer_id_col: str,
@@ -491,12 +505,14 @@ def compare_models(
             model, rfm, y, h, name=name, bayes_kwargs=bayes_kwargs, caught=caught,
             max_frequency=max_frequency, interval=interval, say=say)
         fitted[name] = model
-        track = tracking_table(model, transactions, cal_end, hold_end, period="W",
-                               customer_id_col=customer_id_col, datetime_col=datetime_col,
-                               interval=interval,
-                               covariates=rfm if covariate_cols else None)
-        row["tracking_error"] = tracking_error(track)
-        tables[name] = {"calibration_histogram": hist, "tracking": track}
+        track = unless_unavailable(lambda m=model: tracking_table(
+            m, transactions, cal_end, hold_end, period="W", customer_id_col=customer_id_col,
+            datetime_col=datetime_col, interval=interval,
+            covariates=rfm if covariate_cols else None), name, caught)
+        if track is not None:
+            row["tracking_error"] = tracking_error(track)
+        tables[name] = {k: v for k, v in (("calibration_histogram", hist), ("tracking", track))
+                        if v is not None}
         if spend is not None and actual_value is not None:
             value = customer_lifetime_value(model, spend, rfm, horizon=h, discount_rate=0.0,
                                             margin=1.0, period=h)

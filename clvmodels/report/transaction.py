@@ -112,18 +112,22 @@ def _diagnostics_figure(comparison: ModelComparison, name: str, model: Any) -> F
         return _discrete_diagnostics_figure(comparison, name, model)
     fig, axes = plt.subplots(2, 2, figsize=(13.0, 8.4), layout="constrained")
     interval = s.get("interval", 0.9)
-    plotting.plot_calibration_histogram(model, rfm, s.get("max_frequency", 7),
-                                        interval=interval, ax=axes[0, 0])
-    plotting.plot_conditional_expectation(model, rfm, s.get("max_frequency", 7),
-                                          interval=interval, ax=axes[0, 1])
-    tx = comparison.transactions
-    for ax, kind in ((axes[1, 0], "cumulative"), (axes[1, 1], "incremental")):
-        plotting.plot_tracking(model, tx, s["calibration_end"], s["observation_end"], "W",
-                               kind=kind, customer_id_col=s["customer_id_col"],
-                               datetime_col=s["datetime_col"], interval=interval, ax=ax,
-                               covariates=rfm if getattr(model, "has_covariates", False)
-                               else None)
-    fig.suptitle(f"{name}: {_model_label(model)}", fontsize=13, fontweight="bold")
+    try:
+        plotting.plot_calibration_histogram(model, rfm, s.get("max_frequency", 7),
+                                            interval=interval, ax=axes[0, 0])
+        plotting.plot_conditional_expectation(model, rfm, s.get("max_frequency", 7),
+                                              interval=interval, ax=axes[0, 1])
+        tx = comparison.transactions
+        for ax, kind in ((axes[1, 0], "cumulative"), (axes[1, 1], "incremental")):
+            plotting.plot_tracking(model, tx, s["calibration_end"], s["observation_end"], "W",
+                                   kind=kind, customer_id_col=s["customer_id_col"],
+                                   datetime_col=s["datetime_col"], interval=interval, ax=ax,
+                                   covariates=rfm if getattr(model, "has_covariates", False)
+                                   else None)
+        fig.suptitle(f"{name}: {_model_label(model)}", fontsize=13, fontweight="bold")
+    except NotImplementedError:
+        plt.close(fig)  # no half-drawn figure left open
+        raise
     return fig
 
 
@@ -288,11 +292,15 @@ def build_figures(comparison: ModelComparison) -> list[ReportFigure]:
     with plt.rc_context(_STYLE):
         for name, model in comparison.models.items():
             stem = unique_stem(name, stems)
-            figures.append(ReportFigure(
-                f"diagnostics-{stem}", f"{name}: fit and holdout diagnostics", "diagnostics",
-                _png(_diagnostics_figure(comparison, name, model)),
-                caption=_diagnostics_caption(comparison, name),
-                model=name))
+            try:
+                panel = _diagnostics_figure(comparison, name, model)
+            except NotImplementedError:  # e.g. a Bayesian model with covariates, for now
+                panel = None
+            if panel is not None:
+                figures.append(ReportFigure(
+                    f"diagnostics-{stem}", f"{name}: fit and holdout diagnostics",
+                    "diagnostics", _png(panel), caption=_diagnostics_caption(comparison, name),
+                    model=name))
             if is_posterior(model):
                 for kind, title, fig in bayes_figures(model):
                     figures.append(ReportFigure(f"{kind}-{stem}", f"{name}: {title}",
