@@ -502,6 +502,11 @@ standardize_covariates, unseen_levels
 
             problem = design_problem(rows.extra["z"], rows.weights.astype(float),
                                      layout.encoding.design_names)
+            single = [c.name for c in layout.encoding.columns if not c.design_names]
+            if single:
+                problem = (f"covariate column(s) {single} take a single level in the fitting "
+                           "data, so their effect cannot be told apart from the base "
+                           "parameters (drop them, or fit on data where they vary)")
             if problem:
                 raise IdentificationError(f"{type(self).__name__}: {problem}")
         defaults = (self._default_hyperpriors(rows) if self.hierarchical
