@@ -44,16 +44,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+import clvmodels.diagnostics_covariates as _cov
 from clvmodels._summary_rules import as_day
 from clvmodels._validation import ValidationError, require_columns
-from clvmodels.diagnostics_covariates import (
-    has_covariates,
-    n_parameters,
-    profile_count_probabilities,
-    refuse_posterior_covariates,
-    tracked_with_covariates,
-    with_profile,
-)
 from clvmodels.models.base import NotFittedError, rfm_arrays
 from clvmodels.models.protocol import is_posterior
 from clvmodels.models.registry import label_of
@@ -138,13 +131,14 @@ def _segment_codes(model: Any, frame: pd.DataFrame) -> np.ndarray:
     return model.segment_codes(frame)
 
 
-def _param_draws(model: Any, codes: np.ndarray, max_draws: int, *, repeat: bool = False
-                 ) -> dict[str, np.ndarray]:
+def _param_draws(model: Any, codes: np.ndarray, max_draws: int, *, repeat: bool = False,
+                 params: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Parameters per (draw, group): ``{name: (S, len(codes))}``.
 
     Maximum-likelihood models give one "draw" (the estimate). Bayesian models give ``S`` evenly
     thinned posterior draws (at most ``max_draws``; exactly that many with ``repeat``), each
-    group taking its segment's parameters when the model is hierarchical.
+    group taking its segment's parameters when the model is hierarchical (``params``: the
+    groups' draws ``{name: (S, G)}`` when given, e.g. per covariate pattern).
     """
     codes = np.asarray(codes, dtype=np.int64)
     if not is_posterior(model):
@@ -152,7 +146,8 @@ def _param_draws(model: Any, codes: np.ndarray, max_draws: int, *, repeat: bool 
             raise NotFittedError(f"this {type(model).__name__} is not fitted yet: call "
                                  "fit(data) first")
         return {n: np.full((1, len(codes)), float(v)) for n, v in model.params_.items()}
-    params, _ = model.parameter_draws()  # {name: (S, n_segments or 1)}
+    if params is None:
+        params, _ = model.parameter_draws()  # {name: (S, n_segments or 1)}
     take = _draw_index(model.n_draws, max_draws, repeat=repeat)
     return {name: values[take][:, codes] for name, values in params.items()}
 
@@ -162,7 +157,7 @@ def _with_segment(model: Any, frame: pd.DataFrame, segment: Any,
     """For a hierarchical model, add ``segment`` to a constructed frame; the keyword
     arguments its predictions then need (``unseen_segments="population"`` for ``None``).
     A covariate model's profile ``covariates`` goes on every row."""
-    with_profile(model, frame, covariates)
+    _cov.with_profile(model, frame, covariates)
     col = getattr(model, "segment_col", None)
     if not (is_posterior(model) and col):
         return {}
@@ -220,9 +215,9 @@ def _histogram_probabilities(model: Any, rfm: pd.DataFrame, max_frequency: int,
     k = _check_max_frequency(max_frequency)
     x, _, T, _ = rfm_arrays(rfm, time_unit=getattr(model, "time_unit_", None))
     actual = np.bincount(np.minimum(x, k).astype(np.int64), minlength=k + 1).astype(float)
-    refuse_posterior_covariates(model, "the calibration histogram")
-    found = covariate_profiles(model, rfm)
-    codes = _segment_codes(model, rfm) if found is None else found[0]
+    groups = _cov.posterior_groups(model, rfm)  # a Bayesian covariate model's (rows, draws)
+    found = None if is_posterior(model) else covariate_profiles(model, rfm)
+    codes = groups[0] if groups else found[0] if found else _segment_codes(model, rfm)
     keys = pd.DataFrame({"code": codes, "T": T}).value_counts(sort=False).sort_index()
     g_codes = keys.index.get_level_values("code").to_numpy(np.int64)
     g_T = keys.index.get_level_values("T").to_numpy(float)
@@ -233,7 +228,8 @@ def _histogram_probabilities(model: Any, rfm: pd.DataFrame, max_frequency: int,
         if pmf is None:
             raise NotImplementedError(f"{type(model).__name__} has no purchase-count "
                                       "distribution")
-        draws = _param_draws(model, g_codes, max_draws, repeat=repeat)
+        draws = _param_draws(model, g_codes, max_draws, repeat=repeat,
+                             params=groups[1] if groups else None)
         S, G = next(iter(draws.values())).shape
         probs = np.empty((S, G, k))
         step = max(1, _CHUNK_CELLS // max(1, S * k))
@@ -242,7 +238,7 @@ def _histogram_probabilities(model: Any, rfm: pd.DataFrame, max_frequency: int,
             p = {name: v[:, sl, None] for name, v in draws.items()}
             probs[:, sl, :] = pmf(p, n[None, None, :], g_T[None, sl, None])
     elif found is not None:  # each (covariate profile, T) with its own parameters
-        probs = profile_count_probabilities(model, g_codes, found[1], g_T, n)[None]
+        probs = _cov.profile_count_probabilities(model, g_codes, found[1], g_T, n)[None]
     else:
         probs = np.asarray(model.purchase_count_probability(n[None, :], g_T[:, None]),
                            dtype=float)[None]
@@ -280,7 +276,7 @@ def calibration_histogram_table(model: Any, rfm: pd.DataFrame, max_frequency: in
         out["expected_lower"], out["expected_upper"] = _quantiles(expected_draws, interval)
     with np.errstate(divide="ignore", invalid="ignore"):
         chi2 = float(np.sum((actual - expected) ** 2 / expected))
-    dof = len(out) - 1 - n_parameters(model)
+    dof = len(out) - 1 - _cov.n_parameters(model)
     out.attrs.update(
         chi_square=chi2, dof=dof,
         p_value=float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan"),
@@ -533,8 +529,8 @@ def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
         cum_draws = sum(_expected_cumulative(model, first_off[codes == c], boundaries,
                                              unit_days, segment=label)
                         for c, label in enumerate(uniques))
-    elif has_covariates(model):
-        cum_draws = tracked_with_covariates(model, covariates, transactions, customer_id_col,
+    elif _cov.has_covariates(model):
+        cum_draws = _cov.tracked_with_covariates(model, covariates, transactions, customer_id_col,
                                             firsts["id"].to_numpy(), first_off, boundaries,
                                             unit_days)
     else:

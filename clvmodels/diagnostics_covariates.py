@@ -28,6 +28,7 @@ __all__ = [
     "expected_cumulative_profiles",
     "has_covariates",
     "n_parameters",
+    "posterior_groups",
     "profile_count_probabilities",
     "refuse_posterior_covariates",
     "tracked_with_covariates",
@@ -51,6 +52,17 @@ def refuse_posterior_covariates(model: Any, what: str) -> None:
 def n_parameters(model: Any) -> int:
     """Free parameters: the family's and, with covariates, the coefficients."""
     return len(model.param_names) + len(getattr(model, "coefficient_names_", None) or [])
+
+
+def posterior_groups(model: Any, data: pd.DataFrame
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """For a Bayesian model with covariates: each row's group and the groups' parameter
+    draws ``{name: (S, G)}`` (the model's ``parameter_draws(data)``: one group per distinct
+    segment and covariate pattern); None for any other model."""
+    if not (is_posterior(model) and has_covariates(model)):
+        return None
+    params, groups = model.parameter_draws(data)
+    return np.asarray(groups, dtype=np.int64), params
 
 
 def profile_count_probabilities(model: Any, codes: np.ndarray, profiles: pd.DataFrame,
