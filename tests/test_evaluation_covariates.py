@@ -200,3 +200,32 @@ def test_unavailable_diagnostic_is_a_note() -> None:
     assert unless_unavailable(missing, "m", caught) is None
     assert caught == [("m", "not computed: tracking of a Bayesian model with covariates")]
     assert unless_unavailable(lambda: 3, "m", caught) == 3
+
+
+def test_compare_discrete_with_covariates() -> None:
+    from clvmodels.evaluation import compare_discrete
+    from clvmodels.models.bgbb import simulate_bgbb
+
+    parts = []
+    for k, (channel, alpha) in enumerate([("a", 1.2), ("b", 0.4)]):
+        d = simulate_bgbb(300, 6, alpha=alpha, beta=0.8, gamma=0.7, delta=2.5, holdout=5,
+                          random_seed=k)
+        d.index = d.index.astype(str) + channel
+        d["channel"] = channel
+        parts.append(d)
+    data = pd.concat(parts)
+    table = data[["channel"]].rename_axis("cid").reset_index()
+    c = compare_discrete(data.drop(columns="channel"), customers=table, customers_id_col="cid",
+                         models={"bgbb": "bgbb", "bgbb+cov": clvmodels.BetaGeoBetaBinom(
+                             purchase_covariates=["channel"])})
+    m = c.metrics
+    assert m.loc["bgbb+cov", "log_likelihood"] > m.loc["bgbb", "log_likelihood"]
+    assert np.isfinite(m.loc["bgbb+cov", ["chi_square", "tracking_error", "mae"]]).all()
+    # tracking: the cohort's expected holdout transactions, one customer at a time
+    model, rfm = c.models["bgbb+cov"], c.rfm
+    T = rfm["T"].to_numpy(float)
+    total = sum(float(np.asarray(model.expected_purchases_new_customer(
+        np.array([t + 5.0, t]), covariates=rfm.iloc[[i]]))[0] @ [1.0, -1.0])
+        for i, t in enumerate(T))
+    actual = float(rfm["frequency_holdout"].sum())
+    assert m.loc["bgbb+cov", "tracking_error"] == pytest.approx(total / actual - 1, rel=1e-9)

@@ -26,6 +26,7 @@ spend). The ``calibration-rate`` baseline forecasts x / n per opportunity.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -41,9 +42,12 @@ from clvmodels.evaluation.comparison import (
     _baseline_predictions,
     _segment_metrics,
     fit_and_score_counts,
+    unless_unavailable,
 )
 from clvmodels.evaluation.fitting import (
     DEFAULT_BAYES_KWARGS,
+    attach_covariates,
+    covariate_columns_of,
     resolve_models,
 )
 from clvmodels.evaluation.metrics import (
@@ -51,6 +55,7 @@ from clvmodels.evaluation.metrics import (
     count_metrics,
 )
 from clvmodels.models.protocol import is_posterior
+from clvmodels.valuation._transaction import covariate_profiles
 
 __all__ = ["DEFAULT_DISCRETE_MODELS", "DISCRETE_BASELINES", "compare_discrete"]
 
@@ -64,8 +69,9 @@ _RESERVED = ("frequency", "recency", "T", "periods", "frequency_holdout", "durat
 
 
 def _prepare(data: pd.DataFrame, holdout: int | None, holdout_col: str,
-             segment_col: str | None) -> tuple[pd.DataFrame, int]:
-    """A validated copy with ``T``, ``frequency_holdout`` and ``duration_holdout``."""
+             segment_col: str | None, keep: Sequence[str] = ()) -> tuple[pd.DataFrame, int]:
+    """A validated copy with ``T``, ``frequency_holdout`` and ``duration_holdout`` (and the
+    columns ``keep``: the models' covariates, checked by the models)."""
     frame = KINDS["discrete"].conform(data)
     validate_kind(frame, "discrete", "discrete summary")
     cols = ["frequency", "recency", "T", holdout_col] + ([segment_col] if segment_col else [])
@@ -90,7 +96,7 @@ def _prepare(data: pd.DataFrame, holdout: int | None, holdout_col: str,
     if segment_col is not None:
         fail_rows(frame, frame[segment_col].isna().to_numpy(), segment_col,
                   "missing segment labels", cols)
-    out = frame[cols].copy()
+    out = frame[cols + [c for c in keep if c not in cols]].copy()
     out.attrs = dict(data.attrs)
     out = out.rename(columns={holdout_col: "frequency_holdout"})
     out["frequency_holdout"] = y.astype(np.int64)
@@ -102,6 +108,15 @@ def _expected_totals(model: Any, data: pd.DataFrame, h: int) -> float:
     """sum_i E[X(n_i + h)]: the cohort's expected transactions from acquisition to ``h``
     opportunities after the calibration (``h = 0``: to its end; a hierarchical model: each
     segment's own expectation)."""
+    profiles = covariate_profiles(model, data) if not is_posterior(model) else None
+    if profiles is not None:  # each customer with their own covariates, once per profile
+        uT, t_idx = np.unique(data["T"].to_numpy(dtype=float), return_inverse=True)
+        E = np.asarray(model.expected_purchases_new_customer(uT + h, covariates=profiles[1]),
+                       float)
+        return float(E[profiles[0], t_idx].sum())
+    if getattr(model, "has_covariates", False):
+        raise NotImplementedError("tracking a Bayesian model with covariates is not "
+                                  "available yet")
     col = getattr(model, "segment_col", None) if is_posterior(model) else None
     groups = [(None, data)] if not col else list(data.groupby(col, sort=False))
     total = 0.0
@@ -126,6 +141,8 @@ def compare_discrete(
     interval: float = 0.9,
     max_frequency: int | None = None,
     progress: Callable[[str], None] | None = None,
+    customers: pd.DataFrame | str | os.PathLike | None = None,
+    customers_id_col: str | None = None,
 ) -> ModelComparison:
     """Fit discrete-time models on the calibration opportunities and compare their forecasts
     of the next ``holdout`` opportunities.
@@ -154,6 +171,11 @@ def compare_discrete(
         Probability of the predictive intervals scored by ``interval_coverage``.
     max_frequency
         Last bin of the calibration histogram (default: the largest n, at most 7).
+    customers, customers_id_col
+        Attribute table for models with covariates (e.g. ``{"bgbb+cov":
+        BetaGeoBetaBinom(purchase_covariates=["channel"])}``), joined on the customer id
+        (``data``'s index) as in :func:`~clvmodels.evaluation.compare_models`; covariate
+        columns already in ``data`` are used as they are.
     progress
         Called with a short message before each step.
 
@@ -171,7 +193,14 @@ def compare_discrete(
     resolved, named = resolve_models(models, kinds=("discrete",), baselines=DISCRETE_BASELINES,
                                      segment_col=segment_col, penalizer=penalizer)
     baseline_names = list(dict.fromkeys([*named, *(DISCRETE_BASELINES if baselines else ())]))
-    rfm, h = _prepare(data, holdout, holdout_col, segment_col)
+    covariate_cols = covariate_columns_of(resolved.values())
+    if customers is not None and not covariate_cols:
+        raise ValueError("customers= is an attribute table for models with covariates, and "
+                         "none of the models has covariates")
+    if covariate_cols:
+        data = attach_covariates(data, covariate_cols, customers=customers,
+                                 customers_id_col=customers_id_col)
+    rfm, h = _prepare(data, holdout, holdout_col, segment_col, keep=covariate_cols)
     k = int(min(7, rfm["T"].max())) if max_frequency is None else max_frequency
     y = rfm["frequency_holdout"].to_numpy(dtype=float)
     x = rfm["frequency"].to_numpy(dtype=float)
@@ -188,10 +217,14 @@ def compare_discrete(
             max_frequency=k, interval=interval, say=say)
         fitted[name] = model
         cond = conditional_expectation_table(model, rfm, max_frequency=k, interval=interval)
-        tables[name] = {"calibration_histogram": hist, "conditional_expectation": cond}
-        holdout_expected = _expected_totals(model, rfm, h) - _expected_totals(model, rfm, 0)
-        row["tracking_error"] = (holdout_expected / actual_holdout - 1.0
-                                 if actual_holdout > 0 else float("nan"))
+        tables[name] = {k: v for k, v in (("calibration_histogram", hist),
+                                          ("conditional_expectation", cond)) if v is not None}
+        holdout_expected = unless_unavailable(
+            lambda m=model: _expected_totals(m, rfm, h) - _expected_totals(m, rfm, 0), name,
+            caught)
+        if holdout_expected is not None:
+            row["tracking_error"] = (holdout_expected / actual_holdout - 1.0
+                                     if actual_holdout > 0 else float("nan"))
         predictions[name] = pred
         rows[name] = row
     for name in baseline_names:

@@ -173,7 +173,14 @@ def _discrete_diagnostics_figure(comparison: ModelComparison, name: str, model: 
                                           interval=interval, ax=axes[1])
     n = int(rfm["T"].max())
     segment = {"segment": None} if getattr(model, "segment_col", None) else {}
-    plot_probability_alive_table(model, n, data=rfm, annotate=n <= 12, ax=axes[2], **segment)
+    if getattr(model, "has_covariates", False):  # the table differs by covariate profile
+        axes[2].axis("off")
+        axes[2].text(0.5, 0.5, "P(alive) by recency and frequency depends on each "
+                     "customer's covariates:\nsee the model's probability_alive(data)",
+                     ha="center", va="center", wrap=True, transform=axes[2].transAxes)
+    else:
+        plot_probability_alive_table(model, n, data=rfm, annotate=n <= 12, ax=axes[2],
+                                     **segment)
     fig.suptitle(f"{name}: {_model_label(model)}", fontsize=13, fontweight="bold")
     return fig
 
