@@ -81,6 +81,11 @@ def test_bgnbd_predictions_use_each_customers_covariates(bg):
         model.parameter_draws()
     with pytest.raises(ValueError, match="covariates"):
         model.expected_purchases_new_customer(10)
+    profiles = pd.DataFrame({"channel": ["store", "web"]}, index=["store", "web"])
+    new = model.expected_purchases_new_customer(np.array([5.0, 10.0]), covariates=profiles)
+    assert new.shape == (2, 2) and np.all(new[1] > new[0])  # web buys more
+    table = model.expected_purchases_new_customer(10.0, interval=0.9, covariates=profiles)
+    np.testing.assert_allclose(table.iloc[:, 0], new[:, 1])
     out = model.expected_purchases(rfm.head(30), 10, interval=0.9)
     assert np.all(out["expected_purchases_lower"] <= out["expected_purchases"])
     assert np.all(np.isfinite(model.probability_alive(rfm)))

@@ -294,6 +294,10 @@ class PosteriorDraws:
         customers' parameters depend on their attributes."""
         if getattr(self, "covariate_layout_", None) is not None:
             raise self._no_covariates_error()
+        return self._base_segment_draws(segment)
+
+    def _base_segment_draws(self, segment: Any) -> dict[str, np.ndarray]:
+        """:meth:`_segment_draws` of the base parameters (before any covariate link)."""
         if not self.hierarchical:
             return self._param_draws()
         if segment is None:
@@ -487,26 +491,44 @@ class TransactionPredictions:
         return self._expanded_draws(lambda sl: self._purchases_at(rows, times, sl), rows,
                                     "expected_purchases")
 
-    def _new_customer_draws(self, t: float | np.ndarray, segment: Any) -> np.ndarray:
+    def _new_customer_draws(self, t: float | np.ndarray, segment: Any,
+                            covariates: pd.DataFrame | None = None) -> np.ndarray:
+        """Draws (S, *t.shape), or with ``covariates`` (S, profiles, *t.shape)."""
         t_arr = check_horizon(t)
-        draws = self._segment_draws(segment)
         tail = (1,) * t_arr.ndim
-        p = {n: v.reshape(-1, *tail) for n, v in draws.items()}
-        return np.broadcast_to(self._expected_new(p, t_arr[None, ...]),
-                               (self.n_draws, *t_arr.shape))
+        layout = getattr(self, "covariate_layout_", None)
+        if layout is None or covariates is None:
+            draws = self._segment_draws(segment)
+            p = {n: v.reshape(-1, *tail) for n, v in draws.items()}
+            return np.broadcast_to(self._expected_new(p, t_arr[None, ...]),
+                                   (self.n_draws, *t_arr.shape))
+        base = self._base_segment_draws(segment)
+        z = layout.encoding.design(covariates, unseen=self.unseen_levels)
+        eta = {g: e.reshape(*e.shape, *tail)
+               for g, e in self._eta(z, self._coefficient_draws()).items()}
+        p = row_params({n: v.reshape(-1, 1, *tail) for n, v in base.items()},
+                       self.covariate_links, eta)
+        return np.broadcast_to(self._expected_new(p, t_arr[None, None, ...]),
+                               (self.n_draws, len(z), *t_arr.shape))
 
     def expected_purchases_new_customer(self, t: float | np.ndarray,
                                         interval: float | None = None, *,
-                                        segment: Any = None
+                                        segment: Any = None,
+                                        covariates: pd.DataFrame | None = None
                                         ) -> float | np.ndarray | pd.DataFrame:
         """Posterior mean of E[X(t)], the repeat purchases of a new customer in (0, t].
 
         Hierarchical models: ``segment`` picks a fitted segment; ``None`` gives the
         population level (a new segment drawn from the hyperdistribution). With
         ``interval`` a DataFrame indexed by ``t`` with mean, lower and upper columns.
+
+        A model with covariates needs ``covariates`` (a frame with the covariate columns, one
+        row per customer profile): the mean then has one row per profile, shape
+        ``(len(covariates), *t.shape)``, and the interval frame is indexed by
+        (profile, ``t``).
         """
         self._check_fitted()
-        vals = self._new_customer_draws(t, segment)
+        vals = self._new_customer_draws(t, segment, covariates)
         mean = vals.mean(axis=0)
         if interval is None:
             return float(mean) if np.ndim(mean) == 0 else np.asarray(mean)
@@ -515,10 +537,12 @@ class TransactionPredictions:
         q = (1 - interval) / 2
         lo, hi = np.quantile(vals, [q, 1 - q], axis=0)
         name = "expected_purchases_new_customer"
-        return pd.DataFrame({name: np.atleast_1d(mean), f"{name}_lower": np.atleast_1d(lo),
-                             f"{name}_upper": np.atleast_1d(hi)},
-                            index=pd.Index(np.atleast_1d(np.asarray(t, dtype=float)),
-                                           name="t"))
+        t_index = pd.Index(np.atleast_1d(np.asarray(t, dtype=float)), name="t")
+        index = t_index
+        if covariates is not None and getattr(self, "covariate_layout_", None) is not None:
+            index = pd.MultiIndex.from_product([covariates.index, t_index])
+        return pd.DataFrame({name: np.ravel(mean), f"{name}_lower": np.ravel(lo),
+                             f"{name}_upper": np.ravel(hi)}, index=index)
 
     def expected_purchases_new_customer_draws(self, t: float | np.ndarray, *,
                                               segment: Any = None) -> xr.DataArray:
