@@ -87,7 +87,7 @@ __all__ = [
     "time_unit_days",
 ]
 
-Engine = Literal["pandas", "duckdb"]
+Engine = Literal["pandas", "duckdb", "spark"]
 
 
 # --------------------------------------------------------------------------------------
@@ -335,12 +335,34 @@ def _duckdb_engine(
     return day_summary_duckdb(transactions, **keywords)
 
 
+def _spark_engine(
+    transactions: object, **keywords: Any
+) -> tuple[Any, pd.Timestamp]:
+    try:
+        from clvmodels.engines.spark import day_summary_spark  # loads pyspark on first use
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ImportError("engine='spark' needs pyspark: pip install 'clvmodels[spark]'"
+                          ) from exc
+    return day_summary_spark(transactions, **keywords)
+
+
+def _finalise_spark(days: Any, **keywords: Any) -> Any:
+    from clvmodels.engines.spark import finalise_day_summary_spark
+
+    return finalise_day_summary_spark(days, **keywords)
+
+
 #: The summary engines by name (``engine=`` of :func:`rfm_summary`); each entry imports its
 #: engine on first use. Adding an engine = one module under ``clvmodels/engines`` + one entry.
+#: The Spark engine's day-level summary is a Spark DataFrame, finalised in Spark
+#: (:data:`_FINALISERS`), so the result stays distributed.
 ENGINES: dict[str, DaySummaryEngine] = {
     "pandas": _pandas_engine,
     "duckdb": _duckdb_engine,
+    "spark": _spark_engine,
 }
+#: engines whose day-level summary is not a pandas frame -> their finalise_day_summary
+_FINALISERS: dict[str, Callable[..., Any]] = {"spark": _finalise_spark}
 
 
 def _summarise(
@@ -373,8 +395,8 @@ def _summarise(
     try:
         day_summary = ENGINES[engine]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown engine {engine!r}; use {' or '.join(map(repr, ENGINES))} "
-                         "(a Spark engine is planned but not built yet)") from None
+        raise ValueError(f"unknown engine {engine!r}; use {' or '.join(map(repr, ENGINES))}"
+                         ) from None
     notes: list[str] = []
     days, obs_end = day_summary(
         transactions,
@@ -392,7 +414,8 @@ def _summarise(
     )
     for note in notes:
         warnings.warn(note, DataWarning, stacklevel=3)
-    return finalise_day_summary(
+    finalise = _FINALISERS.get(engine, finalise_day_summary)
+    return finalise(
         days,
         observation_end=obs_end,
         time_unit=time_unit,
@@ -460,6 +483,9 @@ def rfm_summary(
         "D", "W" (7 days), "M" (30.4375 days) or "Y" (365.25 days); see :data:`TIME_UNITS`.
     engine
         "pandas" (default) or "duckdb" (files larger than memory); same results, same errors.
+        "spark" (``pip install clvmodels[spark]``): also a Spark DataFrame; the result is a
+        lazy Spark DataFrame (never collected; rows in no order) whose columns carry the
+        ``attrs`` in their metadata (:func:`clvmodels.engines.spark.summary_attrs`).
     negative_amounts
         "raise" (default) refuses negative amounts such as returns; "drop" ignores them.
     {rules}
@@ -467,7 +493,8 @@ def rfm_summary(
     Returns
     -------
     DataFrame indexed by customer id with ``frequency, recency, T[, monetary_value]``;
-    ``attrs["time_unit"]`` and ``attrs["observation_end"]`` record how it was made.
+    ``attrs["time_unit"]`` and ``attrs["observation_end"]`` record how it was made. With
+    ``engine="spark"``: a Spark DataFrame with the id as its first column.
     """
     return _summarise(
         transactions,
