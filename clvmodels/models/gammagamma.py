@@ -9,6 +9,7 @@ spend m_x. The model assumes spend is independent of purchase frequency: check i
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -17,14 +18,15 @@ import pandas as pd
 from scipy import special, stats
 
 from clvmodels._validation import ValidationError
-from clvmodels.datakinds import validate_spend
+from clvmodels.datakinds import KINDS, validate_spend
 from clvmodels.models._math import NP
 from clvmodels.models.links import declare_links
 from clvmodels.models.mle import MLEModel
 from clvmodels.rows import UniqueRows
 from clvmodels.simulate import simulate_gammagamma
 
-__all__ = ["GammaGamma", "expected_spend", "log_likelihood", "population_mean_spend"]
+__all__ = ["GammaGamma", "expected_spend", "log_likelihood", "population_mean_spend",
+           "value_grad_hess"]
 
 
 def log_likelihood(p: Any, q: Any, v: Any, x: Any, mx: Any, m: Any = NP) -> Any:
@@ -47,6 +49,165 @@ def log_likelihood_grad(p: float, q: float, v: float, x: np.ndarray, mx: np.ndar
     d_q = psi(px + q) - psi(q) + np.log(v) - lvm
     d_v = q / v - (px + q) / (v + mx * x)
     return np.vstack([d_p, d_q, d_v])
+
+
+def _spend_terms(d: Any) -> dict[str, Any]:
+    """What the fused likelihood needs from the rows alone, computed once per rows (cached):
+    the distinct x with their summed weights, s = m_x x per row, and the data-only sums
+    sum w ln m_x, sum w x ln m_x and sum w x ln x."""
+    cache = d.__dict__.get("_gg_terms")
+    if cache is not None:
+        return cache
+    x = np.asarray(d.x, dtype=float)
+    m = np.asarray(d.m, dtype=float)
+    w = np.asarray(d.w, dtype=float)
+    if len(x) and bool(np.all(x[1:] >= x[:-1])):
+        # rows come sorted by x (unique_rows' lexicographic order): distinct x from the cuts
+        starts = np.concatenate([[0], np.flatnonzero(x[1:] != x[:-1]) + 1])
+        ux, wx = x[starts], np.add.reduceat(w, starts)
+    else:
+        ux, inv = np.unique(x, return_inverse=True)
+        wx = np.bincount(inv.reshape(-1), weights=w, minlength=len(ux))
+    unit = bool(np.all(w == 1.0))
+    wxr = x if unit else w * x
+    log_m = np.log(m)
+    cache = {
+        "ux": ux, "wx": wx, "n": float(w.sum()), "s": m * x, "w": None if unit else w,
+        "wxr": wxr, "sum_logm": _dot(w, log_m), "sum_xlogm": _dot(wxr, log_m),
+        "sum_xlogx": _dot(wx * ux, np.log(ux)) if len(ux) else 0.0,
+        "buf": np.empty_like(m),
+    }
+    d.__dict__["_gg_terms"] = cache
+    return cache
+
+
+def _dot(u: np.ndarray, v: np.ndarray) -> float:
+    """Single-threaded dot product (einsum, not BLAS: BLAS threads stall on a busy machine)."""
+    return float(np.einsum("i,i->", u, v))
+
+
+def value_grad_hess(p: float, q: float, v: float, d: Any, *, hessian: bool = True
+                    ) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Weighted total of :func:`log_likelihood` over the rows ``d`` (Fader & Hardie 2013,
+    eq. 5), its gradient and (``hessian=True``) its Hessian w.r.t. (p, q, v).
+
+    The maximum-likelihood hot path; the same formula organised for speed. With s = m_x x,
+
+        LL = sum_x w_x [lnG(px+q) - lnG(px)] - N lnG(q) + N q ln v + p sum w x (ln m_x + ln x)
+             - sum w ln m_x - p sum w x ln(v+s) - q sum w ln(v+s)
+
+    so the gamma-function terms are evaluated once per distinct x (frequency takes few
+    values), the terms in the data alone once per fit (:func:`_spend_terms`), and per row and
+    evaluation there is one log and one reciprocal (the Hessian adds a square). Scalar
+    parameters only (per-row arrays: :func:`log_likelihood`). Tests check it against the
+    per-row sums and finite differences.
+    """
+    c = _spend_terms(d)
+    ux, wx, n, w, wxr = c["ux"], c["wx"], c["n"], c["w"], c["wxr"]
+    pu = p * ux
+    a_u = pu + q
+    gl, psi = special.gammaln, special.digamma
+    buf = c["buf"]
+    np.add(c["s"], v, out=buf)
+    inv = np.reciprocal(buf)
+    log_t = np.log(buf, out=buf)  # ln(v + m_x x): the one log per row
+    sum_l = float(log_t.sum()) if w is None else _dot(w, log_t)
+    sum_xl = _dot(wxr, log_t)
+    sum_i = float(inv.sum()) if w is None else _dot(w, inv)
+    sum_xi = _dot(wxr, inv)
+    log_v = math.log(v)
+    total = (_dot(wx, gl(a_u) - gl(pu)) - n * float(gl(q)) + n * q * log_v
+             + p * (c["sum_xlogm"] + c["sum_xlogx"]) - c["sum_logm"] - p * sum_xl - q * sum_l)
+    psi_a = psi(a_u)
+    grad = np.array([
+        _dot(wx * ux, psi_a - psi(pu)) + c["sum_xlogm"] + c["sum_xlogx"] - sum_xl,
+        _dot(wx, psi_a) - n * float(psi(q)) + n * log_v - sum_l,
+        n * q / v - p * sum_xi - q * sum_i,
+    ])
+    if not hessian:
+        return total, grad, None
+    np.multiply(inv, inv, out=inv)
+    sum_i2 = float(inv.sum()) if w is None else _dot(w, inv)
+    sum_xi2 = _dot(wxr, inv)
+    tri_a = special.polygamma(1, a_u)
+    h_pp = _dot(wx * ux * ux, tri_a - special.polygamma(1, pu))
+    h_pq = _dot(wx * ux, tri_a)
+    h_qq = _dot(wx, tri_a) - n * float(special.polygamma(1, q))
+    h_pv = -sum_xi
+    h_qv = n / v - sum_i
+    h_vv = -n * q / (v * v) + p * sum_xi2 + q * sum_i2
+    hess = np.array([[h_pp, h_pq, h_pv], [h_pq, h_qq, h_qv], [h_pv, h_qv, h_vv]])
+    return total, grad, hess
+
+
+def _distinct_spend_rows(data: pd.DataFrame, extra_codes: dict[str, np.ndarray] | None
+                         ) -> UniqueRows | None:
+    """The unique rows of the repeat buyers when no two share a monetary value — the usual
+    case, as mean spend is continuous — without the general compression's hashing of
+    every column; None when some monetary values repeat (then the general path compresses).
+
+    The result equals :func:`clvmodels.datakinds.kind_rows`'s (same validation; rows in the
+    same lexicographic (frequency, monetary_value, covariates) order, weights 1, the same
+    inverse). It keeps each row's rank in monetary value (``extra["monetary_rank"]``) for
+    the Spearman correlation of the data summary.
+    """
+    spec = KINDS["spend"]
+    frame = spec.conform(data)
+    spec.validate(frame, "spend data", None)
+    x_all = frame["frequency"].to_numpy(dtype=float)
+    keep = x_all > 0
+    x = x_all[keep]
+    m = frame["monetary_value"].to_numpy(dtype=float)[keep]
+    k = len(x)
+    if k < 2:
+        return None
+    by_m = np.argsort(m)  # distinct values (checked next): any sort gives the same order
+    m_sorted = m[by_m]
+    if bool(np.any(m_sorted[1:] == m_sorted[:-1])):
+        return None
+    # then by frequency, stably: a radix sort on small whole numbers
+    xs = x[by_m]
+    small = float(xs.max()) < 2**15
+    perm = np.argsort(xs.astype(np.int16 if small else np.int64), kind="stable")
+    order = by_m[perm]
+    if small:  # the sorted frequencies are their distinct values repeated: no gather
+        counts = np.bincount(xs.astype(np.int64))
+        x_rows = np.repeat(np.arange(len(counts), dtype=float), counts)
+    else:
+        x_rows = xs[perm]
+    columns = {"frequency": x_rows, "monetary_value": m_sorted[perm]}
+    for name, values in (extra_codes or {}).items():
+        columns[name] = np.asarray(values, dtype=float)[keep][order]
+    inverse = np.full(len(x_all), -1, dtype=np.int64)
+    row_of = np.empty(k, dtype=np.int64)
+    row_of[order] = np.arange(k)
+    inverse[keep] = row_of
+    # row r holds the customer of m-rank perm[r] (order = by_m[perm])
+    return UniqueRows(columns=columns, weights=np.ones(k), inverse=inverse,
+                      index=frame.index.copy(), time_unit=data.attrs.get("time_unit"),
+                      extra={"monetary_rank": perm})
+
+
+def _rows_correlation(d: UniqueRows) -> dict[str, float] | None:
+    """:meth:`GammaGamma.frequency_spend_correlation` from rows of
+    :func:`_distinct_spend_rows` (one customer each, sorted by frequency, monetary ranks
+    known): Spearman's rho is Pearson's on the ranks, ties in frequency at their average
+    rank (as scipy's ``rankdata``), with no further sort."""
+    x, m = d.x, d.m
+    k = len(x)
+    if k < 3:
+        return {"pearson": float("nan"), "spearman": float("nan"), "n": k}
+    if np.ptp(x) == 0 or np.ptp(m) == 0:
+        return {"pearson": float("nan"), "spearman": float("nan"), "n": k}
+    starts = np.concatenate([[0], np.flatnonzero(x[1:] != x[:-1]) + 1, [k]])
+    mean_rank = 0.5 * (starts[:-1] + starts[1:] + 1.0)  # ranks start at 1
+    rank_x = np.repeat(mean_rank, np.diff(starts))
+    rank_m = d.extra["monetary_rank"] + 1.0
+    return {
+        "pearson": float(np.corrcoef(x, m)[0, 1]),
+        "spearman": float(np.corrcoef(rank_x, rank_m)[0, 1]),
+        "n": k,
+    }
 
 
 def expected_spend(p: Any, q: Any, v: Any, x: Any, mx: Any) -> np.ndarray:
@@ -92,13 +253,31 @@ class GammaGamma(MLEModel):
     def _loglik_grad(self, p: dict[str, Any], d: UniqueRows) -> np.ndarray:
         return log_likelihood_grad(p["p"], p["q"], p["v"], d.x, d.m)
 
+    def _value_and_grad(self, p: dict[str, Any], d: UniqueRows
+                        ) -> tuple[float, np.ndarray] | None:
+        if any(np.ndim(p[k]) for k in self.param_names):
+            return None  # per-row parameters (covariates by row): the broadcasting path
+        total, grad, _ = value_grad_hess(p["p"], p["q"], p["v"], d, hessian=False)
+        return total, grad
+
+    def _value_grad_hess(self, p: dict[str, Any], d: UniqueRows
+                         ) -> tuple[float, np.ndarray, np.ndarray] | None:
+        if any(np.ndim(p[k]) for k in self.param_names):
+            return None
+        total, grad, hess = value_grad_hess(p["p"], p["q"], p["v"], d)
+        return total, grad, hess
+
     def _initial_params(self, d: UniqueRows) -> np.ndarray:
         mean_spend = float(np.average(d.m, weights=d.w))
         return np.array([1.0, 2.0, max(mean_spend, 1e-6)])
 
     def _fit_data(self, data: pd.DataFrame, weights: str | np.ndarray | None = None,
                   extra_codes: dict[str, np.ndarray] | None = None) -> UniqueRows:
-        d = self._data_rows(data, weights=weights, extra_codes=extra_codes)
+        d = None
+        if weights is None:
+            d = _distinct_spend_rows(data, extra_codes)
+        if d is None:
+            d = self._data_rows(data, weights=weights, extra_codes=extra_codes)
         if d.n_customers < 2:
             raise ValidationError(
                 "column 'frequency': the Gamma-Gamma model needs at least 2 repeat buyers "
@@ -107,7 +286,9 @@ class GammaGamma(MLEModel):
         return d
 
     def _data_summary(self, rfm: pd.DataFrame, d: UniqueRows) -> dict[str, Any]:
-        corr = self.frequency_spend_correlation(rfm)
+        corr = _rows_correlation(d) if "monetary_rank" in d.extra else None
+        if corr is None:
+            corr = self.frequency_spend_correlation(rfm)
         return {
             "n_customers": int(d.n_customers),
             "n_unique_rows": d.n_rows,

@@ -111,6 +111,15 @@ class MLEModel(BaseModel):
         """
         return None
 
+    def _value_grad_hess(self, p: dict[str, Any], d: UniqueRows
+                         ) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """Optional: weighted total log-likelihood, gradient and Hessian w.r.t. the natural
+        parameters (scalar ``p``). A family with an analytic Hessian (Gamma-Gamma) returns
+        them and the Newton polish and the covariance use it (:meth:`_analytic_hessian_log`);
+        None (default) means central differences of the gradient (:meth:`_hessian_log`).
+        """
+        return None
+
     def _initial_params(self, d: UniqueRows) -> np.ndarray:
         return np.ones(len(self.param_names))
 
@@ -194,6 +203,21 @@ class MLEModel(BaseModel):
             return value, out
 
         return f
+
+    def _analytic_hessian_log(self, d: UniqueRows, u: np.ndarray) -> np.ndarray | None:
+        """Hessian of the objective w.r.t. log parameters from the family's
+        :meth:`_value_grad_hess` (None without one): with F(u) = G(theta), theta = exp(u),
+        d2F/du_i du_j = G_ij theta_i theta_j + delta_ij G_i theta_i."""
+        theta = np.exp(np.clip(u, -700, 700))
+        with np.errstate(all="ignore"):
+            out = self._value_grad_hess(self._params_dict(theta), d)
+        if out is None:
+            return None
+        n = d.n_customers
+        _, g, h = out
+        g_nat = -np.asarray(g) / n + 2.0 * self.penalizer * theta
+        h_nat = -np.asarray(h) / n + 2.0 * self.penalizer * np.eye(len(theta))
+        return h_nat * np.outer(theta, theta) + np.diag(g_nat * theta)
 
     @staticmethod
     def _hessian_log(f: Callable[[np.ndarray], tuple[float, np.ndarray]],
@@ -283,7 +307,12 @@ class MLEModel(BaseModel):
         # gradient), which the standard errors need anyway: quadratic convergence makes the
         # optimum tight to ~1e-10 in one or two steps
         x_opt = res.x
-        H_log = self._hessian_log(f, x_opt)
+
+        def hessian_log(u: np.ndarray) -> np.ndarray:
+            h = self._analytic_hessian_log(d, u) if plan is None else None
+            return self._hessian_log(f, u) if h is None else h
+
+        H_log = hessian_log(x_opt)
         for _ in range(3):
             _, g_log = f(x_opt)
             if np.max(np.abs(g_log)) < 1e-10:
@@ -298,7 +327,7 @@ class MLEModel(BaseModel):
             x_opt = candidate
             if np.max(np.abs(step)) < 1e-4:
                 break  # the Hessian moves by O(step) relative: keep it for the errors
-            H_log = self._hessian_log(f, x_opt)
+            H_log = hessian_log(x_opt)
         res.x = x_opt
         theta = np.exp(res.x[:k])
         gamma = res.x[k:]
@@ -389,7 +418,7 @@ class MLEModel(BaseModel):
         if self.data_kind == "contractual" and float(np.dot(d.w, d.churned)) == 0:
             return ("no customer churned, so the churn distribution cannot be estimated "
                     "(every fit would push the churn probability to 0)")
-        if self.data_kind == "spend" and len(np.unique(d.m)) < 2:
+        if self.data_kind == "spend" and np.ptp(d.m) == 0:  # one value (no sort needed)
             return "every repeat buyer has the same monetary_value: no spread to estimate"
         return ""
 
