@@ -199,12 +199,49 @@ def _recovery(model: Any, truth: dict[str, float]) -> dict[str, Any]:
     return {"max_abs_z": max(abs(v) for v in z.values()), "z": z}
 
 
+def _profile(fn: Callable[[], Any]) -> dict[str, Any]:
+    """cProfile of one call: the top functions by cumulative and by own time, and the number
+    of calls of the likelihood pieces (a loop over customers would show millions)."""
+    prof = cProfile.Profile()
+    with _silenced():
+        prof.enable()
+        fn()
+        prof.disable()
+    stats = pstats.Stats(prof)
+    total = max(v[3] for v in stats.stats.values())  # type: ignore[attr-defined]
+    rows = []
+    calls = {}
+    for (file, line, name), (_cc, nc, tt, ct, _) in stats.stats.items():  # type: ignore
+        rows.append((ct, tt, nc, f"{Path(file).name}:{line}({name})"))
+        if name in ("_loglik", "_loglik_grad", "_value_and_grad", "value_and_grad",
+                    "chain_gradient", "row_params", "_hessian_log", "_plain_start", "f"):
+            calls[f"{Path(file).name}:{name}"] = nc
+    rows.sort(reverse=True)
+    return {"profile_total_s": total,
+            "profile_top": [{"cum_s": c, "own_s": t, "calls": k, "where": w}
+                            for c, t, k, w in rows[:22]],
+            "profile_own_top": [{"own_s": t, "calls": k, "where": w}
+                                for c, t, k, w in sorted(rows, key=lambda r: -r[1])[:12]],
+            "calls": calls}
+
+
+def _plain_fit_s(family: str, data: pd.DataFrame) -> float:
+    """One fit of the model without covariates on the same frame (the baseline)."""
+    from clvmodels import BetaGeo, ParetoNBD
+
+    cls = BetaGeo if family == "bgnbd" else ParetoNBD
+    with _silenced():
+        t, _ = _timed(lambda: cls().fit(data))
+    return t
+
+
 # --------------------------------------------------------------------------------------
 # tasks (each in its own process)
 # --------------------------------------------------------------------------------------
 
 
-def task_cat(family: str, n: int, seed: int, repeats: int) -> dict[str, Any]:
+def task_cat(family: str, n: int, seed: int, repeats: int, profile: bool = False
+             ) -> dict[str, Any]:
     t_sim, data = _timed(lambda: simulate_categorical(family, n, seed))
     times, model = [], None
     for _ in range(repeats):
@@ -214,11 +251,16 @@ def task_cat(family: str, n: int, seed: int, repeats: int) -> dict[str, Any]:
     assert model is not None
     truth = {**TRUTH[family], **_truth_coefficients(family)}
     s = model.data_summary_
-    return {"family": family, "n_customers": n, "simulate_s": t_sim, "times_s": times,
+    out = {"family": family, "n_customers": n, "simulate_s": t_sim, "times_s": times,
             "median_s": statistics.median(times), "n_unique_rows": s["n_unique_rows"],
             "n_patterns": s["n_covariate_patterns"], "mode": s["covariate_evaluation"],
             "n_coefficients": len(model.coefficient_names_), "converged": model.converged_,
-            "peak_rss_mb": _rss_mb(), **_recovery(model, truth)}
+            "nfev": int(getattr(model._optimizer_result, "nfev", -1)),
+            "plain_fit_s": _plain_fit_s(family, data), "peak_rss_mb": _rss_mb(),
+            **_recovery(model, truth)}
+    if profile:
+        out.update(_profile(lambda: _model(family, ["channel", "region"]).fit(data)))
+    return out
 
 
 def task_cont(family: str, n: int, seed: int, repeats: int, profile: bool) -> dict[str, Any]:
@@ -240,29 +282,10 @@ def task_cont(family: str, n: int, seed: int, repeats: int, profile: bool) -> di
         "n_patterns": s["n_covariate_patterns"], "mode": s["covariate_evaluation"],
         "n_coefficients": len(model.coefficient_names_), "converged": model.converged_,
         "nfev": int(getattr(model._optimizer_result, "nfev", -1)),
-        "peak_rss_mb": _rss_mb(), **_recovery(model, truth)}
+        "plain_fit_s": _plain_fit_s(family, data), "peak_rss_mb": _rss_mb(),
+        **_recovery(model, truth)}
     if profile:
-        prof = cProfile.Profile()
-        with _silenced():
-            prof.enable()
-            _model(family, cols).fit(data)
-            prof.disable()
-        stats = pstats.Stats(prof)
-        total = max(v[3] for v in stats.stats.values())  # type: ignore[attr-defined]
-        rows = []
-        calls = {}
-        for (file, line, fn), (_cc, nc, tt, ct, _) in stats.stats.items():  # type: ignore
-            rows.append((ct, tt, nc, f"{Path(file).name}:{line}({fn})"))
-            if fn in ("_loglik", "_loglik_grad", "_value_and_grad", "value_and_grad",
-                      "chain_gradient", "row_params"):
-                calls[f"{Path(file).name}:{fn}"] = nc
-        rows.sort(reverse=True)
-        out["profile_total_s"] = total
-        out["profile_top"] = [{"cum_s": c, "own_s": t, "calls": k, "where": w}
-                              for c, t, k, w in rows[:18]]
-        out["profile_own_top"] = [{"own_s": t, "calls": k, "where": w}
-                                  for c, t, k, w in sorted(rows, key=lambda r: -r[1])[:12]]
-        out["calls"] = calls
+        out.update(_profile(lambda: _model(family, cols).fit(data)))
     return out
 
 
@@ -330,7 +353,7 @@ def task_bayes(who: str, n: int, seed: int, draws: int, tune: int) -> dict[str, 
     sampling = None
     timings = extra.get("fit_timings") or {}
     if isinstance(timings, dict):
-        sampling = timings.get("sampling_s") or timings.get("sampling")
+        sampling = timings.get("sample_s") or timings.get("sampling_s")
     if sampling is None:
         stats = getattr(idata, "sample_stats", None)
         sampling = (float(stats.attrs["sampling_time"]) if stats is not None
@@ -450,7 +473,8 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict[str, Any]] = {}
     if "cat" in only:
         results["cat"] = {f: run_task("cat", family=f, n=args.size, seed=args.seed,
-                                      repeats=args.repeats) for f in args.families}
+                                      repeats=args.repeats, profile=not args.no_profile)
+                          for f in args.families}
     if "cont" in only:
         results["cont"] = {f: run_task("cont", family=f, n=args.size, seed=args.seed,
                                        repeats=args.repeats, profile=not args.no_profile)
