@@ -204,20 +204,58 @@ class MLEModel(BaseModel):
 
         return f
 
-    def _analytic_hessian_log(self, d: UniqueRows, u: np.ndarray) -> np.ndarray | None:
-        """Hessian of the objective w.r.t. log parameters from the family's
-        :meth:`_value_grad_hess` (None without one): with F(u) = G(theta), theta = exp(u),
-        d2F/du_i du_j = G_ij theta_i theta_j + delta_ij G_i theta_i."""
+    def _log_value_grad_hess(self, d: UniqueRows, u: np.ndarray
+                             ) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """The objective of :meth:`_objective` (no covariates), its gradient and Hessian
+        w.r.t. log parameters from the family's :meth:`_value_grad_hess` (None without one):
+        with F(u) = G(theta), theta = exp(u), d2F/du_i du_j = G_ij theta_i theta_j
+        + delta_ij G_i theta_i. Not finite: (inf, 0, identity), which optimisers reject."""
         theta = np.exp(np.clip(u, -700, 700))
         with np.errstate(all="ignore"):
             out = self._value_grad_hess(self._params_dict(theta), d)
-        if out is None:
+            if out is None:
+                return None
+            n = d.n_customers
+            total, g, h = out
+            value = -float(total) / n + self.penalizer * float(np.sum(theta**2))
+            g_nat = -np.asarray(g) / n + 2.0 * self.penalizer * theta
+            h_nat = -np.asarray(h) / n + 2.0 * self.penalizer * np.eye(len(theta))
+            h_log = h_nat * np.outer(theta, theta) + np.diag(g_nat * theta)
+        if not (np.isfinite(value) and np.all(np.isfinite(g_nat)) and np.all(np.isfinite(h_log))):
+            return np.inf, np.zeros_like(theta), np.eye(len(theta))
+        return value, g_nat * theta, h_log
+
+    def _analytic_hessian_log(self, d: UniqueRows, u: np.ndarray) -> np.ndarray | None:
+        """Hessian of the objective w.r.t. log parameters, analytic (None without one)."""
+        out = self._log_value_grad_hess(d, u)
+        return None if out is None else out[2]
+
+    def _newton_minimize(self, d: UniqueRows, x0: np.ndarray, maxiter: int) -> Any:
+        """Trust-region Newton (scipy's ``trust-exact``) on log parameters with the family's
+        analytic Hessian: a handful of likelihood passes where L-BFGS-B needs tens. None when
+        the family has no Hessian or Newton does not reach a small gradient (L-BFGS-B
+        then takes over)."""
+        if type(self)._value_grad_hess is MLEModel._value_grad_hess:
             return None
-        n = d.n_customers
-        _, g, h = out
-        g_nat = -np.asarray(g) / n + 2.0 * self.penalizer * theta
-        h_nat = -np.asarray(h) / n + 2.0 * self.penalizer * np.eye(len(theta))
-        return h_nat * np.outer(theta, theta) + np.diag(g_nat * theta)
+        last: dict[str, Any] = {}
+
+        def vgh(u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+            if last.get("u") is None or not np.array_equal(last["u"], u):
+                out = self._log_value_grad_hess(d, u)
+                if out is None:
+                    raise _NoHessian
+                last.update(u=np.array(u), out=out)
+            return last["out"]
+
+        try:
+            res = optimize.minimize(lambda u: vgh(u)[:2], x0, jac=True,
+                                    hess=lambda u: vgh(u)[2], method="trust-exact",
+                                    options={"maxiter": maxiter, "gtol": 1e-10})
+        except (_NoHessian, np.linalg.LinAlgError, ValueError):
+            return None
+        if not (np.isfinite(res.fun) and np.max(np.abs(res.jac)) < 1e-6):
+            return None
+        return res
 
     @staticmethod
     def _hessian_log(f: Callable[[np.ndarray], tuple[float, np.ndarray]],
@@ -296,8 +334,10 @@ class MLEModel(BaseModel):
             # without covariates compress far more), the coefficients at 0
             x0 = np.concatenate([self._plain_start(rfm, weights, x0, maxiter, tol),
                                  np.zeros(len(coef_names))])
-        res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B",
-                                options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-8})
+        res = self._newton_minimize(d, x0, maxiter) if plan is None else None
+        if res is None:
+            res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B",
+                                    options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-8})
         if not np.isfinite(res.fun):
             raise RuntimeError(
                 f"{type(self).__name__} fit failed: the log-likelihood is not finite at the "
@@ -725,6 +765,10 @@ class MLEModel(BaseModel):
         self._check_fitted()
         cols, index = frame_arrays(data, self.data_kind, time_unit=self.time_unit_)
         return (*cols, index)
+
+
+class _NoHessian(Exception):
+    """The family's :meth:`MLEModel._value_grad_hess` returned None."""
 
 
 def _optimizer_message(res: Any) -> str:
