@@ -467,7 +467,7 @@ def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
     ``covariates`` is a frame indexed by customer id with the model's covariate columns
     (e.g. the calibration/holdout split with the customer table joined); without it the
     columns are read from ``transactions`` (each customer's value on their first
-    row).
+    row); a Bayesian model with covariates gives its posterior mean only (no intervals).
 
     Returns a DataFrame indexed by period number 1..K with ``period_start``, ``period_end``
     (the last day of the period), ``days`` (its length in days), ``complete`` (False for a
@@ -519,7 +519,7 @@ def tracking_table(model: Any, transactions: pd.DataFrame, calibration_end: Any,
         "timedelta64[D]").astype(np.int64)
     boundaries = np.append(ends, cal_off)
     unit_days = time_unit_days(model.time_unit_ or "D")
-    bayes = is_posterior(model)
+    bayes = is_posterior(model) and not _cov.has_covariates(model)  # with: the mean only
     if bayes and getattr(model, "segment_col", None) and segments is not None:
         labels = pd.Series(segments).reindex(firsts["id"].to_numpy())
         if labels.isna().any():

@@ -121,8 +121,9 @@ def tracked_with_covariates(model: Any, covariates: pd.DataFrame | None,
     """The tracking table's expected cumulative repeat purchases (1, B) for a covariate
     model: customers ``ids`` (first purchases at ``first_offsets`` days) with their
     attributes from ``covariates`` (indexed by customer id), else from the first row of each
-    customer in ``transactions``."""
-    refuse_posterior_covariates(model, "tracking")
+    customer in ``transactions``. A Bayesian model contributes its posterior mean of E[X(t)]
+    per profile (``expected_purchases_new_customer(t, covariates=...)``; a hierarchical one
+    at the population level), so the table has no interval columns then."""
     frame = covariates
     if frame is None:
         cols = [c for c in model.covariate_columns if c in transactions.columns]

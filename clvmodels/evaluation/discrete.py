@@ -108,15 +108,13 @@ def _expected_totals(model: Any, data: pd.DataFrame, h: int) -> float:
     """sum_i E[X(n_i + h)]: the cohort's expected transactions from acquisition to ``h``
     opportunities after the calibration (``h = 0``: to its end; a hierarchical model: each
     segment's own expectation)."""
-    profiles = covariate_profiles(model, data) if not is_posterior(model) else None
+    profiles = covariate_profiles(model, data)
     if profiles is not None:  # each customer with their own covariates, once per profile
+        # (a Bayesian model: the posterior mean, a hierarchical one at the population level)
         uT, t_idx = np.unique(data["T"].to_numpy(dtype=float), return_inverse=True)
         E = np.asarray(model.expected_purchases_new_customer(uT + h, covariates=profiles[1]),
                        float)
         return float(E[profiles[0], t_idx].sum())
-    if getattr(model, "has_covariates", False):
-        raise NotImplementedError("tracking a Bayesian model with covariates is not "
-                                  "available yet")
     col = getattr(model, "segment_col", None) if is_posterior(model) else None
     groups = [(None, data)] if not col else list(data.groupby(col, sort=False))
     total = 0.0
