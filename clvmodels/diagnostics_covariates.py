@@ -30,7 +30,6 @@ __all__ = [
     "n_parameters",
     "posterior_groups",
     "profile_count_probabilities",
-    "refuse_posterior_covariates",
     "tracked_with_covariates",
     "with_profile",
 ]
@@ -41,12 +40,6 @@ _CHUNK_CELLS = 2_000_000
 
 def has_covariates(model: Any) -> bool:
     return bool(getattr(model, "has_covariates", False))
-
-
-def refuse_posterior_covariates(model: Any, what: str) -> None:
-    if is_posterior(model) and has_covariates(model):
-        raise NotImplementedError(f"{what} of a Bayesian model with covariates is not "
-                                  "available yet (maximum-likelihood covariate models are)")
 
 
 def n_parameters(model: Any) -> int:
