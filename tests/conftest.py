@@ -78,6 +78,24 @@ def cdnow_published(_cdnow_published: pd.DataFrame) -> pd.DataFrame:
     return _cdnow_published.copy(deep=True)
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole test run (``local[2]``, 2 shuffle partitions,
+    UTC); tests using it are skipped when pyspark is not installed (the ``spark`` extra)."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install "
+                        "'clvmodels[spark]'; the dev extra has it)")
+    from clvmodels.engines.spark import session
+
+    spark = session("local[2]", {"spark.sql.shuffle.partitions": 2,
+                                 "spark.default.parallelism": 2,
+                                 "spark.sql.session.timeZone": "UTC",
+                                 "spark.ui.enabled": "false",
+                                 "spark.ui.showConsoleProgress": "false"})
+    spark.sparkContext.setLogLevel("ERROR")
+    yield spark
+    spark.stop()
+
+
 @pytest.fixture
 def tiny_transactions() -> pd.DataFrame:
     """Three customers, hand-checkable (dates as datetimes, amounts in dollars).

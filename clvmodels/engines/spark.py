@@ -112,7 +112,8 @@ def quiet_pandas_warnings() -> Iterator[None]:
 def session(master: str = "local[*]", conf: Mapping[str, object] | None = None
             ) -> SparkSession:
     """The active Spark session, or a new one on ``master`` with ``conf`` (e.g.
-    ``{"spark.sql.shuffle.partitions": 8}``). With a session already running, ``master``
+    ``{"spark.sql.shuffle.partitions": 8}``; Arrow transfers to and from pandas are on
+    unless ``conf`` says otherwise). With a session already running, ``master``
     is ignored (Spark has one session per process) and ``conf`` is set on it where Spark
     allows (SQL settings)."""
     active = SparkSession.getActiveSession()
@@ -121,7 +122,8 @@ def session(master: str = "local[*]", conf: Mapping[str, object] | None = None
             active.conf.set(key, str(value))
         return active
     builder = SparkSession.builder.master(master).appName("clvmodels")
-    for key, value in (conf or {}).items():
+    settings = {"spark.sql.execution.arrow.pyspark.enabled": "true", **(conf or {})}
+    for key, value in settings.items():
         builder = builder.config(key, str(value))
     return builder.getOrCreate()
 
@@ -492,15 +494,11 @@ def day_summary_spark(
     daily = rows.groupBy(_ID, _DAY).agg(F.sum(_DEC).alias("amount"),
                                         F.count("*").alias("n_rows"),
                                         F.count_if(F.col(_BAD)).alias("n_bad"))
-    daily = daily.persist()
-    try:
-        return _validate_and_summarise(
-            source, parsed, daily, cols=cols, monetary_value_col=monetary_value_col,
-            observation_end=observation_end, calibration_end=calibration_end,
-            strip_ids=strip_ids, implausible_dates=implausible_dates,
-            notes=notes if notes is not None else [])
-    finally:
-        daily.unpersist()
+    return _validate_and_summarise(
+        source, parsed, daily, cols=cols, monetary_value_col=monetary_value_col,
+        observation_end=observation_end, calibration_end=calibration_end,
+        strip_ids=strip_ids, implausible_dates=implausible_dates,
+        notes=notes if notes is not None else [])
 
 
 def _validate_and_summarise(
@@ -509,9 +507,16 @@ def _validate_and_summarise(
     calibration_end: pd.Timestamp | None, strip_ids: bool,
     implausible_dates: ImplausibleDates, notes: list[str],
 ) -> tuple[DataFrame, pd.Timestamp]:
-    stats = daily.agg(F.count("*"), F.sum("n_bad"), F.min(_DAY), F.max(_DAY),
-                      F.sum("n_rows")).first()
-    n_groups, n_bad = int(stats[0]), int(stats[1] or 0)
+    # one job when the data are good: per calendar day, the (customer, day) groups, bad rows
+    # and rows -- a few thousand rows to the driver whatever the data's size -- from which
+    # the counts, the period and the plausible-dates rule are decided
+    with quiet_pandas_warnings():
+        per_day = daily.groupBy(_day_number(_DAY).alias("d")).agg(
+            F.count("*").alias("groups"), F.sum("n_bad").alias("bad"),
+            F.sum("n_rows").alias("rows")).toPandas()
+    n_groups = int(per_day["groups"].sum())
+    n_bad = int(per_day["bad"].sum())
+    per_day = per_day.loc[per_day["d"].notna()]
     checks = list(parsed.checks)
     frame = parsed.frame
     spaced_examples: list[str] = []
@@ -531,17 +536,19 @@ def _validate_and_summarise(
         for i, check in enumerate(checks):
             if counts[i]:
                 raise ValidationError(_message(source, frame, check, int(counts[i]), cols))
-    if n_groups == 0:
+    if n_groups == 0 or per_day.empty:
         if source.frame.limit(1).count() == 0:
             raise empty_error()
         raise all_negative_error(monetary_value_col)
-    first, last = pd.Timestamp(stats[2]), pd.Timestamp(stats[3])
+    day_numbers = per_day["d"].to_numpy(dtype=np.int64)
+    first = _EPOCH + pd.Timedelta(days=int(day_numbers.min()))
+    last = _EPOCH + pd.Timedelta(days=int(day_numbers.max()))
     obs_end = last if observation_end is None else observation_end
     check_observation_end(first, obs_end)
     check_observation_end(first, calibration_end, "calibration_end")
     check_holdout(calibration_end, obs_end, last_day=last if observation_end is None else None)
-    _check_plausible(source, parsed, daily, cols, obs_end=obs_end,
-                     observation_end_given=observation_end is not None,
+    _check_plausible(source, parsed, day_numbers, per_day["rows"].to_numpy(dtype=np.int64),
+                     cols, obs_end=obs_end, observation_end_given=observation_end is not None,
                      implausible_dates=implausible_dates, notes=notes)
     return _per_customer(daily, obs_end, calibration_end), obs_end
 
@@ -550,26 +557,24 @@ def _day_number(column: str) -> Column:
     return F.unix_date(F.col(column))
 
 
-def _check_plausible(source: _Source, parsed: _Parsed, daily: DataFrame, cols: list[str], *,
-                     obs_end: pd.Timestamp, observation_end_given: bool,
+def _check_plausible(source: _Source, parsed: _Parsed, days: np.ndarray, rows: np.ndarray,
+                     cols: list[str], *, obs_end: pd.Timestamp, observation_end_given: bool,
                      implausible_dates: ImplausibleDates, notes: list[str]) -> None:
-    """The plausible-dates rules of :mod:`clvmodels._summary_rules`, from the daily table
-    (only its distinct days come to the driver)."""
-    end = F.lit(str(obs_end.date())).cast("date")
-    in_period = daily.where(F.col(_DAY) <= end)
-    active = np.array([r[0] for r in in_period.select(_day_number(_DAY).alias("d"))
-                       .distinct().collect()], dtype=np.int64)
+    """The plausible-dates rules of :mod:`clvmodels._summary_rules`, from the rows per day
+    with transactions (``days``: day numbers, ``rows``: rows summarised on each)."""
+    in_period = days <= (obs_end - _EPOCH).days
+    active = days[in_period]
     window = plausible_window(active)
-    number = _day_number(_DAY)
-    outside = (number < window.low) | (number > window.high)
-    row = in_period.agg(
-        F.coalesce(F.sum(F.when(number < window.low, F.col("n_rows"))), F.lit(0)),
-        F.coalesce(F.sum(F.when(number > window.high, F.col("n_rows"))), F.lit(0)),
-        F.min(F.when(outside, number)), F.max(F.when(outside, number))).first()
-    n_early, n_late = int(row[0]), int(row[1])
-    if n_early or n_late:
-        problem = window.problem(int(row[2]), int(row[3]), n_early, n_late)
-        condition = (F.col(_DAY) <= end) & outside & parsed.kept
+    early = in_period & (days < window.low)
+    late = in_period & (days > window.high)
+    if early.any() or late.any():
+        outliers = days[early | late]
+        n_early, n_late = int(rows[early].sum()), int(rows[late].sum())
+        problem = window.problem(int(outliers.min()), int(outliers.max()), n_early, n_late)
+        number = _day_number(_DAY)
+        end = F.lit(str(obs_end.date())).cast("date")
+        condition = ((F.col(_DAY) <= end) & ((number < window.low) | (number > window.high))
+                     & parsed.kept)
         check = _Check(cols[1], problem, condition)
         report_problem(_message(source, parsed.frame, check, n_early + n_late, cols),
                        implausible_dates, notes)
