@@ -165,7 +165,8 @@ def coefficient_table(model: Any, interval: float = 0.95) -> pd.DataFrame:
     and the Wald ``z`` and two-sided ``p_value``. Maximum likelihood: estimate -/+ z_q se
     (Wald, the coefficient on its own scale; ``interval`` 0.95 gives the 95% interval of
     ``summary()``). Bayesian: the posterior mean and the central ``interval`` of the draws
-    of each coefficient (posterior variables ``coef_<group>`` over ``<group>_covariate``).
+    of each coefficient (the model's ``coefficient_draws()``, else the posterior variables
+    ``coef_<group>`` over ``<group>_covariate``).
     A coefficient is the change in the log of the linked parameter's *rate* effect: a
     positive purchase (dropout) coefficient raises the purchase (dropout) rate (links
     equation (1)). Index: the coefficient names (``purchase:channel[web]``). Empty for a
@@ -199,8 +200,15 @@ def coefficient_table(model: Any, interval: float = 0.95) -> pd.DataFrame:
 
 
 def _posterior_coefficients(model: Any, interval: float) -> pd.DataFrame:
-    post = model.idata_.posterior
     q = (1 - interval) / 2
+    if hasattr(model, "coefficient_draws"):  # the public draws: one column per coefficient
+        draws = model.coefficient_draws()
+        values = draws.to_numpy(dtype=float)
+        lo, hi = np.quantile(values, [q, 1 - q], axis=0)
+        return pd.DataFrame({"estimate": values.mean(axis=0),
+                             "sd": values.std(axis=0, ddof=1), "lower": lo, "upper": hi},
+                            index=pd.Index([str(c) for c in draws.columns]))
+    post = model.idata_.posterior
     records = []
     for group in model.covariate_groups:
         var = f"coef_{group}"
