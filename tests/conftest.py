@@ -81,16 +81,23 @@ def cdnow_published(_cdnow_published: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark session for the whole test run (``local[2]``, 2 shuffle partitions,
-    UTC); tests using it are skipped when pyspark is not installed (the ``spark`` extra)."""
+    UTC, no adaptive planning nor whole-stage code generation); tests using it are skipped
+    when pyspark is not installed (the ``spark`` extra)."""
     pytest.importorskip("pyspark", reason="pyspark is not installed (pip install "
                         "'clvmodels[spark]'; the dev extra has it)")
-    from clvmodels.engines.spark import session
+    from clvmodels.engines.spark import quiet_pandas_warnings, session
 
+    with quiet_pandas_warnings():
+        import pyspark.testing.utils  # noqa: F401  (warns about pandas 3 once, when imported)
     spark = session("local[2]", {"spark.sql.shuffle.partitions": 2,
                                  "spark.default.parallelism": 2,
                                  "spark.sql.session.timeZone": "UTC",
                                  "spark.ui.enabled": "false",
-                                 "spark.ui.showConsoleProgress": "false"})
+                                 "spark.ui.showConsoleProgress": "false",
+                                 # tiny data: planning and code generation cost more than
+                                 # they save (halves the Spark tests' time)
+                                 "spark.sql.adaptive.enabled": "false",
+                                 "spark.sql.codegen.wholeStage": "false"})
     spark.sparkContext.setLogLevel("ERROR")
     yield spark
     spark.stop()

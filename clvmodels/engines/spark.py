@@ -487,6 +487,21 @@ def day_summary_spark(
     :data:`clvmodels.rfm.DaySummaryEngine`."""
     check_date_options(date_format, dayfirst)
     cols = [customer_id_col, datetime_col] + ([monetary_value_col] if monetary_value_col else [])
+    with quiet_pandas_warnings():
+        return _day_summary(transactions, cols=cols, observation_end=observation_end,
+                            calibration_end=calibration_end,
+                            monetary_value_col=monetary_value_col,
+                            negative_amounts=negative_amounts, date_format=date_format,
+                            dayfirst=dayfirst, strip_ids=strip_ids,
+                            implausible_dates=implausible_dates, notes=notes)
+
+
+def _day_summary(transactions: object, *, cols: list[str],
+                 observation_end: pd.Timestamp | None, calibration_end: pd.Timestamp | None,
+                 monetary_value_col: str | None, negative_amounts: NegativeAmounts,
+                 date_format: str | None, dayfirst: bool | None, strip_ids: bool,
+                 implausible_dates: ImplausibleDates, notes: list[str] | None,
+                 ) -> tuple[DataFrame, pd.Timestamp]:
     source = _source(transactions, cols)
     parsed = _parse(source, cols, monetary_value_col, negative_amounts, date_format, dayfirst,
                     strip_ids)
