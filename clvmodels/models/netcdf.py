@@ -3,7 +3,9 @@
 A file holds the ``posterior`` and ``sample_stats`` groups (and, on request, the unique data
 rows and the pointwise log-likelihood) of an :class:`arviz.InferenceData`; the posterior's
 ``clvmodels`` attribute is a JSON document naming the model class, the priors, segments,
-time unit, package version, diagnostics and timings. Loading checks the document and the
+the covariate layout (``CovariateLayout.to_dict()``: columns, levels, reference levels,
+scaling — so prediction data whose covariates do not match are refused), time unit, package
+version, diagnostics and timings. Loading checks the document and the
 posterior's variables and finds the class in the model registry
 (:mod:`clvmodels.models.registry`) by the class name the file gives.
 """
@@ -170,6 +172,12 @@ class NetCDFPersistence:
                        if coefficient_var(g) not in idata.posterior]
             if missing:
                 raise ValueError(f"the posterior lacks the coefficient vector(s) {missing}")
+            for g, pos in layout.positions.items():
+                size = idata.posterior[coefficient_var(g)].size // (
+                    idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
+                if size != len(pos):
+                    raise ValueError(f"the posterior's {coefficient_var(g)} has {size} "
+                                     f"coefficients; the covariate layout names {len(pos)}")
         groups = layout.groups if layout is not None else {}
         model = cls(priors=meta.get("user_priors"), segment_col=meta.get("segment_col"),
                     parametrization=meta.get("parametrization", "non_centered"),
