@@ -21,8 +21,10 @@ The shared machinery beside this class, one job per module: :mod:`~clvmodels.mod
 :mod:`~clvmodels.models.hierarchical` (segments, centring weights, the partially non-centred
 parametrisation), :mod:`~clvmodels.models.sampling` (NUTS and convergence checks),
 :mod:`~clvmodels.models.posterior` (draws and chunked predictions),
-:mod:`~clvmodels.rows` (the unique rows) and :mod:`~clvmodels.models.netcdf`
-(files).
+:mod:`~clvmodels.rows` (the unique rows), :mod:`~clvmodels.models.netcdf`
+(files) and :mod:`~clvmodels.models.bayes_covariates` (covariate coefficients: priors, the
+PyMC vectors, covariate patterns; the links are the MLE twin's, :mod:`clvmodels.models.links`):
+the unique rows are then those of (segment, design, data), the pattern a factored column.
 """
 
 from __future__ import annotations
