@@ -40,7 +40,7 @@ from clvmodels._validation import ValidationError, fail_rows, require_columns
 
 __all__ = ["ENGINES", "contract_summary", "paid_periods"]
 
-ContractEngine = Literal["pandas", "duckdb"]
+ContractEngine = Literal["pandas", "duckdb", "spark"]
 Subscriptions = pd.DataFrame | str | os.PathLike | Sequence[str | os.PathLike]
 
 #: end of an open tenure, later than any real day
@@ -182,10 +182,21 @@ def _summarise_duckdb(subscriptions: Subscriptions, **keywords: Any) -> pd.DataF
     return contract_summary_duckdb(subscriptions, **keywords)
 
 
-#: engine name -> implementation; each follows :mod:`clvmodels._contract_rules`
+def _summarise_spark(subscriptions: Any, **keywords: Any) -> Any:
+    try:
+        from clvmodels.engines.spark_contract import contract_summary_spark
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ImportError("engine='spark' needs pyspark: pip install 'clvmodels[spark]'"
+                          ) from exc
+    return contract_summary_spark(subscriptions, **keywords)
+
+
+#: engine name -> implementation; each follows :mod:`clvmodels._contract_rules` ("spark"
+#: returns a lazy Spark DataFrame, its attrs in the columns' metadata)
 ENGINES: dict[str, Callable[..., pd.DataFrame]] = {
     "pandas": _summarise_pandas,
     "duckdb": _summarise_duckdb,
+    "spark": _summarise_spark,
 }
 
 
@@ -220,7 +231,9 @@ def contract_summary(
         "M" (default) or "Y": calendar anniversaries of the start (a plan started on the
         31st renews on the last day of shorter months); "W" / "D": every 7 / 1 days.
     engine
-        "pandas" (default) or "duckdb".
+        "pandas" (default), "duckdb" or "spark" (``pip install clvmodels[spark]``; also a
+        Spark DataFrame; returns a lazy Spark DataFrame, the id its first column, the attrs
+        in the columns' metadata: :func:`clvmodels.engines.spark.summary_attrs`).
     date_format
         A strftime format for string dates (one for both date columns); default ISO 8601.
         Datetime columns need none. Nothing is guessed per row.

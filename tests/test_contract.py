@@ -407,7 +407,7 @@ def test_column_and_argument_errors(engine: str, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         contract_summary(tmp_path / "nope.csv", **kw)
     with pytest.raises(ValueError, match="unknown engine"):
-        contract_summary(GOOD, observation_end="2024-06-30", engine="spark")
+        contract_summary(GOOD, observation_end="2024-06-30", engine="hadoop")
     # an end column with no end at all, of any dtype, is fine
     out = contract_summary(GOOD.assign(end=np.nan), **kw)
     assert not out["churned"].any()

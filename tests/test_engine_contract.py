@@ -200,3 +200,78 @@ def test_period_refusals(engine):
     same_refusal(good, engine, fn=calibration_holdout_split, calibration_end="2020-03-04")
     same_refusal(lambda: good().assign(amount=-1.0), engine, negative_amounts="drop")
     same_refusal(lambda: good().iloc[:0], engine)
+
+
+# --------------------------------------------------------------------------------------
+# the contract summary (subscriptions), on every engine
+# --------------------------------------------------------------------------------------
+
+
+def random_subscriptions(seed: int, n_customers: int = 150) -> pd.DataFrame:
+    """1-3 records per customer: renewals on month ends and leap days, overlapping records,
+    gaps (reactivations), open and future ends; no duplicate records."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_customers):
+        cid = f"s{i:03d}" if i % 3 else i  # text and numbers in separate frames below
+        start = pd.Timestamp("2019-01-31") + pd.Timedelta(days=int(rng.integers(0, 1500)))
+        for _ in range(int(rng.integers(1, 4))):
+            length = int(rng.integers(1, 700))
+            end = start + pd.Timedelta(days=length)
+            rows.append((cid, start, None if rng.random() < 0.3 else end))
+            start = end + pd.Timedelta(days=int(rng.integers(-20, 90)))
+            if start > pd.Timestamp("2023-06-30"):
+                break
+    frame = pd.DataFrame(rows, columns=["customer_id", "start", "end"])
+    frame["end"] = pd.to_datetime(frame["end"])
+    return frame.drop_duplicates(["customer_id", "start", "end"]).reset_index(drop=True)
+
+
+def assert_same_contract(expected: pd.DataFrame, actual: pd.DataFrame) -> None:
+    assert list(actual.index) == list(expected.index)
+    assert actual.index.name == expected.index.name
+    assert actual.attrs == expected.attrs
+    for col in ("periods", "tenures"):
+        np.testing.assert_array_equal(actual[col].to_numpy(np.int64),
+                                      expected[col].to_numpy(np.int64), err_msg=col)
+    np.testing.assert_array_equal(actual["churned"].to_numpy(bool),
+                                  expected["churned"].to_numpy(bool))
+    assert list(actual["cohort"]) == list(expected["cohort"])
+
+
+@pytest.mark.parametrize("period", ["M", "Y", "W", "D"])
+def test_contract_random_subscriptions(engine, period):
+    from clvmodels.contract import contract_summary
+
+    subs = random_subscriptions(3)
+    numbers = subs.loc[subs["customer_id"].map(lambda v: isinstance(v, int))].astype(
+        {"customer_id": "int64"})
+    texts = subs.loc[subs["customer_id"].map(lambda v: isinstance(v, str))]
+    for frame, gap in ((texts, 0), (numbers, 30)):
+        kw = dict(observation_end="2023-06-30", period=period, max_gap_days=gap)
+        expected = contract_summary(frame, engine="pandas", **kw)
+        assert (expected["tenures"] > 1).any() and expected["churned"].any()
+        assert_same_contract(expected, as_pandas(contract_summary(frame, engine=engine, **kw)))
+
+
+def test_contract_same_refusals(engine):
+    from clvmodels.contract import contract_summary
+
+    good_subs = pd.DataFrame({"customer_id": ["a", "b", "c", "c"],
+                              "start": ["2023-01-31", "2023-02-15", "2023-01-01", "2023-05-01"],
+                              "end": [None, "2023-04-01", "2023-02-01", None]})
+    cases = {
+        "missing ids": good_subs.assign(customer_id=["a", None, "c", "c"]),
+        "bad dates": good_subs.assign(end=[None, "2023-02-30", "2023-02-01", None]),
+        "end before start": good_subs.assign(end=[None, "2023-01-01", "2023-02-01", None]),
+        "start after": good_subs.assign(start=["2023-01-31", "2023-02-15", "2023-01-01",
+                                               "2024-05-01"]),
+        "duplicates": pd.concat([good_subs, good_subs.iloc[[1]]], ignore_index=True),
+    }
+    for name, frame in cases.items():
+        msg = same_refusal(lambda f=frame: f, engine, fn=contract_summary,
+                           observation_end="2023-12-31")
+        assert "offending row" in msg, name
+    msg = same_refusal(lambda: good_subs, engine, fn=contract_summary,
+                       observation_end="2023-12-31", reactivations="raise")
+    assert "came back after a gap" in msg
