@@ -122,3 +122,27 @@ def test_session_helper_returns_the_running_session(spark):
     assert engine.session() is spark
     assert engine.session(conf={"spark.sql.shuffle.partitions": 2}) is spark
     assert np.isclose(float(spark.conf.get("spark.sql.shuffle.partitions")), 2)
+
+
+def test_contract_from_files_and_spark_frames(spark, tmp_path):
+    from test_engine_contract import assert_same_contract, random_subscriptions
+
+    from clvmodels.contract import contract_summary
+
+    subs = random_subscriptions(4, n_customers=60)
+    subs = subs.loc[subs["customer_id"].map(lambda v: isinstance(v, str))]
+    kw = dict(observation_end="2023-06-30", period="M")
+    expected = contract_summary(subs, **kw)
+    subs.to_csv(tmp_path / "s.csv", index=False)  # dates as ISO text
+    subs.to_parquet(tmp_path / "s.parquet", index=False)  # timestamps
+    for source in (tmp_path / "s.csv", tmp_path / "s.parquet"):
+        out = contract_summary(source, engine="spark", **kw)
+        assert engine.summary_attrs(out)["data_kind"] == "contractual"
+        assert_same_contract(expected, as_pandas(out))
+    bad = subs.astype({"end": object})
+    bad.iloc[2, 2] = "2023-13-01"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValidationError) as err:
+        contract_summary(tmp_path / "bad.csv", engine="spark", **kw)
+    assert str(err.value).startswith("column 'end': dates that are not ISO 8601")
+    assert "2023-13-01" in str(err.value) and "bad.csv" in str(err.value)
