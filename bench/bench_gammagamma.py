@@ -142,9 +142,9 @@ def task_bayes(impl: str, n: int, draws: int, tune: int) -> dict[str, Any]:
         data = pd.DataFrame({"customer_id": np.arange(n), "frequency": rfm["frequency"],
                              "monetary_value": rfm["monetary_value"]})
         t0 = time.perf_counter()
-        model = GammaGammaModel(data=data, model_config=config)
-        model.fit(method="mcmc", nuts_sampler="nutpie", draws=draws, tune=tune, chains=2,
-                  random_seed=1, progressbar=False)
+        model = GammaGammaModel(model_config=config)
+        model.fit(data=data, method="mcmc", nuts_sampler="nutpie", draws=draws, tune=tune,
+                  chains=2, random_seed=1, progressbar=False)
         wall = time.perf_counter() - t0
         idata = model.idata
     else:
@@ -185,8 +185,7 @@ def _run(args: list[str], pythonpath: str | None, timeout: float) -> dict[str, A
     load = os.getloadavg()[0]
     try:
         out = subprocess.run([sys.executable, __file__, "--task", *args], env=env,
-                             capture_output=True, text=True, timeout=timeout,
-                             cwd=pythonpath or ROOT)
+                             capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s", "load1": load}
     if out.returncode != 0:
@@ -216,6 +215,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=300)
     parser.add_argument("--tune", type=int, default=300)
     parser.add_argument("--pmm-path", default="/tmp/clv-bench-pmm")
+    parser.add_argument("--bayes-impls", nargs="+", default=["clvmodels", "pymc-marketing"])
     parser.add_argument("--timeout", type=float, default=1500)
     parser.add_argument("--results-dir", type=Path,
                         default=Path(os.environ.get("CLV_BENCH_RESULTS", ROOT / "bench/results")))
@@ -254,6 +254,8 @@ def main() -> None:
         n = args.bayes_size
         pmm = args.pmm_path if args.pmm_path and Path(args.pmm_path).exists() else None
         for name, path in (("clvmodels", None), ("pymc-marketing", pmm)):
+            if name not in args.bayes_impls:
+                continue
             if name == "pymc-marketing" and pmm is None:
                 results["bayes"][name] = {"error": "PyMC-Marketing not found"}
                 continue

@@ -45,8 +45,9 @@ def log_likelihood_grad(p: float, q: float, v: float, x: np.ndarray, mx: np.ndar
     psi = special.digamma
     px = p * x
     lvm = np.log(v + mx * x)
-    d_p = x * (psi(px + q) - psi(px) + np.log(mx) + np.log(x) - lvm)
-    d_q = psi(px + q) - psi(q) + np.log(v) - lvm
+    psi_a = psi(px + q)
+    d_p = x * (psi_a - psi(px) + np.log(mx * x) - lvm)
+    d_q = psi_a - psi(q) + np.log(v) - lvm
     d_v = q / v - (px + q) / (v + mx * x)
     return np.vstack([d_p, d_q, d_v])
 
@@ -165,16 +166,16 @@ def _distinct_spend_rows(data: pd.DataFrame, extra_codes: dict[str, np.ndarray] 
     m_sorted = m[by_m]
     if bool(np.any(m_sorted[1:] == m_sorted[:-1])):
         return None
-    # then by frequency, stably: a radix sort on small whole numbers
-    xs = x[by_m]
-    small = float(xs.max()) < 2**15
-    perm = np.argsort(xs.astype(np.int16 if small else np.int64), kind="stable")
+    # then by frequency, stably: a radix sort on small whole numbers (gathered as 2 bytes)
+    small = float(x.max()) < 2**15
+    codes = x.astype(np.int16 if small else np.int64)[by_m]
+    perm = np.argsort(codes, kind="stable")
     order = by_m[perm]
     if small:  # the sorted frequencies are their distinct values repeated: no gather
-        counts = np.bincount(xs.astype(np.int64))
+        counts = np.bincount(codes)
         x_rows = np.repeat(np.arange(len(counts), dtype=float), counts)
     else:
-        x_rows = xs[perm]
+        x_rows = x[order]
     columns = {"frequency": x_rows, "monetary_value": m_sorted[perm]}
     for name, values in (extra_codes or {}).items():
         columns[name] = np.asarray(values, dtype=float)[keep][order]
@@ -191,23 +192,30 @@ def _distinct_spend_rows(data: pd.DataFrame, extra_codes: dict[str, np.ndarray] 
 def _rows_correlation(d: UniqueRows) -> dict[str, float] | None:
     """:meth:`GammaGamma.frequency_spend_correlation` from rows of
     :func:`_distinct_spend_rows` (one customer each, sorted by frequency, monetary ranks
-    known): Spearman's rho is Pearson's on the ranks, ties in frequency at their average
-    rank (as scipy's ``rankdata``), with no further sort."""
+    known), in a few passes: Spearman's rho is Pearson's on the ranks, ties in frequency at
+    their average rank (as scipy's ``rankdata``); frequency is constant within each run of
+    rows, so every cross product is a sum per run."""
     x, m = d.x, d.m
     k = len(x)
-    if k < 3:
+    if k < 3 or x[0] == x[-1] or np.ptp(m) == 0:
         return {"pearson": float("nan"), "spearman": float("nan"), "n": k}
-    if np.ptp(x) == 0 or np.ptp(m) == 0:
-        return {"pearson": float("nan"), "spearman": float("nan"), "n": k}
-    starts = np.concatenate([[0], np.flatnonzero(x[1:] != x[:-1]) + 1, [k]])
-    mean_rank = 0.5 * (starts[:-1] + starts[1:] + 1.0)  # ranks start at 1
-    rank_x = np.repeat(mean_rank, np.diff(starts))
-    rank_m = d.extra["monetary_rank"] + 1.0
-    return {
-        "pearson": float(np.corrcoef(x, m)[0, 1]),
-        "spearman": float(np.corrcoef(rank_x, rank_m)[0, 1]),
-        "n": k,
-    }
+    starts = np.concatenate([[0], np.flatnonzero(x[1:] != x[:-1]) + 1])
+    sizes = np.diff(np.append(starts, k)).astype(float)
+    ux = x[starts]
+    # Pearson: centred sums; x is constant per run
+    mean_m = float(m.sum()) / k
+    dm = m - mean_m
+    dx_u = ux - _dot(sizes, ux) / k
+    cov = _dot(dx_u, np.add.reduceat(dm, starts))
+    pearson = cov / math.sqrt(_dot(sizes, dx_u * dx_u) * _dot(dm, dm))
+    # Spearman: ranks 1..k of m (distinct), average ranks of x per run
+    rank_sum = np.add.reduceat(d.extra["monetary_rank"].astype(float), starts) + sizes
+    mean_rank = 0.5 * (k + 1.0)
+    dr_u = starts + 0.5 * (sizes + 1.0) - mean_rank
+    cov_r = _dot(dr_u, rank_sum - sizes * mean_rank)
+    var_m = k * (k * k - 1.0) / 12.0
+    spearman = cov_r / math.sqrt(_dot(sizes, dr_u * dr_u) * var_m)
+    return {"pearson": float(pearson), "spearman": float(spearman), "n": k}
 
 
 def expected_spend(p: Any, q: Any, v: Any, x: Any, mx: Any) -> np.ndarray:
