@@ -194,9 +194,15 @@ class CovariateEncoding:
             pos = self._positions[col.name]
             if col.kind == "numeric":
                 if _is_categorical(series) and not pd.api.types.is_bool_dtype(series.dtype):
-                    raise ValidationError(
-                        f"covariate column {col.name!r} was numeric when the model was fitted "
-                        f"but holds {series.dtype} values in {what}")
+                    raw = series.astype(object)
+                    numbers = pd.to_numeric(raw, errors="coerce")
+                    text = (numbers.isna() | raw.map(lambda v: isinstance(v, str))).to_numpy()
+                    if text.any():
+                        raise ValidationError(
+                            f"covariate column {col.name!r} was numeric when the model was "
+                            f"fitted but holds text in {_rows_text(frame.index, text)} of "
+                            f"{what} (e.g. {series[text].iloc[0]!r})")
+                    series = numbers
                 values = series.to_numpy(dtype=float)
                 out[:, pos[0]] = (values - col.center) / col.scale
                 continue

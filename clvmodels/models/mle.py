@@ -419,6 +419,12 @@ class MLEModel(BaseModel):
                 stacklevel=2,
             )
         self._set_uncertainty(cov)
+        if plan is not None and self.converged_:
+            loose = self._loose_coefficients(np.sqrt(np.diag(cov))[k:], plan.reach(),
+                                             coef_names)
+            if loose:
+                self.converged_ = False
+                self.convergence_reason_ = loose
         n_params = len(jac)
         self.aic_ = 2 * n_params - 2 * self.log_likelihood_
         self.bic_ = n_params * math.log(n) - 2 * self.log_likelihood_
@@ -496,6 +502,25 @@ class MLEModel(BaseModel):
                     + ", ".join(involved) + ": these parameters are not identified by the "
                     "data (standard errors would be infinite)")
         return ""
+
+    #: standard error × largest |design value| beyond which a coefficient is not pinned down
+    #: (its 95% interval would span a factor e^±20 on the parameter it scales)
+    _LOOSE_EFFECT: ClassVar[float] = 10.0
+
+    def _loose_coefficients(self, se: np.ndarray, reach: np.ndarray,
+                            names: Sequence[str]) -> str:
+        """"" unless some coefficients are so loosely determined that the optimiser merely
+        stopped somewhere on a flat ridge (e.g. a level whose customers never repeat: its
+        purchase coefficient runs toward -inf)."""
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(se) | (se * reach > self._LOOSE_EFFECT)
+        if not np.any(bad):
+            return ""
+        parts = [f"{n} (se {s:.3g})" for n, s, b in zip(names, se, bad, strict=True) if b]
+        return ("the data cannot pin down the covariate coefficient(s) " + ", ".join(parts)
+                + ": typically a level whose customers never repeat (or never drop out), so "
+                "its effect runs toward ±∞; merge that level with another or drop the "
+                "covariate")
 
     def _plain_start(self, data: pd.DataFrame, weights: str | np.ndarray | None,
                      x0: np.ndarray, maxiter: int, tol: float) -> np.ndarray:
@@ -669,8 +694,10 @@ class MLEModel(BaseModel):
             "converged": self.converged_,
             "convergence_reason": getattr(self, "convergence_reason_", ""),
             "data_summary": self.data_summary_,
-            "covariates": (self.covariate_layout_.to_dict()
-                           if getattr(self, "covariate_layout_", None) is not None else None),
+            "covariates": (self.covariate_layout_.to_dict() | {
+                "covariate_reference": _json_safe(self.covariate_reference),
+                "unseen_levels": self.unseen_levels}
+                if getattr(self, "covariate_layout_", None) is not None else None),
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
@@ -711,9 +738,14 @@ class MLEModel(BaseModel):
         names = list(cls.param_names)
         model.covariate_layout_ = layout
         if layout is not None:
+            saved = payload["covariates"]
+            reference = saved.get("covariate_reference")
+            if reference is not None and not isinstance(reference, dict):
+                raise ValueError("covariate_reference must be an object")
             model._init_covariates(*(layout.groups.get(g) for g in ("purchase", "dropout",
                                                                    "spend")),
-                                   None, layout.encoding.standardize)
+                                   reference, layout.encoding.standardize,
+                                   saved.get("unseen_levels", "raise"))
         model.params_ = pd.Series([values[n] for n in names] + coefs, index=names + coef_names,
                                   name="estimate")
         size = len(names) + len(coef_names)
