@@ -811,9 +811,12 @@ def plot_coefficients(models: Any, *, interval: float = 0.95, ax: Axes | None = 
     ``models``: one fitted model, a sequence of them or a dict name → model (several models
     are drawn side by side, offset vertically, one marker and colour each; models without
     covariates are skipped). Maximum likelihood: estimate and Wald ``interval``; Bayesian:
-    posterior mean and central ``interval``. A coefficient right of zero raises the linked
-    rate (purchase: more purchases; dropout: earlier dropout; spend: higher spend). Returns
-    the Axes.
+    posterior mean and central ``interval``. A coefficient right of zero scales the linked
+    parameters up (:mod:`clvmodels.models.links`, equation (1)): more purchases (purchase),
+    higher spend (spend), earlier drop-out for Pareto/NBD, BG/BB and sBG (dropout); for the
+    BG/NBD and MBG/NBD a dropout coefficient scales both beta shapes a and b (CLVTools'
+    link), which leaves the mean drop-out probability a/(a+b) unchanged and narrows its
+    spread across customers. Returns the Axes.
     """
     if isinstance(models, dict):
         items = [(str(k), v) for k, v in models.items()]
