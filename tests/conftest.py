@@ -81,8 +81,8 @@ def cdnow_published(_cdnow_published: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark session for the whole test run (``local[2]``, 2 shuffle partitions,
-    UTC, no adaptive planning nor whole-stage code generation); tests using it are skipped
-    when pyspark is not installed (the ``spark`` extra)."""
+    UTC, no adaptive planning nor whole-stage code generation, quick JIT); tests using it are
+    skipped when pyspark is not installed (the ``spark`` extra)."""
     pytest.importorskip("pyspark", reason="pyspark is not installed (pip install "
                         "'clvmodels[spark]'; the dev extra has it)")
     from clvmodels.engines.spark import quiet_pandas_warnings, session
@@ -97,7 +97,10 @@ def spark():
                                  # tiny data: planning and code generation cost more than
                                  # they save (halves the Spark tests' time)
                                  "spark.sql.adaptive.enabled": "false",
-                                 "spark.sql.codegen.wholeStage": "false"})
+                                 "spark.sql.codegen.wholeStage": "false",
+                                 # short runs: the quick JIT tier only, a serial GC
+                                 "spark.driver.extraJavaOptions":
+                                     "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"})
     spark.sparkContext.setLogLevel("ERROR")
     yield spark
     spark.stop()
