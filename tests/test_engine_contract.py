@@ -154,6 +154,23 @@ def test_drop_negative_amounts_and_no_monetary(engine):
     same_as_pandas(rfm_summary, good(), engine, monetary_value_col=None)
 
 
+def test_strip_ids_and_implausible_dates_kept_with_a_warning(engine):
+    from clvmodels._validation import DataWarning
+
+    spaced = good()
+    spaced.loc[[3, 4], "customer_id"] = [" a", "b\t"]
+    same_as_pandas(rfm_summary, spaced, engine, strip_ids=True)
+    late = good()
+    late.loc[5, "date"] = pd.Timestamp("2099-03-02")
+    with pytest.warns(DataWarning) as ours:
+        expected = rfm_summary(late, implausible_dates="warn")
+    with pytest.warns(DataWarning) as theirs:
+        actual = summarise(rfm_summary, late, engine, implausible_dates="warn")
+    assert_same(expected, actual)
+    assert [str(w.message) for w in theirs if w.category is DataWarning] == \
+        [str(w.message) for w in ours if w.category is DataWarning]
+
+
 def test_money_sums_exact(engine):
     """Many cents on one day: the sum is exact (DECIMAL in DuckDB / Spark), the mean equal
     to the pandas engine's to the cent."""
