@@ -10,4 +10,8 @@ returns exactly the same RFM frame as the pandas one. Engines import those rules
 
 * :mod:`clvmodels.engines.duckdb`: DataFrames, or CSV / Parquet files and globs that need
   not fit in memory.
+* :mod:`clvmodels.engines.spark` (the ``spark`` extra): Spark or pandas DataFrames, or files
+  read by Spark; its day-level summary stays a Spark DataFrame and is finalised in Spark
+  (the result is a lazy Spark DataFrame, its ``attrs`` in the columns' metadata);
+  :mod:`clvmodels.engines.spark_contract` is the contract summary's Spark engine.
 """

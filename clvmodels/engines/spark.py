@@ -10,7 +10,12 @@ stored in the *column metadata* of every column under the key :data:`META_KEY`
 (``df.schema["T"].metadata["clvmodels"] == {"time_unit": "W", ...}``): read it with
 :func:`summary_attrs`, which raises when a frame has none. Metadata survives ``select``,
 ``withColumn`` of other columns, filters and joins on these columns; a column recomputed
-from an expression loses it (re-attach with :func:`with_summary_attrs`).
+from an expression loses it (re-attach with :func:`with_summary_attrs`). The contract
+summary's Spark engine (:mod:`clvmodels.engines.spark_contract`) does the same with
+``<customer_id_col>, periods (long), churned (boolean), cohort (string), tenures (long)`` and
+attrs ``period, time_unit, observation_end, data_kind``. A fitter can check a frame with
+``summary_attrs(df)["time_unit"]`` and the schema's names / types before compressing with
+``df.groupBy(<model columns>).count()``; ids are the first column (``df.columns[0]``).
 
 The rules are those of :mod:`clvmodels._summary_rules` (and :mod:`clvmodels._date_rules`,
 read in Spark SQL by :mod:`clvmodels.engines.spark_dates`), followed as the DuckDB engine
