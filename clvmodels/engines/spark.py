@@ -191,8 +191,9 @@ def _pandas_source(spark: SparkSession, frame: pd.DataFrame, cols: list[str]) ->
     data[cols[1]] = _plain_dates(frame[cols[1]])
     if len(cols) > 2:
         amount = frame[cols[2]]
-        if not pd.api.types.is_numeric_dtype(amount.dtype) or pd.api.types.is_bool_dtype(
-                amount.dtype):
+        if pd.api.types.is_bool_dtype(amount.dtype):  # pandas reads True as 1.0
+            amount = amount.astype(np.float64)
+        elif not pd.api.types.is_numeric_dtype(amount.dtype):
             amount = amount.astype(object).map(lambda v: None if _is_na(v) else str(v))
         data[cols[2]] = amount
     data[_ROW] = np.arange(len(frame), dtype=np.int64)
@@ -200,7 +201,15 @@ def _pandas_source(spark: SparkSession, frame: pd.DataFrame, cols: list[str]) ->
                           for k, v in data.items()})
     with quiet_pandas_warnings():
         sdf = spark.createDataFrame(plain)
+    if isinstance(data[cols[1]], _DayNumbers):  # back to calendar days, in Spark
+        c = F.col(cols[1])
+        sdf = sdf.withColumn(cols[1], F.when(~F.isnan(c), F.date_from_unix_date(c.cast("int"))))
     return _Source(sdf, pandas=frame)
+
+
+class _DayNumbers(np.ndarray):
+    """Calendar days of a datetime column as day numbers (float, NaN where missing): sent to
+    Spark as numbers, so no time zone can move them, and made dates there."""
 
 
 def _is_na(value: object) -> bool:
@@ -234,8 +243,9 @@ def _plain_dates(raw: pd.Series) -> object:
         if getattr(raw.dt, "tz", None) is not None:
             raw = raw.dt.tz_localize(None)
         values = raw.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT"))
-        return pd.Series(values.astype("datetime64[D]")).dt.date.where(raw.notna().to_numpy(),
-                                                                       None)
+        days = values.astype("datetime64[D]").astype(np.int64).astype(np.float64)
+        days[np.isnat(values)] = np.nan
+        return days.view(_DayNumbers)
     return raw
 
 
@@ -297,7 +307,7 @@ def _numeric_csv_ids(sdf: DataFrame, column: str) -> DataFrame:
                   F.count_if(present).alias("n")).first()
     if row["n"] and row["not_int"] == 0:
         return sdf.withColumn(column, c.try_cast("long"))
-    if row["n"] and row["not_num"] == 0 and row["n"]:
+    if row["n"] and row["not_num"] == 0:
         return sdf.withColumn(column, c.try_cast("double"))
     return sdf
 
