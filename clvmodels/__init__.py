@@ -12,7 +12,7 @@ from clvmodels._validation import ValidationError
 from clvmodels._version import __version__
 from clvmodels.contract import contract_summary
 from clvmodels.covariates import join_customers
-from clvmodels.evaluation import ModelComparison, compare_models
+from clvmodels.evaluation import BacktestResult, ModelComparison, backtest, compare_models
 from clvmodels.models import registry as _registry
 from clvmodels.models.base import ConvergenceWarning, IdentificationError, NotFittedError
 from clvmodels.models.lr_test import lr_test
@@ -32,6 +32,7 @@ globals().update(_MODEL_CLASSES)
 
 __all__ = [
     "TIME_UNITS",
+    "BacktestResult",
     "CompressedRFM",
     "ConvergenceWarning",
     "IdentificationError",
@@ -40,6 +41,7 @@ __all__ = [
     "NotFittedError",
     "ValidationError",
     "__version__",
+    "backtest",
     "calibration_holdout_split",
     "compare_models",
     "compress_rfm",

@@ -9,11 +9,14 @@ metrics from :mod:`clvmodels.evaluation.metrics`, the tables behind them from
 * :func:`compare_discrete` — transactions at discrete opportunities (BG/BB), a
   :class:`ModelComparison` of the same metrics;
 * :func:`compare_contractual` — subscriptions (sBG against a constant churn rate),
-  :class:`ContractualComparison`.
+  :class:`ContractualComparison`;
+* :func:`backtest` — :func:`compare_models` at several calibration cut-offs (rolling
+  origin), :class:`BacktestResult`.
 
 This package never imports the report or the plots.
 """
 
+from clvmodels.evaluation.backtest import BacktestResult, backtest, holdout_end
 from clvmodels.evaluation.comparison import (
     BASELINES,
     DEFAULT_MODELS,
@@ -58,14 +61,17 @@ __all__ = [
     "DISCRETE_BASELINES",
     "METRIC_COLUMNS",
     "METRIC_DIRECTIONS",
+    "BacktestResult",
     "ConstantChurn",
     "ContractualComparison",
     "ModelComparison",
+    "backtest",
     "best_by_metric",
     "compare_contractual",
     "compare_discrete",
     "compare_models",
     "count_metrics",
+    "holdout_end",
     "interval_coverage",
     "predictive_count_pmf",
     "tracking_error",
