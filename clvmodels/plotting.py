@@ -30,6 +30,8 @@ table                                          plot
 (the model's priors and posterior)             :func:`plot_prior_posterior`
 ``model.segment_params_``                      :func:`plot_segment_forest`
 :func:`coefficient_table`                      :func:`plot_coefficients`
+``BacktestResult.metrics``                     :func:`plot_backtest` (in
+                                               :mod:`clvmodels.plotting_backtest`)
 =============================================  =================================================
 
 Colours: :data:`ACTUAL_COLOR` for what was observed, :data:`MODEL_COLOR` for the model.
@@ -70,6 +72,7 @@ from clvmodels.diagnostics import (
 )
 from clvmodels.diagnostics_covariates import coefficient_table
 from clvmodels.models.protocol import is_posterior
+from clvmodels.plotting_backtest import plot_backtest
 
 __all__ = [
     "ACTUAL_COLOR",
@@ -83,6 +86,7 @@ __all__ = [
     "frequency_recency_table",
     "gains_table",
     "lorenz_table",
+    "plot_backtest",
     "plot_calibration_histogram",
     "plot_clv_distribution",
     "plot_coefficients",

@@ -65,6 +65,7 @@ LAYERS: dict[str, int] = {
     "diagnostics_covariates": 3,  # per-profile tables and coefficient table (covariates)
     "plotting": 3,
     "plotting_discrete": 3,  # draws the diagnostics_discrete tables
+    "plotting_backtest": 3,  # draws a backtest's metrics table (re-exported by plotting)
     # 4: evaluation and the batch forecast
     "evaluation": 4,
     "workflow": 4,
@@ -87,7 +88,7 @@ SEPARATE: dict[tuple[str, str], str] = {
 
 #: The only modules that may import matplotlib (everything else computes, and stays
 #: importable and fast without a plotting backend).
-DRAWING = ("plotting", "plotting_discrete", "report")
+DRAWING = ("plotting", "plotting_discrete", "plotting_backtest", "report")
 
 #: Lines a module may have before it has to say why it is longer.
 MAX_LINES = 900
