@@ -11,8 +11,11 @@ A :class:`~clvmodels.evaluation.ModelComparison` (transaction models: ``compare_
 ``compare_discrete``) is laid out by :mod:`clvmodels.report.transaction`, a
 :class:`~clvmodels.evaluation.ContractualComparison` (``compare_contractual``) by
 :mod:`clvmodels.report.contractual` — chosen by the comparison's ``kind`` — in the same style
-(:mod:`clvmodels.report.parts`). Every file is written atomically (:mod:`clvmodels._io`) and
-none is replaced without ``force``; all clashes are reported before anything is written.
+(:mod:`clvmodels.report.parts`); a :class:`~clvmodels.evaluation.BacktestResult`
+(``backtest``) is the latest cut-off's transaction report with a backtest section
+(:mod:`clvmodels.report.backtest`) and the backtest's tables as CSV. Every file is written
+atomically (:mod:`clvmodels._io`) and none is replaced without ``force``; all clashes are
+reported before anything is written.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pandas as pd
 
 from clvmodels._io import check_output_path, write_text, write_with
 from clvmodels.diagnostics_covariates import coefficient_table
-from clvmodels.report import contractual, transaction
+from clvmodels.report import backtest, contractual, transaction
 from clvmodels.report.contractual import METRIC_INFO as CONTRACTUAL_METRIC_INFO
 from clvmodels.report.parts import ReportFigure, format_metric
 from clvmodels.report.transaction import METRIC_INFO
@@ -43,6 +46,8 @@ def coefficients_frame(comparison: Any) -> pd.DataFrame | None:
     columns (95% intervals); None when no model has covariates."""
     from clvmodels.report.covariates import INTERVAL, covariate_models
 
+    if getattr(comparison, "kind", None) == "backtest":
+        comparison = comparison.last  # the page details the latest cut-off
     models = covariate_models(comparison) if hasattr(comparison, "models") else {}
     if not models:
         return None
@@ -57,6 +62,8 @@ def _layout(comparison: Any) -> ModuleType:
         return contractual
     if kind == "transaction":
         return transaction
+    if kind == "backtest":
+        return backtest
     raise TypeError(f"no report for a comparison of kind {kind!r}")
 
 
@@ -89,7 +96,9 @@ def write_report(comparison: Any, out_dir: str | os.PathLike, *,
                  force: bool = False, title: str | None = None) -> dict[str, Path]:
     """Write ``report.html``, ``metrics.csv`` and ``figures/<name>.png`` into ``out_dir``
     (and ``coefficients.csv`` — every covariate coefficient of every model, by model — when
-    a compared model has covariates).
+    a compared model has covariates). For a backtest: ``metrics.csv`` is the latest
+    cut-off's table (the one the page shows), and ``backtest_metrics.csv`` (the long table),
+    ``backtest_summary.csv`` and ``backtest_wins.csv`` are added.
 
     Every existing output is refused unless ``force`` — all of them are checked before
     anything is written — and each file is written atomically. Returns the paths by role
@@ -101,7 +110,12 @@ def write_report(comparison: Any, out_dir: str | os.PathLike, *,
     report_path, metrics_path = out / "report.html", out / "metrics.csv"
     coefs = coefficients_frame(comparison)
     coef_path = out / "coefficients.csv" if coefs is not None else None
-    for p in (report_path, metrics_path, coef_path):
+    tables: dict[str, pd.DataFrame] = {}
+    if getattr(comparison, "kind", None) == "backtest":
+        tables = {"backtest_metrics": comparison.metrics.set_index("calibration_end"),
+                  "backtest_summary": comparison.summary, "backtest_wins": comparison.wins}
+    table_paths = {k: out / f"{k}.csv" for k in tables}
+    for p in (report_path, metrics_path, coef_path, *table_paths.values()):
         if p is not None:
             check_output_path(p, force=force)
     figures = build_figures(comparison)
@@ -114,8 +128,11 @@ def write_report(comparison: Any, out_dir: str | os.PathLike, *,
         written[f"figure:{f.name}"] = write_with(
             lambda tmp, data=f.png: Path(tmp).write_bytes(data), fig_paths[f.name],
             force=force)
-    written["metrics"] = write_with(lambda tmp: comparison.metrics.to_csv(tmp),
-                                    metrics_path, force=force)
+    shown = comparison.last.metrics if tables else comparison.metrics
+    written["metrics"] = write_with(lambda tmp: shown.to_csv(tmp), metrics_path, force=force)
+    for key, frame in tables.items():
+        written[key] = write_with(lambda tmp, f=frame: f.to_csv(tmp), table_paths[key],
+                                  force=force)
     if coefs is not None and coef_path is not None:
         written["coefficients"] = write_with(lambda tmp: coefs.to_csv(tmp), coef_path,
                                              force=force)

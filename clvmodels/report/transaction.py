@@ -684,8 +684,10 @@ def _subtitle(comparison: ModelComparison) -> str:
 
 
 def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | None = None, *,
-                title: str | None = None) -> str:
-    """The report page as a string (figures rendered here unless given)."""
+                title: str | None = None, backtest: dict[str, Any] | None = None) -> str:
+    """The report page as a string (figures rendered here unless given); ``backtest``: the
+    formatted backtest section (:func:`clvmodels.report.backtest.backtest_view`), shown
+    after the value ranking."""
     from markupsafe import Markup
 
     if figures is None:
@@ -696,7 +698,8 @@ def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | N
     sections = [("summary", "Summary"), ("data", "Data"), ("metrics", "Model comparison"),
                 ("parameters", "Parameters"),
                 *([("covariates", "Covariates")] if covariates is not None else []),
-                ("diagnostics", "Diagnostics"), ("ranking", "Value ranking")]
+                ("diagnostics", "Diagnostics"), ("ranking", "Value ranking"),
+                *([("backtest", "Backtest")] if backtest is not None else [])]
     segments = _segments_view(comparison)
     if segments is not None:
         sections.append(("segments", "Segments"))
@@ -725,6 +728,7 @@ def render_html(comparison: ModelComparison, figures: Sequence[ReportFigure] | N
         "valuation": valuation,
         "warnings": [{"model": m, "message": w} for m, w in comparison.fit_warnings],
         "config": config,
+        "backtest": backtest,
         "version": next((v["value"] for v in config["versions"] if v["name"] == "clvmodels"),
                         ""),
     }
