@@ -140,3 +140,16 @@ def test_contract_from_files_and_spark_frames(spark, tmp_path):
         contract_summary(tmp_path / "bad.csv", engine="spark", **kw)
     assert str(err.value).startswith("column 'end': dates that are not ISO 8601")
     assert "2023-13-01" in str(err.value) and "bad.csv" in str(err.value)
+
+
+def test_directory_and_glob_of_parquet_parts(spark, tmp_path):
+    df = good()
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(df)), 3)):
+        df.iloc[rows].to_parquet(parts / f"part-{i}.parquet")
+    expected = rfm_summary(df)
+    assert_same(expected, as_pandas(rfm_summary(parts, engine="spark")))
+    assert_same(expected, as_pandas(rfm_summary(str(parts / "part-*.parquet"), engine="spark")))
+    with pytest.raises(FileNotFoundError):
+        rfm_summary(str(tmp_path / "nope-*.parquet"), engine="spark")
