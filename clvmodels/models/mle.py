@@ -257,6 +257,37 @@ class MLEModel(BaseModel):
             return None
         return res
 
+    def _covariate_hessian(self, plan: CovariatePlan, u: np.ndarray, n: int) -> np.ndarray:
+        """Hessian of the objective (mean NLL + penalty) in (log theta, gamma) from the
+        plan's (:meth:`CovariatePlan.hessian`)."""
+        k = len(self.param_names)
+        theta = np.exp(np.clip(u[:k], -700, 700))
+        with np.errstate(all="ignore"):
+            h = -plan.hessian(self, self._params_dict(theta), u[k:]) / n
+        pen = np.concatenate([4.0 * theta**2, np.full(len(u) - k, 2.0)]) * self.penalizer
+        return h + np.diag(pen)
+
+    def _covariate_newton(self, plan: CovariatePlan,
+                          f: Callable[[np.ndarray], tuple[float, np.ndarray]],
+                          x0: np.ndarray, n: int, maxiter: int) -> Any:
+        """Trust-region Newton (``trust-exact``) for a covariate fit, with the plan's Hessian:
+        the likelihood is close to quadratic in the coefficients near the plain fit's
+        optimum, so a few Newton steps replace L-BFGS-B's many. None (L-BFGS-B takes over)
+        when it does not reach a small gradient."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = optimize.minimize(f, x0, jac=True,
+                                        hess=lambda u: self._covariate_hessian(plan, u, n),
+                                        method="trust-exact",
+                                        options={"maxiter": min(maxiter, 200), "gtol": 1e-9})
+        except (np.linalg.LinAlgError, ValueError):
+            return None
+        if not (np.isfinite(res.fun) and np.all(np.isfinite(res.x))
+                and np.max(np.abs(res.jac)) < 1e-6):
+            return None
+        return res
+
     @staticmethod
     def _hessian_log(f: Callable[[np.ndarray], tuple[float, np.ndarray]],
                      log_theta: np.ndarray) -> np.ndarray:
@@ -334,7 +365,8 @@ class MLEModel(BaseModel):
             # without covariates compress far more), the coefficients at 0
             x0 = np.concatenate([self._plain_start(rfm, weights, x0, maxiter, tol),
                                  np.zeros(len(coef_names))])
-        res = self._newton_minimize(d, x0, maxiter) if plan is None else None
+        res = (self._newton_minimize(d, x0, maxiter) if plan is None
+               else self._covariate_newton(plan, f, x0, d.n_customers, maxiter))
         if res is None:
             res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B",
                                     options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-8})
@@ -349,7 +381,9 @@ class MLEModel(BaseModel):
         x_opt = res.x
 
         def hessian_log(u: np.ndarray) -> np.ndarray:
-            h = self._analytic_hessian_log(d, u) if plan is None else None
+            if plan is not None:
+                return self._covariate_hessian(plan, u, d.n_customers)
+            h = self._analytic_hessian_log(d, u)
             return self._hessian_log(f, u) if h is None else h
 
         H_log = hessian_log(x_opt)
