@@ -16,6 +16,9 @@ Commands
 ``clvmodels compare INPUT --calibration-end DATE --observation-end DATE --out DIR``
     Fit models on the calibration period, score them on the holdout and write
     ``report.html``, ``metrics.csv`` and ``figures/*.png``.
+``clvmodels score MODEL_FILE DATA --out scores.parquet``
+    Value customers with a model saved by ``fit`` (JSON or netCDF), without refitting
+    (:mod:`clvmodels.cli.scoring` documents the output columns).
 ``clvmodels demo [--out reports/cdnow] [--force]``
     The main job on the bundled CDNOW sample (:data:`DEMO_STEPS`).
 ``clvmodels --version``
@@ -34,6 +37,7 @@ from typing import Annotated
 import typer
 
 from clvmodels.cli import commands as _commands
+from clvmodels.cli import score as _score  # noqa: F401  (registers the command)
 from clvmodels.cli._app import EXIT_BAD_INPUT, EXIT_INTERRUPTED, app, version_callback
 from clvmodels.cli.demo import DEMO_STEPS, DemoRun
 from clvmodels.cli.tables import (

@@ -32,7 +32,9 @@ from clvmodels._version import __version__
 
 __all__ = [
     "EXIT_BAD_INPUT",
+    "EXIT_CONVERGENCE",
     "EXIT_INTERRUPTED",
+    "ConvergenceFailure",
     "EngineName",
     "NegativeAmounts",
     "TimeUnit",
@@ -55,12 +57,20 @@ app = typer.Typer(
 
 #: Exit code for bad input or a refused write (usage errors keep click's code 2).
 EXIT_BAD_INPUT = 1
+#: Exit code of a Bayesian fit whose sampler diagnostics fail, with ``--strict`` (click's usage
+#: errors also end with 2: both mean "nothing was done").
+EXIT_CONVERGENCE = 2
 #: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
 
 #: Width of results written to a pipe or file when ``COLUMNS`` does not say otherwise: wide
 #: enough that tables keep one line per row (greppable).
 PIPED_WIDTH = 160
+
+
+class ConvergenceFailure(Exception):
+    """Sampler diagnostics failed with ``--strict``: the command ends with
+    :data:`EXIT_CONVERGENCE` and writes nothing."""
 
 
 class TimeUnit(StrEnum):
@@ -139,6 +149,13 @@ def _print_warning(message: Warning | str, category: type[Warning], filename: st
     stderr().print(text)
 
 
+def warning_line(message: str) -> None:
+    """Print ``Warning: <message>`` (one line) on stderr, as warnings are shown."""
+    text = Text("Warning: ", style="bold yellow")
+    text.append(_one_line(message))
+    stderr().print(text)
+
+
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "bad input or environment", reported without a traceback."""
     # ValidationError is a ValueError; ImportError: an optional engine is not installed
@@ -189,6 +206,7 @@ def command() -> Iterator[None]:
     """The body of a command: errors, Ctrl-C and warnings as one-line messages.
 
     * bad input → ``Error: <message>`` on stderr, exit code 1, no traceback;
+    * a :class:`ConvergenceFailure` (``--strict``) → ``Error: <message>``, exit code 2;
     * Ctrl-C (``KeyboardInterrupt``, or an engine's own "interrupted" error after a SIGINT)
       → ``Interrupted.`` on stderr, exit code 130, no traceback;
     * each warning → ``Warning: <message>`` on stderr (no file path, no code line).
@@ -207,12 +225,14 @@ def command() -> Iterator[None]:
             if sigint["interrupted"] or _is_interrupt(exc):
                 stderr().print(Text("Interrupted.", style="bold red"))
                 raise typer.Exit(code=EXIT_INTERRUPTED) from None
-            if isinstance(exc, _user_error_types()):
+            if isinstance(exc, (ConvergenceFailure, *_user_error_types())):
                 message = str(exc).strip() or type(exc).__name__
                 text = Text("Error: ", style="bold red")
                 text.append(message)
                 stderr().print(text)
-                raise typer.Exit(code=EXIT_BAD_INPUT) from None
+                code = EXIT_CONVERGENCE if isinstance(exc, ConvergenceFailure) else \
+                    EXIT_BAD_INPUT
+                raise typer.Exit(code=code) from None
             raise
 
 

@@ -29,6 +29,15 @@ from clvmodels.cli._app import (
     plural,
     stdout,
     step,
+    warning_line,
+)
+from clvmodels.cli.options import Method, SegmentCol, Strict, TargetAccept, method_value
+from clvmodels.cli.scoring import (
+    bayes_options,
+    check_convergence,
+    convergence_lines,
+    quiet_sampling_warnings,
+    resolve_method,
 )
 from clvmodels.cli.tables import (
     contractual_overview,
@@ -254,16 +263,20 @@ AllowUnconverged = Annotated[bool, typer.Option(
                                 "not converge (refused by default).")]
 
 
-def _bayes_options(draws: int, tune: int, chains: int, seed: int | None) -> dict[str, Any]:
-    return {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed}
-
-
 def _fit_one(name: str, data: pd.DataFrame, *, weights: str | None, penalizer: float,
-             bayes: dict[str, Any], covariates: dict[str, list[str]] | None = None) -> Any:
-    model = _build(name, penalizer=penalizer, covariates=covariates)
+             bayes: dict[str, Any], covariates: dict[str, list[str]] | None = None,
+             segment_col: str | None = None) -> Any:
+    model = _build(name, penalizer=penalizer, covariates=covariates,
+                   segment_col=segment_col if _is_bayesian(name) else None)
     if getattr(model, "bayesian", False):
-        return model.fit(data, weights=weights, **bayes)
+        with quiet_sampling_warnings():  # one line per problem instead (_converged)
+            return model.fit(data, weights=weights, **bayes)
     return model.fit(data, weights=weights)
+
+
+def _converged(models: dict[str, Any], strict: bool) -> None:
+    """Each sampling problem as one warning line; with ``--strict`` exit 2, nothing written."""
+    check_convergence(convergence_lines(models), strict=strict, say=warning_line)
 
 
 def _overview(data: pd.DataFrame, name: str, weights: str | None, source: Path) -> Any:
@@ -379,6 +392,10 @@ def fit(
     tune: Tune = 1000,
     chains: Chains = 4,
     seed: Seed = None,
+    method: Method = None,
+    segment_col: SegmentCol = None,
+    target_accept: TargetAccept = None,
+    strict: Strict = False,
     allow_unconverged: AllowUnconverged = False,
     purchase_covariates: PurchaseCovariates = None,
     dropout_covariates: DropoutCovariates = None,
@@ -390,14 +407,23 @@ def fit(
 ) -> None:
     """Fit a model to a summary file and save it (JSON, or netCDF for Bayesian models).
 
+    --method bayes samples the posterior of the family's Bayesian variant (--draws, --tune,
+    --chains, --seed, --target-accept); with --segment-col it is hierarchical over the
+    segments. Sampling problems are shown one line each; --strict makes them exit code 2.
+
     With --purchase-covariates / --dropout-covariates / --spend-covariates the named
     attribute columns (of the summary, or of the --customers table joined on the customer
     id) enter the model; the saved model records their encoding and coefficients.
     """
     console = stdout()
-    name = getattr(model, "value", model)
-    spend_name = getattr(spend, "value", spend)
     with command():
+        name = resolve_method(getattr(model, "value", model), method_value(method))
+        spend_name = getattr(spend, "value", spend)
+        if spend_name is not None:
+            spend_name = resolve_method(spend_name, method_value(method))
+        if segment_col is not None and not _is_bayesian(name):
+            raise ValueError(f"--segment-col: hierarchical models are Bayesian; {name} is "
+                             "fitted by maximum likelihood (add --method bayes)")
         _check_model_path(out, name)
         check_output_path(out, force=force)
         spend_out = None
@@ -416,6 +442,8 @@ def fit(
         table, id_col = _customer_table(customers, customers_id,
                                         data.index.name or "customer_id")
         wanted = [c for group in (*t_cov.values(), *s_cov.values()) for c in group]
+        if segment_col is not None and segment_col not in wanted:
+            wanted.append(segment_col)
         if table is not None and not wanted:
             raise ValueError("--customers is the attribute table for covariates: name the "
                              "columns with --purchase-covariates, --dropout-covariates or "
@@ -424,20 +452,23 @@ def fit(
             from clvmodels.evaluation.fitting import attach_covariates
 
             data = attach_covariates(data, wanted, customers=table, customers_id_col=id_col)
-        bayes = _bayes_options(draws, tune, chains, seed)
+        bayes = bayes_options(draws=draws, tune=tune, chains=chains, seed=seed,
+                              target_accept=target_accept)
         # fit everything first: a failing spend fit must not leave the transaction model
         counts = data[weights] if weights and weights in data.columns else None
         n_customers = int(counts.sum()) if counts is not None else len(data)
         with step(f"Fitting {name} on {plural(n_customers, 'customer')}"):
             fitted = _fit_one(name, data, weights=weights, penalizer=penalizer, bayes=bayes,
-                              covariates=t_cov)
+                              covariates=t_cov, segment_col=segment_col)
         spend_model = None
         if spend_name is not None:
             with step(f"Fitting {spend_name}"):
                 spend_model = _fit_one(spend_name, data, weights=weights,
-                                       penalizer=penalizer, bayes=bayes, covariates=s_cov)
+                                       penalizer=penalizer, bayes=bayes, covariates=s_cov,
+                                       segment_col=segment_col)
         for m in (fitted, spend_model):
             _check_converged(m, allow_unconverged)
+        _converged({name: fitted, str(spend_name): spend_model}, strict)
         writers = {out: lambda tmp: fitted.save(tmp)}
         if spend_out is not None and spend_model is not None:
             writers[spend_out] = lambda tmp: spend_model.save(tmp)
@@ -517,6 +548,9 @@ def forecast(
     tune: Tune = 500,
     chains: Chains = 2,
     seed: Seed = None,
+    method: Method = None,
+    target_accept: TargetAccept = None,
+    strict: Strict = False,
     allow_unconverged: AllowUnconverged = False,
     purchase_covariates: PurchaseCovariates = None,
     dropout_covariates: DropoutCovariates = None,
@@ -533,6 +567,10 @@ def forecast(
     input, each customer's value on their first row) every customer is fitted and valued
     with their own attributes.
 
+    With --method bayes (or a bayes-* model) every column is a posterior mean and
+    clv_lower / clv_upper give the 90% credible interval; sampling problems are shown one
+    line each (--strict: exit code 2, nothing written).
+
     Transactions → RFM → transaction and spend models → CLV; subscription records
     (``--model sbg``) → contract summary → sBG → margin × revenue per period × DERL; a
     discrete summary (``--model bgbb``) → BG/BB → discounted expected transactions.
@@ -541,16 +579,17 @@ def forecast(
     from clvmodels.workflow import forecast as run_forecast
 
     console = stdout()
-    name = getattr(model, "value", model)
-    kind = _kind(name)
     with command():
+        name = resolve_method(getattr(model, "value", model), method_value(method))
+        kind = _kind(name)
         frame_format(out)
         check_output_path(out, force=force)
         options: dict[str, Any] = dict(
             horizon=_horizon(horizon), discount_rate=discount_rate, margin=margin, model=name,
             customer_id_col=customer_id, acquisition_cost=acquisition_cost)
         if _is_bayesian(name):
-            options["fit_kwargs"] = _bayes_options(draws, tune, chains, seed)
+            options["fit_kwargs"] = bayes_options(draws=draws, tune=tune, chains=chains,
+                                                  seed=seed, target_accept=target_accept)
         if kind == "contractual":
             if observation_end is None:
                 raise ValueError("--observation-end: subscriptions need the day they were "
@@ -574,7 +613,11 @@ def forecast(
                            observation_end=observation_end, datetime_col=date,
                            monetary_value_col=amount, engine=engine.value)
             if spend is not None:
-                options["spend"] = spend.value
+                options["spend"] = resolve_method(spend.value, method_value(method))
+                if _is_bayesian(options["spend"]) and "fit_kwargs" not in options:
+                    options["fit_kwargs"] = bayes_options(
+                        draws=draws, tune=tune, chains=chains, seed=seed,
+                        target_accept=target_accept)
             source = os.fspath(input)
             if engine is EngineName.pandas:
                 with step(f"Reading {input}"):
@@ -592,10 +635,12 @@ def forecast(
         _supported(run_forecast, **{k: v for k, v in options.items()
                                     if k in ("weights_col", "start_col", "end_col",
                                              "revenue_per_period", "fit_kwargs")})
-        with step("Forecasting") as progress:
+        with step("Forecasting") as progress, quiet_sampling_warnings():
             result = run_forecast(source, progress=progress.update, **options)
         for m in (result.transaction_model, result.spend_model):
             _check_converged(m, allow_unconverged)
+        _converged({name: result.transaction_model,
+                    str(options.get("spend")): result.spend_model}, strict)
         with step(f"Writing {out}"):
             write_files({out: lambda tmp: _write_frame(result.forecast, tmp)}, force=force)
     model_obj = result.transaction_model
@@ -683,6 +728,9 @@ def compare(
     draws: Draws = 500,
     tune: Tune = 500,
     chains: Chains = 2,
+    seed: Seed = None,
+    target_accept: TargetAccept = None,
+    strict: Strict = False,
     title: Annotated[str | None, typer.Option("--title", help="Title of the report.")
                      ] = None,
     purchase_covariates: PurchaseCovariates = None,
@@ -698,6 +746,9 @@ def compare(
     With --purchase-covariates / --dropout-covariates every named transaction model is
     compared twice, without and with the covariates (NAME and NAME+cov), so the report shows
     whether they help: holdout metrics, the likelihood-ratio test and the coefficients.
+    Bayesian models (bayes-bgnbd …) are sampled with --draws/--tune/--chains/--seed, and are
+    hierarchical with --segment-col; sampling problems are shown one line each (--strict:
+    exit code 2, no report written).
     """
     from clvmodels.report import write_report
     from clvmodels.rfm import read_transactions
@@ -712,7 +763,8 @@ def compare(
         names = split_names(models)
         contractual = bool(names) and _contractual_names(names)  # type: ignore[arg-type]
         spend_model = None if spend.strip().lower() in ("none", "") else spend.strip()
-        bayes_kwargs = {"draws": draws, "tune": tune, "chains": chains}
+        bayes_kwargs = bayes_options(draws=draws, tune=tune, chains=chains, seed=seed,
+                                     target_accept=target_accept)
         t_cov, s_cov = _covariate_lists(purchase_covariates, dropout_covariates,
                                         spend_covariates)
         if contractual and s_cov:
@@ -729,7 +781,7 @@ def compare(
             raise ValueError("--customers is the attribute table for covariates: name the "
                              "columns with --purchase-covariates, --dropout-covariates or "
                              "--spend-covariates")
-        with step("Comparing models") as progress:
+        with step("Comparing models") as progress, quiet_sampling_warnings():
             if contractual:
                 result = _compare_contractual(
                     frame, names=names, calibration_end=calibration_end,  # type: ignore[arg-type]
@@ -755,6 +807,9 @@ def compare(
                     baselines=not no_baselines, customer_id_col=customer_id,
                     datetime_col=date, monetary_value_col=amount, bayes_kwargs=bayes_kwargs,
                     progress=progress.update, customers=table, customers_id_col=id_col)
+        fitted = dict(getattr(result, "models", {}) or {})
+        fitted["spend model"] = getattr(result, "spend_model", None)
+        _converged(fitted, strict)
         with step("Writing the report"), staged_directory(out, force=force) as stage:
             written = write_report(result, stage, force=True,
                                    title=title or f"CLV model comparison: {transactions.name}")
