@@ -184,11 +184,23 @@ class CovariateEncoding:
         missing or non-finite values, text in a numeric column, and levels not seen when the
         encoding was learned (``unseen="reference"``: such rows take the reference level).
         """
+        return self.patterns(frame, unseen=unseen, what=what, codes=False)[0]
+
+    def patterns(self, frame: pd.DataFrame, *, unseen: UnseenLevels = "raise",
+                 what: str = "the data", codes: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(design matrix, pattern code per row)``: rows with the same code have the same
+        design row (codes are dense, 0..K-1, from the columns' level codes and distinct
+        numbers — one hash pass, not a sort of the design's rows). ``codes=False`` skips the
+        codes (None)."""
         if unseen not in ("raise", "reference"):
             raise ValueError("unseen must be 'raise' or 'reference'")
         check_columns(frame, self.names, what)
         n = len(frame)
         out = np.zeros((n, len(self.design_names)))
+        key = np.zeros(n, dtype=np.int64) if codes else None
+        radix = 1.0
+        column_codes: list[np.ndarray] = []
         for col in self.columns:
             series = frame[col.name]
             pos = self._positions[col.name]
@@ -205,27 +217,51 @@ class CovariateEncoding:
                     series = numbers
                 values = series.to_numpy(dtype=float)
                 out[:, pos[0]] = (values - col.center) / col.scale
+                if codes:
+                    level_codes, uniq = pd.factorize(values)
+                    column_codes.append(level_codes.astype(np.int64))
+                    radix *= max(len(uniq), 1)
                 continue
             if not _is_categorical(series) and not pd.api.types.is_numeric_dtype(series.dtype):
                 raise ValidationError(f"covariate column {col.name!r} has an unusable type "
                                       f"{series.dtype} in {what}")
-            values = pd.Index(series.astype(object).to_numpy(), dtype=object)
-            codes = pd.Index(list(col.levels), dtype=object).get_indexer(values)
-            unknown = codes < 0
+            level_index = pd.Index(list(col.levels), dtype=object)
+            if isinstance(series.dtype, pd.CategoricalDtype):
+                # the categories' positions among the levels, then one gather by the codes
+                cat_pos = level_index.get_indexer(
+                    pd.Index(series.cat.categories.astype(object), dtype=object))
+                lc = np.append(cat_pos, -1)[series.cat.codes.to_numpy()]
+            else:
+                lc = level_index.get_indexer(pd.Index(series.astype(object).to_numpy(),
+                                                      dtype=object))
+            unknown = lc < 0
             if unknown.any():
                 if unseen == "raise":
-                    seen = sorted({str(v) for v in values[unknown][:50]})[:_SHOW]
+                    seen = sorted({str(v) for v in series[unknown].iloc[:50]})[:_SHOW]
                     raise ValidationError(
                         f"covariate column {col.name!r} has level(s) not seen when the model "
                         f"was fitted ({', '.join(seen)}) in "
                         f"{_rows_text(frame.index, unknown)}; known levels: "
                         f"{list(col.levels)[:20]}. Set the model's unseen_levels='reference' to "
                         f"treat them as the reference level {col.reference!r}")
-                codes = np.where(unknown, col.levels.index(col.reference), codes)
+                lc = np.where(unknown, col.levels.index(col.reference), lc)
             non_ref = [i for i, lvl in enumerate(col.levels) if lvl != col.reference]
             for j, level_code in zip(pos, non_ref, strict=True):
-                out[:, j] = codes == level_code
-        return out
+                out[:, j] = lc == level_code
+            if codes:
+                column_codes.append(lc.astype(np.int64))
+                radix *= max(len(col.levels), 1)
+        if not codes:
+            return out, None
+        if radix < 2.0**62:
+            for c, col in zip(column_codes, self.columns, strict=True):
+                size = (len(col.levels) if col.kind == "categorical"
+                        else int(c.max()) + 1 if len(c) else 1)
+                key = key * max(size, 1) + c
+        else:  # too many combinations for one int64: unique rows of the codes
+            _, key = np.unique(np.column_stack(column_codes), axis=0, return_inverse=True)
+        dense, _ = pd.factorize(key.reshape(-1))
+        return out, dense.astype(np.int64)
 
     # ---- persistence ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

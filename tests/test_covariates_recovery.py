@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from clvmodels.models import covariate_fit, registry
-from clvmodels.models.covariate_fit import CovariatePlan, z_columns
+from clvmodels.models.covariate_fit import PATTERN, CovariatePlan
 
 LEVELS = ["a", "b", "c"]  # "a" is the reference level (first in order)
 
@@ -175,9 +175,11 @@ def _objective(name: str, numeric: bool) -> tuple[Any, np.ndarray, str]:
     model = registry.get_model(name)(**_groups(name, numeric))
     data = _data(name, numeric)
     layout = model._learn_layout(data)
-    z = layout.encoding.design(data)
-    d = model._fit_data(data, None, dict(zip(z_columns(z.shape[1]), z.T, strict=True)))
-    plan = CovariatePlan(model, d, layout)
+    z, codes = layout.encoding.patterns(data)
+    patterns = np.zeros((codes.max() + 1, z.shape[1]))
+    patterns[codes] = z
+    d = model._fit_data(data, None, {PATTERN: codes})
+    plan = CovariatePlan(model, d, layout, patterns)
     base, coefs, _, _ = CASES[name]
     names = [k for k in coefs if numeric or not k.endswith(":age")]
     u = np.concatenate([np.log(list(base.values())), [coefs[k] for k in names]])
@@ -198,6 +200,36 @@ def test_analytic_gradient_matches_finite_differences(name: str, mode: str,
     h = 1e-6
     fd = np.array([(f(u + h * e)[0] - f(u - h * e)[0]) / (2 * h) for e in np.eye(u.size)])
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("mode", ["pattern", "row"])
+def test_plan_hessian_matches_finite_differences(name: str, mode: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan's Hessian in (log theta, gamma) — sum_i w_i B_i' h_i B_i — equals central
+    differences of the exact gradient of the whole objective."""
+    if mode == "row":
+        monkeypatch.setattr(covariate_fit, "MAX_PATTERNS", 0)
+    f, u, got = _objective(name, numeric=mode == "row")
+    assert got == mode
+    model = registry.get_model(name)(**_groups(name, mode == "row"))
+    data = _data(name, mode == "row")
+    layout = model._learn_layout(data)
+    z, codes = layout.encoding.patterns(data)
+    patterns = np.zeros((codes.max() + 1, z.shape[1]))
+    patterns[codes] = z
+    d = model._fit_data(data, None, {PATTERN: codes})
+    plan = CovariatePlan(model, d, layout, patterns)
+    h = model._covariate_hessian(plan, u, d.n_customers)
+    eps = 1e-5
+    fd = np.empty_like(h)
+    for j in range(len(u)):
+        up, dn = u.copy(), u.copy()
+        up[j] += eps
+        dn[j] -= eps
+        fd[:, j] = (f(up)[1] - f(dn)[1]) / (2 * eps)
+    np.testing.assert_allclose(h, 0.5 * (fd + fd.T), rtol=1e-4, atol=1e-7)
+
 
 
 @pytest.mark.parametrize("name", FAMILIES)

@@ -24,17 +24,14 @@ import numpy as np
 
 from clvmodels._validation import ValidationError
 from clvmodels.models.links import CovariateLayout, chain_gradient, row_params
-from clvmodels.rows import UniqueRows, unique_rows
+from clvmodels.rows import UniqueRows
 
-__all__ = ["MAX_PATTERNS", "CovariatePlan", "design_problem", "z_columns"]
+__all__ = ["MAX_PATTERNS", "PATTERN", "CovariatePlan", "design_problem"]
 
 #: the most distinct covariate patterns evaluated pattern by pattern
 MAX_PATTERNS = 2000
-
-
-def z_columns(q: int) -> list[str]:
-    """Names under which the design columns ride in the unique-row key."""
-    return [f"__z{j}" for j in range(q)]
+#: the unique-row key column holding each row's covariate pattern (a row of ``patterns``)
+PATTERN = "__pattern"
 
 
 def design_problem(z: np.ndarray, w: np.ndarray, names: list[str]) -> str:
@@ -66,13 +63,15 @@ def design_problem(z: np.ndarray, w: np.ndarray, names: list[str]) -> str:
 class CovariatePlan:
     """How one covariate fit evaluates the likelihood (see the module docstring)."""
 
-    def __init__(self, model: Any, d: UniqueRows, layout: CovariateLayout) -> None:
+    def __init__(self, model: Any, d: UniqueRows, layout: CovariateLayout,
+                 patterns: np.ndarray) -> None:
         self.links = model.covariate_links
         self.layout = layout
         self.param_names = list(model.param_names)
-        q = len(layout.encoding.design_names)
-        self.z = (np.column_stack([d.columns[c] for c in z_columns(q)]) if q
-                  else np.zeros((d.n_rows, 0)))
+        # the patterns the rows use (a spend model drops non-repeaters: maybe not all)
+        used, code = np.unique(d.columns[PATTERN].astype(np.int64), return_inverse=True)
+        code = code.reshape(-1)
+        self.z = patterns[used][code]
         self.d = d
         problem = design_problem(self.z, d.w, layout.encoding.design_names)
         single = [c for c in layout.encoding.columns if not c.design_names]
@@ -86,12 +85,12 @@ class CovariatePlan:
             raise IdentificationError(f"{type(model).__name__}: {problem}")
         if d.n_rows == 0:
             raise ValidationError("no customers to fit on")
-        pats, inverse, _ = unique_rows([self.z[:, j] for j in range(q)])
-        self.n_patterns = len(pats[0])
+        inverse = code
+        self.n_patterns = len(used)
         self.by_pattern = (self.n_patterns <= MAX_PATTERNS
                            and 4 * self.n_patterns <= d.n_rows)
         if self.by_pattern:
-            self.patterns = np.column_stack(pats)
+            self.patterns = patterns[used]
             order = np.argsort(inverse, kind="stable")
             bounds = np.searchsorted(inverse[order], np.arange(self.n_patterns + 1))
             self.sub = []

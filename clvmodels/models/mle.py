@@ -32,9 +32,9 @@ from clvmodels.models.base import (
     IdentificationError,
     frame_arrays,
 )
-from clvmodels.models.covariate_fit import CovariatePlan, z_columns
+from clvmodels.models.covariate_fit import PATTERN, CovariatePlan
 from clvmodels.models.links import CovariateLayout, row_params
-from clvmodels.rows import UniqueRows
+from clvmodels.rows import UniqueRows, unique_rows
 
 __all__ = ["MLEModel"]
 
@@ -330,13 +330,17 @@ class MLEModel(BaseModel):
 
     def _fit(self, rfm: pd.DataFrame, weights: str | np.ndarray | None, started: float,
              initial_params: Sequence[float] | dict[str, float] | None, maxiter: int,
-             tol: float) -> MLEModel:
-        layout = self._learn_layout(rfm)
-        extra = None
+             tol: float, rows: UniqueRows | None = None) -> MLEModel:
+        layout = self._learn_layout(rfm) if rows is None else None
+        extra = patterns = None
         if layout is not None:
-            z = layout.encoding.design(rfm, what="the fitting data")
-            extra = dict(zip(z_columns(z.shape[1]), z.T, strict=True))
-        d = self._fit_data(rfm, weights, extra)
+            # the covariate pattern (one integer per distinct design row) joins the
+            # unique-row key; the plan maps it back to the design row
+            z, codes = layout.encoding.patterns(rfm, what="the fitting data")
+            patterns = np.zeros((int(codes.max()) + 1 if len(codes) else 0, z.shape[1]))
+            patterns[codes] = z
+            extra = {PATTERN: codes}
+        d = self._fit_data(rfm, weights, extra) if rows is None else rows
         if d.n_customers == 0:
             raise ValidationError("no customers to fit on")
         problem = self._identifiability_problem(d)
@@ -344,7 +348,7 @@ class MLEModel(BaseModel):
             raise IdentificationError(
                 f"{type(self).__name__}: the parameters cannot be estimated from these data: "
                 f"{problem}")
-        plan = CovariatePlan(self, d, layout) if layout is not None else None
+        plan = CovariatePlan(self, d, layout, patterns) if layout is not None else None
         coef_names = layout.coefficient_names if layout is not None else []
         f = self._objective(d, plan)
         k = len(self.param_names)
@@ -363,7 +367,7 @@ class MLEModel(BaseModel):
         if coef_names:
             # start the base parameters at the plain model's optimum (cheap: the rows
             # without covariates compress far more), the coefficients at 0
-            x0 = np.concatenate([self._plain_start(rfm, weights, x0, maxiter, tol),
+            x0 = np.concatenate([self._plain_start(rfm, d, x0, maxiter, tol),
                                  np.zeros(len(coef_names))])
         res = (self._newton_minimize(d, x0, maxiter) if plan is None
                else self._covariate_newton(plan, f, x0, d.n_customers, maxiter))
@@ -556,16 +560,23 @@ class MLEModel(BaseModel):
                 "its effect runs toward ±∞; merge that level with another or drop the "
                 "covariate")
 
-    def _plain_start(self, data: pd.DataFrame, weights: str | np.ndarray | None,
-                     x0: np.ndarray, maxiter: int, tol: float) -> np.ndarray:
-        """Log parameters of the plain model's fit (the start of a covariate fit)."""
+    def _plain_start(self, data: pd.DataFrame, d: UniqueRows, x0: np.ndarray, maxiter: int,
+                     tol: float) -> np.ndarray:
+        """Log parameters of the plain model's fit (the start of a covariate fit), on the
+        covariate fit's rows collapsed over the covariate patterns."""
         plain = copy.copy(self)
         plain._init_covariates(None, None, None, None, False)
         plain.__dict__.pop("covariate_layout_", None)
+        names = [c for c in d.columns if c != PATTERN]
+        cols, inverse, _ = unique_rows([d.columns[c] for c in names])
+        collapsed = UniqueRows(dict(zip(names, cols, strict=True)),
+                               np.bincount(inverse, weights=d.weights, minlength=len(cols[0])),
+                               np.arange(len(cols[0])), None, d.time_unit)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                plain._fit(data, weights, time.perf_counter(), list(np.exp(x0)), maxiter, tol)
+                plain._fit(data, None, time.perf_counter(), list(np.exp(x0)), maxiter, tol,
+                           rows=collapsed)
             start = np.log(plain.params_.to_numpy(dtype=float))
             return start if np.all(np.isfinite(start)) else x0
         except (ValidationError, RuntimeError, ValueError):
