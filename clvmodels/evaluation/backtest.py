@@ -35,6 +35,10 @@ cut-off on the last day of a month ends its holdout on the last day of a month:
 by the fixed day counts of :data:`clvmodels.TIME_UNITS` (rounded to whole days). The holdout
 of cut-off ``c`` is ``(c, c + holdout]``, both ends as in :func:`compare_models`.
 
+``compare_models`` itself takes one cut-off: ``compare_models(..., calibration_ends=...)``
+raises an error that points here, so that it keeps one return type and this module, built
+on it, is not imported back by it (the package's modules form no import cycle).
+
 This module never imports the report or the plots.
 """
 
@@ -61,7 +65,7 @@ from clvmodels.evaluation.fitting import is_fitted
 from clvmodels.evaluation.metrics import METRIC_COLUMNS, METRIC_DIRECTIONS, best_by_metric
 from clvmodels.rfm import _parse_dates, read_transactions, time_unit_days
 
-__all__ = ["BacktestResult", "backtest", "holdout_end"]
+__all__ = ["SUMMARY_COLUMNS", "WIN_COLUMNS", "BacktestResult", "backtest", "holdout_end"]
 
 _LENGTH = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([DWMY])\s*$", re.IGNORECASE)
 

@@ -91,7 +91,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -125,9 +125,6 @@ from clvmodels.rfm import (
     read_transactions,
     time_unit_days,
 )
-
-if TYPE_CHECKING:
-    from clvmodels.evaluation.backtest import BacktestResult
 
 __all__ = [
     "BASELINES",
@@ -372,8 +369,7 @@ def compare_models(
     customers: pd.DataFrame | str | os.PathLike | None = None,
     customers_id_col: str | None = None,
     calibration_ends: Sequence[object] | None = None,
-    holdout: str | float | None = None,
-) -> ModelComparison | BacktestResult:
+) -> ModelComparison:
     """Fit models on the calibration period and compare their holdout forecasts.
 
     Parameters
@@ -424,45 +420,26 @@ def compare_models(
         customer's value on their first transaction, as ``segment_col``). The frame
         (:attr:`ModelComparison.rfm`) then carries the covariate columns, and every
         prediction, tracking curve and histogram uses each customer's own attributes.
-    calibration_ends, holdout
-        A backtest instead of one comparison: the comparison at every cut-off of
-        ``calibration_ends`` with a holdout of length ``holdout`` ("39W", "9M", ... or model
-        time units) after each, ``observation_end`` then being the end of the data (default:
-        the last transaction) — exactly :func:`clvmodels.evaluation.backtest`, which returns
-        a :class:`~clvmodels.evaluation.BacktestResult`. Not with ``calibration_end``.
+    calibration_ends
+        Not taken here: a comparison at several cut-offs is
+        :func:`clvmodels.evaluation.backtest` (the same settings, plus ``holdout``), which
+        returns a :class:`~clvmodels.evaluation.BacktestResult`. It is a function of its own,
+        not a mode of this one, so that ``compare_models`` keeps one return type and the
+        backtest, built on ``compare_models``, is not imported back by it (the package's
+        modules form no import cycle); naming it here raises an error that says so.
 
     Returns
     -------
-    :class:`ModelComparison`; see the module docstring for the metric definitions (a
-    :class:`~clvmodels.evaluation.BacktestResult` with ``calibration_ends``).
+    :class:`ModelComparison`; see the module docstring for the metric definitions.
     """
     from clvmodels.valuation import customer_lifetime_value, parse_horizon
 
     if calibration_ends is not None:
-        from clvmodels.evaluation.backtest import backtest
-
-        if calibration_end is not None:
-            raise ValueError("give calibration_end (one comparison) or calibration_ends (a "
-                             "backtest), not both")
-        if holdout is None:
-            raise ValueError("calibration_ends needs holdout=, the holdout's length after "
-                             "every cut-off (e.g. '39W', '9M')")
-        return backtest(
-            transactions, calibration_ends=calibration_ends, holdout=holdout,
-            observation_end=observation_end, time_unit=time_unit, models=models,
-            spend_model=spend_model, customer_id_col=customer_id_col,
-            datetime_col=datetime_col, interval=interval, progress=progress,
-            segment_col=segment_col, baselines=baselines,
-            monetary_value_col=monetary_value_col, negative_amounts=negative_amounts,
-            bayes_kwargs=bayes_kwargs, penalizer=penalizer, max_frequency=max_frequency,
-            clv_horizon=clv_horizon, discount_rate=discount_rate, margin=margin,
-            customers=customers, customers_id_col=customers_id_col)
-    if holdout is not None:
-        raise ValueError("holdout= is the holdout length of a backtest (with "
-                         "calibration_ends); one comparison takes observation_end")
+        raise ValueError("compare_models compares at one cut-off (calibration_end); for "
+                         "several, use clvmodels.backtest(transactions, calibration_ends=[...], "
+                         "holdout='39W', ...) with the same settings")
     if calibration_end is None or observation_end is None:
-        raise ValueError("compare_models needs calibration_end and observation_end (or "
-                         "calibration_ends and holdout, for a backtest)")
+        raise ValueError("compare_models needs calibration_end and observation_end")
     say = progress or (lambda _msg: None)
     if not 0 < interval < 1:
         raise ValueError(f"interval must be in (0, 1), got {interval!r}")

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clvmodels.evaluation import METRIC_COLUMNS, METRIC_DIRECTIONS
-from clvmodels.report import transaction
 from clvmodels.report.parts import STYLE as _STYLE
 from clvmodels.report.parts import ReportFigure, direction_text, format_metric, missing
 from clvmodels.report.parts import png as _png
 from clvmodels.report.transaction import METRIC_INFO
+from clvmodels.report.transaction import build_figures as _page_figures
+from clvmodels.report.transaction import render_html as _page_html
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -87,7 +88,7 @@ def build_figures(result: BacktestResult) -> list[ReportFigure]:
     and the backtest figure; every figure is closed once saved."""
     import matplotlib.pyplot as plt
 
-    figures = transaction.build_figures(result.last)
+    figures = _page_figures(result.last)
     with plt.rc_context(_STYLE):
         fig = backtest_figure(result)
         figures.append(ReportFigure(
@@ -155,5 +156,5 @@ def render_html(result: BacktestResult, figures: Sequence[ReportFigure] | None =
     """The page: the latest cut-off's transaction report with the backtest section."""
     if figures is None:
         figures = build_figures(result)
-    return transaction.render_html(result.last, figures, title=title or "CLV model backtest",
+    return _page_html(result.last, figures, title=title or "CLV model backtest",
                                    backtest=backtest_view(result))
