@@ -73,7 +73,10 @@ class CovariatePlan:
         code = code.reshape(-1)
         self.z = patterns[used][code]
         self.d = d
-        problem = design_problem(self.z, d.w, layout.encoding.design_names)
+        # the design's weighted spread is the patterns' (weights summed per pattern)
+        problem = design_problem(patterns[used],
+                                 np.bincount(code, weights=d.w, minlength=len(used)),
+                                 layout.encoding.design_names)
         single = [c for c in layout.encoding.columns if not c.design_names]
         if single:  # a categorical column with one level has no indicator at all
             problem = (f"covariate column {single[0].name!r} takes the single level "
@@ -188,6 +191,15 @@ class CovariatePlan:
         family's Hessian in its own log parameters — from 2P passes of its analytic gradient
         (per pattern, or per row), not 2(P + Q) passes of the whole objective.
         """
+        key = (tuple(float(v) for v in p.values()), np.asarray(gamma, dtype=float).tobytes())
+        memo = getattr(self, "_hessian_memo", None)
+        if memo is not None and memo[0] == key:
+            return memo[1].copy()
+        out = self._hessian(model, p, gamma)
+        self._hessian_memo = (key, out)
+        return out.copy()
+
+    def _hessian(self, model: Any, p: dict[str, float], gamma: np.ndarray) -> np.ndarray:
         P = len(self.param_names)
         if self.by_pattern:
             p_pat = row_params(p, self.links, self._eta(self.patterns, gamma))
