@@ -129,7 +129,7 @@ def backtest_view(result: BacktestResult) -> dict[str, Any]:
                 cells.append({"text": "—", "range": "", "missing": True})
                 continue
             r = summary.loc[(name, m)]
-            sd = "" if missing(r["sd"]) else f" ± {format_metric(m, r['sd'])}"
+            sd = "" if missing(r["sd"]) else f" ± {format_metric(m, r['sd']).lstrip('+')}"
             cells.append({"text": f"{format_metric(m, r['mean'])}{sd}",
                           "range": f"{format_metric(m, r['min'])} – "
                                    f"{format_metric(m, r['max'])}",
