@@ -32,7 +32,7 @@ The output of :func:`score_frame` (one row per customer, in the data's order)
     ``clv``                   float64   always: discounted value (posterior mean)
     ``clv_lower``             float64   Bayesian models: central credible interval
     ``clv_upper``             float64   Bayesian models
-    ``value_tier``            object    always: top 20% / middle 30% / low 50% by clv
+    ``value_tier``            str       always: top 20% / middle 30% / low 50% by clv
     ========================= ========= ===================================================
 
     :func:`score_columns` gives the exact list for a kind of model; the columns never depend
@@ -401,7 +401,7 @@ SCORE_DTYPES = {
     "probability_alive": "float64", "expected_spend": "float64",
     "expected_periods": "float64", "probability_active": "float64",
     "revenue_per_period": "float64", "clv": "float64", "clv_lower": "float64",
-    "clv_upper": "float64", "value_tier": "object",
+    "clv_upper": "float64", "value_tier": "str",
 }
 
 
@@ -433,7 +433,7 @@ def score_frame(model: Any, spend: Any, data: pd.DataFrame, *, horizon: str | fl
     summary = data.rename(columns={"periods": "T"}) if kind == "discrete" else data
     out = pd.concat([summary, value], axis=1)
     labels, _ = value_tiers(value["clv"])
-    out["value_tier"] = np.asarray(labels, dtype=object)
+    out["value_tier"] = np.asarray(labels, dtype=object).astype(str)
     out.index.name = "customer_id"
     out = out.reset_index()
     cols = score_columns(kind, bayesian=bayesian, spend=spend is not None)
