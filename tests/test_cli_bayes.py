@@ -1,0 +1,173 @@
+"""Bayesian and hierarchical models from the command line: ``fit --method bayes
+--segment-col``, ``forecast --method bayes``, ``compare`` with Bayesian models and
+``--strict``, and ``score`` with the saved hierarchical model.
+
+Samples are tiny (300 customers, 2 chains of at most 60 draws): these tests check the
+command line, not the posteriors (tests/test_bayes*.py do).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import clvmodels as cm
+from clvmodels.cli import EXIT_BAD_INPUT, app
+from clvmodels.cli._app import EXIT_CONVERGENCE
+from clvmodels.datasets import DATASETS
+
+runner = CliRunner()
+OBS_END = "1997-09-30"
+TINY = ["--draws", "60", "--tune", "60", "--chains", "2"]
+PROBLEMS = ("R-hat", "effective sample size", "divergent")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bayes")
+    tx = DATASETS["cdnow"][1]()
+    ids = tx["customer_id"].unique()[:300]
+    tx = tx[tx["customer_id"].isin(ids)].reset_index(drop=True)
+    channels = pd.DataFrame({"customer_id": ids,
+                             "channel": np.resize(["web", "shop", "app"], len(ids))})
+    channels.to_csv(d / "customers.csv", index=False)
+    odd = channels.copy()
+    odd.loc[0, "channel"] = "phone"  # a segment the model never saw
+    odd.to_csv(d / "customers_odd.csv", index=False)
+    tx.merge(channels, on="customer_id").to_csv(d / "tx.csv", index=False)
+    cm.rfm_summary(tx, time_unit="W", observation_end=OBS_END).to_parquet(d / "rfm.parquet")
+    return {p.name: p for p in d.iterdir()}
+
+
+def _problem_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if any(p in line for p in PROBLEMS)]
+
+
+@pytest.fixture(scope="module")
+def hierarchical(data: dict[str, Path]) -> tuple[object, Path]:
+    """``fit --method bayes --segment-col channel`` (the segments from --customers)."""
+    out = data["rfm.parquet"].parent / "hier.nc"
+    result = runner.invoke(app, [
+        "fit", str(data["rfm.parquet"]), "--model", "bgnbd", "--method", "bayes",
+        "--segment-col", "channel", "--customers", str(data["customers.csv"]), *TINY,
+        "--seed", "1", "--target-accept", "0.9", "--out", str(out)])
+    return result, out
+
+
+def test_fit_method_bayes_hierarchical(hierarchical: tuple[object, Path]) -> None:
+    result, out = hierarchical
+    assert result.exit_code == 0, result.output
+    model = cm.load_model(out)
+    assert type(model) is cm.BayesianBetaGeo
+    assert model.segment_col == "channel" and model.hierarchical
+    assert sorted(map(str, model.segment_labels_)) == ["app", "shop", "web"]
+    assert model.time_unit_ == "W" and model.n_customers_ == 300
+    assert model.n_draws == 120
+    assert "bayes-bgnbd" in result.stdout and "R-hat" in result.stdout  # the parameter table
+    # each sampling problem (if any, at these sizes) is one warning line of its own
+    for line in _problem_lines(result.stderr):
+        assert line.startswith("Warning: bayes-bgnbd: "), line
+        assert sum(p in line for p in PROBLEMS) == 1, line
+    assert "Traceback" not in result.output
+
+
+def test_score_with_the_hierarchical_model(data: dict[str, Path],
+                                           hierarchical: tuple[object, Path],
+                                           tmp_path: Path) -> None:
+    _, model = hierarchical
+
+    def score(out: str, *extra: str) -> tuple[object, Path]:
+        target = tmp_path / out
+        result = runner.invoke(app, ["score", str(model), str(data["tx.csv"]), "--out",
+                                     str(target), "--observation-end", OBS_END,
+                                     "--interval", "0.8", *extra])
+        return result, target
+
+    # the segments from the attribute table
+    ok, out = score("ok.parquet", "--customers", str(data["customers.csv"]))
+    assert ok.exit_code == 0, ok.output
+    scored = pd.read_parquet(out)
+    assert list(scored.columns) == ["customer_id", "frequency", "recency", "T",
+                                    "expected_purchases", "probability_alive", "clv",
+                                    "clv_lower", "clv_upper", "value_tier"]
+    assert (scored["clv_lower"] <= scored["clv"]).all()
+    assert (scored["clv"] <= scored["clv_upper"]).all()
+    # ... or from each customer's first transaction (tx.csv carries the channel too)
+    from_tx, out_tx = score("tx.parquet")
+    assert from_tx.exit_code == 0, from_tx.output
+    pd.testing.assert_frame_equal(pd.read_parquet(out_tx), scored)
+    # a segment the model never saw is refused, naming it; nothing written
+    unseen, out_unseen = score("unseen.parquet", "--customers",
+                               str(data["customers_odd.csv"]))
+    assert unseen.exit_code == EXIT_BAD_INPUT, unseen.output
+    assert "phone" in unseen.stderr and "Traceback" not in unseen.output
+    assert not out_unseen.exists()
+
+
+def test_score_refuses_data_without_the_segment_column(data: dict[str, Path],
+                                                       hierarchical: tuple[object, Path],
+                                                       tmp_path: Path) -> None:
+    _, model = hierarchical
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(app, ["score", str(model), str(data["rfm.parquet"]), "--out",
+                                 str(out)])
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert "'channel'" in result.stderr and result.stderr.count("Error:") == 1
+    assert not out.exists()
+
+
+def test_forecast_method_bayes_writes_means_and_intervals(data: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    out = tmp_path / "forecast.parquet"
+    result = runner.invoke(app, [
+        "forecast", str(data["tx.csv"]), "--model", "bgnbd", "--method", "bayes", *TINY,
+        "--seed", "2", "--observation-end", OBS_END, "--margin", "0.3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    fc = pd.read_parquet(out)
+    for col in ("expected_purchases", "probability_alive", "clv", "clv_lower", "clv_upper"):
+        assert np.isfinite(fc[col].to_numpy(dtype=float)).all(), col
+    assert (fc["clv_lower"] <= fc["clv"]).all() and (fc["clv"] <= fc["clv_upper"]).all()
+    assert (fc["clv_upper"] > fc["clv_lower"]).any()
+    for line in _problem_lines(result.stderr):
+        assert line.startswith("Warning: bayes-bgnbd: "), line
+
+
+def test_compare_strict_exits_2_and_writes_nothing(data: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    """15 + 15 draws per chain cannot reach an ESS of 200: --strict must refuse."""
+    out = tmp_path / "report"
+    result = runner.invoke(app, [
+        "compare", str(data["tx.csv"]), "--models", "bgnbd,bayes-bgnbd", "--segment-col",
+        "channel", "--calibration-end", "1997-06-30", "--observation-end", OBS_END,
+        "--draws", "15", "--tune", "15", "--chains", "2", "--seed", "3", "--strict",
+        "--spend", "none", "--out", str(out)])
+    assert result.exit_code == EXIT_CONVERGENCE, result.output
+    lines = _problem_lines(result.stderr)
+    assert any("effective sample size" in line for line in lines), result.stderr
+    for line in lines:
+        if line.startswith("Error:"):
+            continue
+        assert line.startswith("Warning: bayes-bgnbd: "), line
+    assert result.stderr.count("Error: --strict") == 1
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no staging directory left
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--model", "pnbd", "--method", "bayes"], "pnbd has no Bayesian variant"),
+    (["--model", "bayes-bgnbd", "--method", "mle"], "is a Bayesian model"),
+    (["--model", "bgnbd", "--segment-col", "channel"], "hierarchical models are Bayesian"),
+    (["--model", "bgnbd", "--method", "bayes", "--target-accept", "1.5"],
+     "--target-accept must be between 0 and 1"),
+])
+def test_bad_bayesian_options_exit_1_before_sampling(data: dict[str, Path], tmp_path: Path,
+                                                     args: list[str], message: str) -> None:
+    out = tmp_path / ("m.nc" if "bayes" in " ".join(args) else "m.json")
+    result = runner.invoke(app, ["fit", str(data["rfm.parquet"]), *args, "--out", str(out)])
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert message in result.stderr and "Fitting" not in result.stderr
+    assert not out.exists()
