@@ -206,7 +206,7 @@ class CovariatePlan:
             K = self.n_patterns
             h = np.empty((K, P, P))
             for k, sub in enumerate(self.sub):
-                pk = {n: float(np.broadcast_to(v, (K,))[k]) for n, v in p_pat.items()}
+                pk = {n: np.float64(np.broadcast_to(v, (K,))[k]) for n, v in p_pat.items()}
                 h[k] = self._log_hessian(model, pk, sub, rows=False)
             z, w = self.patterns, np.ones(K)
         else:
@@ -226,7 +226,7 @@ class CovariatePlan:
         grads = np.empty((P, K))
         total = 0.0
         for k, sub in enumerate(self.sub):
-            pk = {n: float(np.broadcast_to(v, (K,))[k]) for n, v in p_pat.items()}
+            pk = {n: np.float64(np.broadcast_to(v, (K,))[k]) for n, v in p_pat.items()}
             fused = model._value_and_grad(pk, sub)
             if fused is None:
                 t = float(np.einsum("i,i->", sub.w, model._loglik(pk, sub)))
