@@ -23,9 +23,12 @@ Commands
     The main job on the bundled CDNOW sample (:data:`DEMO_STEPS`).
 ``clvmodels --version``
 
-Bad input (:class:`~clvmodels.ValidationError`, a missing file, an existing output without
-``--force``, ...) ends a command with exit code 1 and a short message naming the problem,
-Ctrl-C with exit code 130 and one line, never a traceback; warnings print as one line.
+Exit codes: 0 done; 1 bad input (:class:`~clvmodels.ValidationError`, a missing file, an
+existing output without ``--force``, data in another time unit than the model's, ...) with a
+short message naming the problem; 2 a Bayesian fit whose sampler diagnostics fail (R-hat,
+effective sample size, divergences) under ``--strict`` — also click's code for a mistyped
+option; 130 Ctrl-C, with one line. Never a traceback; warnings (and each sampling problem)
+print as one line.
 Every command writes all of its outputs or none (see :mod:`clvmodels._io`). The model
 choices come from :mod:`clvmodels.models.registry`.
 """
@@ -38,7 +41,13 @@ import typer
 
 from clvmodels.cli import commands as _commands
 from clvmodels.cli import score as _score  # noqa: F401  (registers the command)
-from clvmodels.cli._app import EXIT_BAD_INPUT, EXIT_INTERRUPTED, app, version_callback
+from clvmodels.cli._app import (
+    EXIT_BAD_INPUT,
+    EXIT_CONVERGENCE,
+    EXIT_INTERRUPTED,
+    app,
+    version_callback,
+)
 from clvmodels.cli.demo import DEMO_STEPS, DemoRun
 from clvmodels.cli.tables import (
     forecast_overview,
@@ -48,7 +57,7 @@ from clvmodels.cli.tables import (
     tiers_table,
 )
 
-__all__ = ["DEMO_STEPS", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "DemoRun", "app",
+__all__ = ["DEMO_STEPS", "EXIT_BAD_INPUT", "EXIT_CONVERGENCE", "EXIT_INTERRUPTED", "DemoRun", "app",
            "forecast_overview", "metrics_table", "params_table", "rfm_overview",
            "tiers_table"]
 

@@ -50,6 +50,8 @@ __all__ = [
 app = typer.Typer(
     name="clvmodels",
     help="Probabilistic customer-lifetime-value models: RFM summaries, fits, forecasts.",
+    epilog="Exit codes: 0 done; 1 bad input (nothing written); 2 sampling problems with "
+           "--strict (nothing written), or a mistyped command line; 130 interrupted.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,

@@ -234,9 +234,7 @@ def detect_input(frame: pd.DataFrame, model_kind: str, *, customer_id: str, date
     if {"periods", "churned"} <= cols:
         found = "contract"
     elif {"frequency", "recency"} <= cols and ({"T", "periods"} & cols):
-        found = "rfm" if model_kind == "continuous" or "periods" not in cols else "discrete"
-        if model_kind == "discrete":
-            found = "discrete"
+        found = "discrete" if model_kind == "discrete" or "T" not in cols else "rfm"
     elif customer_id in cols and date in cols:
         found = "transactions"
     elif customer_id in cols and start in cols:
