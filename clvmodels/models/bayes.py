@@ -350,7 +350,7 @@ standardize_covariates, unseen_levels
         return pd.DataFrame(w, index=labels, columns=list(self.latents))
 
     # ---- building the PyMC model -----------------------------------------------------
-    def _declare_params(self) -> dict[str, Any]:
+    def _declare_params(self, inputs: Any = None) -> dict[str, Any]:
         """Declare the priors and return the natural parameters (scalars or per segment)."""
         import pymc as pm
         import pytensor.tensor as pt
@@ -358,7 +358,8 @@ standardize_covariates, unseen_levels
         priors = self.priors_
         if not self.hierarchical:
             return {name: prior_rv(name, priors[name]) for name in self.param_names}
-        latent = declare_segment_latents(self.latents, priors, self.centering_)
+        latent = declare_segment_latents(self.latents, priors, self.centering_,
+                                         None if inputs is None else inputs.add)
         xp = SimpleNamespace(exp=pt.exp, sigmoid=pt.sigmoid)
         natural = self._natural_from_latent(latent, xp)
         return {name: pm.Deterministic(name, natural[name], dims="segment")
@@ -369,7 +370,9 @@ standardize_covariates, unseen_levels
         import pytensor.tensor as pt
 
         from clvmodels.models._math import tensor_namespace
+        from clvmodels.models.compiled import DataInputs
 
+        inputs = DataInputs()  # the data enter as inputs: one compile per structure
         coords: dict[str, Any] = {"row": np.arange(rows.n_rows)}
         if self.hierarchical:
             coords["segment"] = [str(s) for s in self.segment_labels_]
@@ -378,19 +381,19 @@ standardize_covariates, unseen_levels
         if layout is not None:
             coords.update(coefficient_coords(layout))
             # the linear predictor, once per distinct covariate pattern (links eq. (1))
-            zp = {g: pt.as_tensor_variable(rows.extra["patterns"][:, pos])
+            zp = {g: inputs.add(rows.extra["patterns"][:, pos], "patterns")
                   for g, pos in layout.positions.items()}
             pcode = rows.extra["pattern"]
         space = RowSpace({**rows.columns, **({"pattern": pcode} if groups else {})})
-        space.index_constant = pt.as_tensor_variable
-        weights = pt.as_tensor_variable(rows.weights.astype(float))
+        space.index_constant = inputs.index
+        weights = inputs.add(rows.weights.astype(float), "weights")
         names = self.param_names
         hier = self.hierarchical
         factored = self.factored_data
         fm = factored_namespace(tensor_namespace()) if factored else tensor_namespace()
         plain = SimpleNamespace(**{c: np.asarray(rows.columns[c], dtype=float)
                                    for c in self.data_columns})
-        seg = rows.extra["codes"] if hier else None
+        seg = inputs.index(rows.extra["codes"]) if hier else None
 
         def linked(p: dict[str, Any], coefs: tuple[Any, ...]) -> dict[str, Any]:
             """Links eq. (1): per pattern (factored) or gathered to the rows."""
@@ -400,7 +403,7 @@ standardize_covariates, unseen_levels
             for g, c in zip(groups, coefs, strict=True):
                 per_pattern = pt.dot(zp[g], c[0])  # coefficients arrive as (1, k)
                 eta[g] = (Factored(per_pattern, frozenset({"pattern"}), space) if factored
-                          else per_pattern[pcode])
+                          else per_pattern[inputs.index(pcode)])
             return row_params(p, self.covariate_links, eta, exp=fm.exp)
 
         def logp(value: Any, *args: Any) -> Any:
@@ -414,7 +417,7 @@ standardize_covariates, unseen_levels
             else:
                 p = dict(zip(names, params, strict=True))
             p = linked(p, coefs)
-            d = SimpleNamespace(**{c: space.variable(c, pt.as_tensor_variable)
+            d = SimpleNamespace(**{c: space.variable(c, lambda v, c=c: inputs.add(v, c))
                                    for c in self.data_columns})
             ll = self._loglik(p, d, fm)
             if isinstance(ll, Factored):
@@ -422,7 +425,7 @@ standardize_covariates, unseen_levels
             return weights * ll
 
         with pm.Model(coords=coords) as model:
-            params = self._declare_params()
+            params = self._declare_params(inputs)
             args = [params[n] for n in names]
             if hier:
                 args = [a[None, :] for a in args]
@@ -435,8 +438,9 @@ standardize_covariates, unseen_levels
                 signature += "".join(f",(k{j})" for j in range(len(groups)))
             signature += "->()"
             pm.CustomDist("likelihood", *args, logp=logp,
-                          observed=rows.columns[self.observed_column],
+                          observed=inputs.add(rows.columns[self.observed_column], "observed"),
                           signature=signature, dims="row")
+        inputs.register(model)
         return model
 
     # ---- fitting ---------------------------------------------------------------------

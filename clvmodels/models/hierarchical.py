@@ -190,14 +190,17 @@ def segment_mle_latents(
 
 
 def declare_segment_latents(latents: Sequence[str], priors: Mapping[str, PriorSpec],
-                            centering: pd.DataFrame) -> dict[str, Any]:
+                            centering: pd.DataFrame,
+                            as_input: Callable[[np.ndarray, str], Any] | None = None
+                            ) -> dict[str, Any]:
     """Declare ``mu_<u>``, ``sigma_<u>`` and the per-segment latents ``u_s`` (dims
     ``segment``) inside the current PyMC model; returns ``{u: u_s}``.
 
     ``centering`` holds the weight ``w`` per segment (rows) and latent (columns): all ones
     gives the centred ``u_s ~ Normal(mu, sigma)``, all zeros the non-centred
     ``u_s = mu + sigma z_s``, and otherwise the partially centred form of the module
-    docstring.
+    docstring. ``as_input(w, name)`` turns the partial weights into a graph input (a shared
+    variable, so that a refit reuses the compiled model; constants by default).
     """
     import pymc as pm
 
@@ -212,6 +215,7 @@ def declare_segment_latents(latents: Sequence[str], priors: Mapping[str, PriorSp
             z = pm.Normal(f"z_{u}", 0.0, 1.0, dims="segment")
             out[u] = mu + sigma * z
         else:  # partially centred: u_s = mu + sigma^(1-w) (t_s - w mu) ~ Normal(mu, sigma)
+            w = w if as_input is None else as_input(w, f"w_{u}")
             t = pm.Normal(f"t_{u}", w * mu, sigma ** w, dims="segment")
             out[u] = mu + sigma ** (1.0 - w) * (t - w * mu)
     return out

@@ -1,0 +1,320 @@
+"""Compile once: a Bayesian model's data enter its PyMC graph as inputs, and the compiled
+sampler is reused for every fit of the same *structure*, in a session and across processes.
+
+Why the data must be inputs
+---------------------------
+:meth:`~clvmodels.models.bayes.BayesianModel._build_model` evaluates the likelihood on the
+distinct values of the data columns (:mod:`clvmodels.models.factored`): the distinct values,
+the index arrays that gather them to rows, the row weights, the covariate patterns and the
+partial-centring weights of a hierarchical model. Were they constants, every new data set
+would be a new program (and PyTensor's on-disk numba cache, keyed on the graph including its
+constants, would never hit across data sets — and would hold the data inside the compiled
+code). :class:`DataInputs` makes each of them a named PyTensor shared variable with no static
+shape, so the graph depends on the data only through
+
+* the model class, its priors and sampler variable names,
+* the hierarchical layout (number of segments, which latents are centred, non-centred or
+  partially centred) and covariate layout (coefficients per group),
+* which groupings of the factored evaluation were kept distinct or promoted to rows
+  (:class:`~clvmodels.models.factored.RowSpace`'s ``dense_fraction`` rule).
+
+Cache key
+---------
+:func:`structure_key` hashes (sha256) the printed logp and deterministics graph (shared
+variables appear by name only, never by value) with the dimension lengths of the free
+parameters. Equal keys mean the same compiled program; the data are swapped in through
+nutpie's ``CompiledPyMCModel.with_data``. So a cache hit gives exactly the draws a fresh
+compile would give with the same seed (tests/test_bayes_compile_cache.py checks this).
+
+Two levels
+----------
+* **In the session**: :data:`_SESSION`, the last :data:`SESSION_SIZE` compiled samplers by
+  key (:func:`cache_info` counts hits and misses; :func:`clear_session_cache` empties it).
+* **Across processes**: PyTensor compiles the logp and gradient graph with numba and caches
+  the machine code on disk keyed on the graph (which, with the data as inputs, no longer
+  contains the data). :func:`disk_cache` directs that cache, for our compiles only, to
+  :func:`cache_dir`: ``$CLVMODELS_CACHE_DIR`` or ``$XDG_CACHE_HOME/clvmodels/numba``
+  (default ``~/.cache/clvmodels/numba``). It holds numba's index (``*.nbi``: the function's
+  signature and a source stamp) and object code (``*.nbc``) only — compiled code, no user
+  data, no pickled model; deleting the directory at any time only costs a recompile.
+  ``CLVMODELS_COMPILE_CACHE=0`` turns both levels off (every fit compiles afresh).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import io
+import math
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pymc as pm
+
+__all__ = [
+    "SESSION_SIZE",
+    "DataInputs",
+    "cache_dir",
+    "cache_enabled",
+    "cache_info",
+    "clear_session_cache",
+    "compile_nutpie",
+    "disk_cache",
+    "structure_key",
+]
+
+#: compiled samplers kept in the session (least recently used dropped first)
+SESSION_SIZE = 8
+_SESSION: OrderedDict[str, Any] = OrderedDict()
+_STATS = {"hits": 0, "misses": 0}
+_LOCK = threading.RLock()
+#: the data inputs of each PyMC model built by BayesianModel._build_model
+_INPUTS: weakref.WeakKeyDictionary[Any, DataInputs] = weakref.WeakKeyDictionary()
+
+
+def cache_enabled() -> bool:
+    """Whether compiled samplers are reused (``CLVMODELS_COMPILE_CACHE`` not ``0``)."""
+    return os.environ.get("CLVMODELS_COMPILE_CACHE", "1").strip().lower() not in (
+        "0", "false", "no", "off")
+
+
+def cache_dir() -> Path:
+    """Where the on-disk compiled code goes: ``$CLVMODELS_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/clvmodels/numba`` (``~/.cache/clvmodels/numba``)."""
+    env = os.environ.get("CLVMODELS_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "clvmodels" / "numba"
+
+
+def cache_info() -> dict[str, int]:
+    """Session cache counters: ``hits``, ``misses`` and ``size`` (samplers kept)."""
+    return {**_STATS, "size": len(_SESSION)}
+
+
+def clear_session_cache() -> None:
+    """Forget the compiled samplers of this session and reset the counters."""
+    with _LOCK:
+        _SESSION.clear()
+        _STATS.update(hits=0, misses=0)
+
+
+class DataInputs:
+    """The data of one PyMC model as named shared variables (no static shape).
+
+    Names are given in creation order (``clvdata_<n>_<hint>``); the model is built by the
+    same code for the same structure, so the same input gets the same name in every build.
+    PyMC traces a CustomDist's ``logp`` each time it derives the model's logp: an input
+    asked for again with the same hint and content is the same variable.
+    """
+
+    def __init__(self) -> None:
+        self.variables: dict[str, Any] = {}
+        self._seen: dict[tuple[str, str], Any] = {}
+
+    def add(self, values: Any, hint: str) -> Any:
+        """A shared variable holding ``values`` (float64, or int64 for index arrays)."""
+        import pytensor
+
+        arr = np.ascontiguousarray(values)
+        arr = arr.astype(np.int64 if arr.dtype.kind in "biu" else np.float64, copy=False)
+        digest = hashlib.sha1(arr.tobytes(), usedforsecurity=False)
+        digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+        seen = (hint, digest.hexdigest())
+        if seen in self._seen:
+            return self._seen[seen]
+        name = f"clvdata_{len(self.variables)}_{hint}"
+        var = pytensor.shared(arr, name=name, shape=(None,) * arr.ndim)
+        self.variables[name] = var
+        self._seen[seen] = var
+        return var
+
+    def index(self, values: np.ndarray) -> Any:
+        """An index array (RowSpace gathers, segment codes, covariate patterns)."""
+        return self.add(np.asarray(values, dtype=np.int64), "index")
+
+    def values(self) -> dict[str, np.ndarray]:
+        """Current value of every input, by name."""
+        return {name: var.get_value(borrow=True) for name, var in self.variables.items()}
+
+    def register(self, model: pm.Model) -> None:
+        """Remember these as ``model``'s data inputs (see :func:`compile_nutpie`)."""
+        _INPUTS[model] = self
+
+
+def structure_key(model: pm.Model, inputs: DataInputs) -> str:
+    """sha256 of what the compiled sampler depends on: the logp and deterministics graph
+    as printed (constants by value, shared variables by name only), the lengths of the
+    dimensions of the free parameters, the inputs' names and ranks, and the versions of
+    PyMC, PyTensor and nutpie."""
+    import nutpie
+    import pymc
+    import pytensor
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+    from pytensor.printing import debugprint
+
+    outputs = [model.logp(), *model.deterministics]
+    buf = io.StringIO()
+    debugprint(outputs, file=buf, print_type=True)
+    h = hashlib.sha256(buf.getvalue().encode())
+    for var in ancestors(outputs):  # the printout abbreviates large constants: hash them
+        if isinstance(var, Constant):
+            data = np.asarray(var.data)
+            h.update(f"{data.dtype.str}{data.shape}".encode())
+            h.update(np.ascontiguousarray(data).tobytes())
+    dims = {name: len(vals) for name, vals in model.coords.items()
+            if vals is not None and name != "row"}
+    h.update(repr(sorted(dims.items())).encode())
+    h.update(repr([(n, v.ndim, str(v.dtype)) for n, v in inputs.variables.items()]).encode())
+    h.update(repr([v.name for v in model.free_RVs]).encode())
+    h.update(f"{pymc.__version__}|{pytensor.__version__}|{nutpie.__version__}".encode())
+    return h.hexdigest()
+
+
+def _digamma(x: float) -> float:
+    """psi(x) = d ln Gamma(x) / dx (scipy.special.psi's values to ~1e-14 absolute): the
+    recurrence psi(x) = psi(x + 1) - 1/x up to x >= 10, then the asymptotic series
+    ln x - 1/(2x) - sum_k B_2k / (2k x^2k) (Abramowitz & Stegun 6.3.5, 6.3.18); the
+    reflection psi(1 - x) - pi cot(pi x) for x < 0."""
+    if math.isnan(x) or x == -math.inf:
+        return math.nan
+    if x == math.inf:
+        return math.inf
+    if x <= 0.0 and x == math.floor(x):
+        return -math.inf if x == 0.0 else math.nan
+    result = 0.0
+    if x < 0.0:
+        result = -math.pi / math.tan(math.pi * x)
+        x = 1.0 - x
+    while x < 10.0:
+        result -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (
+        -1.0 / 132 + f * (691.0 / 32760 + f * (-1.0 / 12)))))))
+    return result + math.log(x) - 0.5 / x + t
+
+
+_PSI_ACTIVE = [False]
+_PSI_REGISTERED = [False]
+
+
+def _register_psi() -> None:
+    """Give PyTensor's ``psi`` (the gradient of ``gammaln``) a numba implementation it can
+    cache on disk, for our compiles only.
+
+    PyTensor's numba backend calls scipy's Cython ``psi`` through a function pointer, which
+    numba refuses to cache, and one uncacheable node makes the whole logp-and-gradient
+    graph uncacheable. Inside :func:`disk_cache` (float64 in and out) ``psi`` is
+    :func:`_digamma` compiled by numba instead, with its own cache key; elsewhere PyTensor's
+    own implementation is used unchanged.
+    """
+    if _PSI_REGISTERED[0]:
+        return
+    from pytensor.link.numba.dispatch import basic as nbasic
+    from pytensor.link.numba.dispatch import scalar as nscalar
+    from pytensor.scalar.math import Psi
+
+    digamma = nbasic.numba_njit(_digamma)
+    key = hashlib.sha256(b"clvmodels.models.compiled._digamma v1").hexdigest()
+
+    @nbasic.register_funcify_and_cache_key(Psi)
+    def _numba_psi(op: Any, node: Any, **kwargs: Any) -> tuple[Any, str | None]:
+        dtypes = {v.type.dtype for v in (*node.inputs, *node.outputs)}
+        if not _PSI_ACTIVE[0] or dtypes != {"float64"}:
+            return nscalar.numba_funcify_ScalarOp(op, node=node, **kwargs)
+        return digamma, key
+
+    _PSI_REGISTERED[0] = True
+
+
+@contextlib.contextmanager
+def disk_cache(path: Path | None = None) -> Iterator[Path | None]:
+    """Direct PyTensor's on-disk numba cache to ``path`` (default :func:`cache_dir`) for
+    the compiles inside the block; yields the directory (None if it cannot be used: the
+    compile then goes to PyTensor's own cache directory)."""
+    path = cache_dir() if path is None else Path(path)
+    try:
+        import pytensor.link.numba.cache as ncache
+
+        path.mkdir(parents=True, exist_ok=True)
+        if not hasattr(ncache, "NUMBA_CACHE_PATH"):
+            raise AttributeError("NUMBA_CACHE_PATH")
+    except (ImportError, OSError, AttributeError):
+        yield None
+        return
+    with _LOCK:
+        _register_psi()
+        old = ncache.NUMBA_CACHE_PATH
+        ncache.NUMBA_CACHE_PATH = path
+        _PSI_ACTIVE[0] = True
+        try:
+            yield path
+        finally:
+            ncache.NUMBA_CACHE_PATH = old
+            _PSI_ACTIVE[0] = False
+
+
+def compile_nutpie(model: pm.Model) -> tuple[Any, str]:
+    """nutpie's compiled sampler for ``model``: ``(compiled, "hit" | "miss" | "off")``.
+
+    A model built with :class:`DataInputs` (registered) is looked up by
+    :func:`structure_key`; on a hit the session's compiled sampler gets this model's data
+    (``with_data``) and its coordinates. Otherwise it is compiled (numba backend), with the
+    on-disk cache of :func:`disk_cache`, and kept for the next fit.
+    """
+    import nutpie
+
+    inputs = _INPUTS.get(model)
+    if inputs is None or not cache_enabled():
+        return nutpie.compile_pymc_model(model, backend="numba"), "off"
+    key = structure_key(model, inputs)
+    with _LOCK:
+        cached = _SESSION.get(key)
+        if cached is not None:
+            _SESSION.move_to_end(key)
+    if cached is not None:
+        swapped = _with_data(cached, model, inputs)
+        if swapped is not None:
+            _STATS["hits"] += 1
+            return swapped, "hit"
+    with disk_cache():
+        compiled = nutpie.compile_pymc_model(model, backend="numba")
+    with _LOCK:
+        _STATS["misses"] += 1
+        _SESSION[key] = compiled
+        while len(_SESSION) > SESSION_SIZE:
+            _SESSION.popitem(last=False)
+    return compiled, "miss"
+
+
+def _with_data(compiled: Any, model: pm.Model, inputs: DataInputs) -> Any | None:
+    """``compiled`` with ``model``'s data and coordinates (None if a shared variable of the
+    compiled sampler is unknown here: then it is recompiled)."""
+    values = inputs.values()
+    for name, length in model.dim_lengths.items():
+        if hasattr(length, "get_value"):
+            values.setdefault(name, length.get_value())
+    missing = [n for n in compiled.shared_data if n not in values]
+    if missing:
+        return None
+    out = compiled.with_data(**{n: values[n] for n in compiled.shared_data})
+    try:
+        from nutpie.compile_pymc import _prepare_dims_and_coords
+
+        dims, coords = _prepare_dims_and_coords(model, compiled.shape_info)
+        out = dataclasses.replace(out, dims=dims, _coords=coords)
+    except (ImportError, TypeError, ValueError):
+        return None
+    return out

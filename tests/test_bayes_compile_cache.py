@@ -1,0 +1,138 @@
+"""Compile once (clvmodels.models.compiled): a refit on new data of the same structure reuses
+the compiled sampler (data are graph inputs), gives exactly the draws a fresh compile gives
+with the same seed, and the cache key changes with the priors and the structure; the
+on-disk cache goes where CLVMODELS_CACHE_DIR says and holds compiled code only."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("nutpie")
+pytest.importorskip("pymc")
+
+from clvmodels.models import compiled
+from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
+from clvmodels.models.priors import validate_priors
+from clvmodels.simulate import simulate_bgnbd, uniform_observation_lengths
+
+FIT = {"draws": 100, "tune": 100, "chains": 2, "random_seed": 7, "log_likelihood": False}
+
+
+def _data(seed: int, n: int = 300) -> pd.DataFrame:
+    T = uniform_observation_lengths(n, 52.0, resolution=1 / 7, random_seed=seed)
+    return simulate_bgnbd(n, r=0.24, alpha=4.4, a=0.79, b=2.43, T=T, resolution=1 / 7,
+                          random_seed=seed + 100)
+
+
+def _key(model: BayesianBetaGeo, data: pd.DataFrame) -> str:
+    rows = model._rows(data, fitting=True)
+    defaults = (model._default_hyperpriors(rows) if model.hierarchical
+                else model._default_priors(rows))
+    model.priors_ = validate_priors(model.priors, defaults)
+    if model.hierarchical:
+        model.centering_ = model._choose_centering(data)
+    pm_model = model._build_model(rows)
+    return compiled.structure_key(pm_model, compiled._INPUTS[pm_model])
+
+
+def _fit(data: pd.DataFrame) -> BayesianBetaGeo:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short chains: convergence warnings are expected
+        return BayesianBetaGeo().fit(data, **FIT)
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "clv-cache"
+    monkeypatch.setenv("CLVMODELS_CACHE_DIR", str(path))
+    monkeypatch.delenv("CLVMODELS_COMPILE_CACHE", raising=False)
+    compiled.clear_session_cache()
+    yield path
+    compiled.clear_session_cache()
+
+
+def test_data_are_inputs_not_constants() -> None:
+    """No data array of the model is a constant of its logp graph."""
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+
+    data = _data(1)
+    model = BayesianBetaGeo()
+    rows = model._rows(data, fitting=True)
+    model.priors_ = validate_priors(None, model._default_priors(rows))
+    pm_model = model._build_model(rows)
+    big = [v for v in ancestors([pm_model.logp()])
+           if isinstance(v, Constant) and np.asarray(v.data).size > 8]
+    assert big == []
+    names = set(compiled._INPUTS[pm_model].variables)
+    assert any(n.endswith("_weights") for n in names)
+    assert any(n.endswith("_T") for n in names)
+
+
+def test_key_same_structure_and_invalidation() -> None:
+    a, b = _data(1), _data(2)
+    assert not a[["frequency", "recency", "T"]].equals(b[["frequency", "recency", "T"]])
+    key_a = _key(BayesianBetaGeo(), a)
+    assert _key(BayesianBetaGeo(), b) == key_a  # new data, same structure
+    other_prior = {"r": {"dist": "Gamma", "alpha": 2.0, "beta": 4.0}}
+    assert _key(BayesianBetaGeo(priors=other_prior), a) != key_a  # priors
+    seg = a.assign(segment=np.where(np.arange(len(a)) % 2, "s1", "s2"))
+    hier = _key(BayesianBetaGeo(segment_col="segment", parametrization="non_centered"), seg)
+    assert hier != key_a  # hierarchical layout
+    seg3 = a.assign(segment=np.array(["s1", "s2", "s3"])[np.arange(len(a)) % 3])
+    hier3 = _key(BayesianBetaGeo(segment_col="segment", parametrization="non_centered"), seg3)
+    assert hier3 != hier  # number of segments
+
+
+def test_refit_reuses_compiled_sampler_and_matches_fresh_compile(cache_dir: Path) -> None:
+    first = _fit(_data(1))
+    assert first.fit_timings_["compile_cache_hit"] == 0.0
+    assert compiled.cache_info()["misses"] == 1
+    b = _data(2)
+    hit = _fit(b)
+    assert compiled.cache_info() == {"hits": 1, "misses": 1, "size": 1}
+    assert hit.fit_timings_["compile_cache_hit"] == 1.0
+    # the refit saw its own data, not the first fit's
+    assert hit.n_unique_rows_ == hit._fit_rows.n_rows != first.n_unique_rows_
+    # a fresh compile of the same model with the same seed: the same draws, bit for bit
+    compiled.clear_session_cache()
+    fresh = _fit(b)
+    assert compiled.cache_info() == {"hits": 0, "misses": 1, "size": 1}
+    for name in ("r", "alpha", "a", "b"):
+        np.testing.assert_array_equal(hit.idata_.posterior[name].to_numpy(),
+                                      fresh.idata_.posterior[name].to_numpy())
+    assert not np.array_equal(first.idata_.posterior["r"].to_numpy(),
+                              fresh.idata_.posterior["r"].to_numpy())
+
+    # the on-disk cache: where CLVMODELS_CACHE_DIR says, numba index and object code only,
+    # and the data are nowhere in it
+    assert compiled.cache_dir() == cache_dir
+    files = [p for p in cache_dir.rglob("*") if p.is_file()]
+    assert files and {p.suffix for p in files} <= {".nbi", ".nbc"}
+    t_values = np.unique(b["T"].to_numpy(float))
+    needle = np.ascontiguousarray(t_values[:6]).tobytes()
+    assert not any(needle in p.read_bytes() for p in files)
+
+
+def test_cache_can_be_turned_off(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLVMODELS_COMPILE_CACHE=0: every fit compiles (nutpie's compile is stubbed here)."""
+    import nutpie
+
+    calls: list[object] = []
+    monkeypatch.setattr(nutpie, "compile_pymc_model",
+                        lambda model, **kw: calls.append(model) or "compiled")
+    monkeypatch.setenv("CLVMODELS_COMPILE_CACHE", "0")
+    assert not compiled.cache_enabled()
+    model = BayesianBetaGeo()
+    data = _data(3, n=150)
+    rows = model._rows(data, fitting=True)
+    model.priors_ = validate_priors(None, model._default_priors(rows))
+    pm_model = model._build_model(rows)
+    assert compiled.compile_nutpie(pm_model) == ("compiled", "off")
+    assert compiled.compile_nutpie(pm_model) == ("compiled", "off")
+    assert len(calls) == 2 and compiled.cache_info()["size"] == 0
