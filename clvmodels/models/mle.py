@@ -351,6 +351,10 @@ class MLEModel(BaseModel):
         advice when the optimiser does not converge.
         """
         started = time.perf_counter()
+        from clvmodels.engines.spark_fit import compress_for_fit, is_spark_frame
+
+        if is_spark_frame(data):  # a Spark summary: its unique rows and their counts
+            data, weights = compress_for_fit(self, data, weights)
         # the optimiser's tiny BLAS calls stall when BLAS threads contend for a busy
         # machine (milliseconds each instead of microseconds): one thread is fastest
         with threadpool_limits(limits=1, user_api="blas"):
