@@ -19,6 +19,9 @@ Commands
 ``clvmodels score MODEL_FILE DATA --out scores.parquet``
     Value customers with a model saved by ``fit`` (JSON or netCDF), without refitting
     (:mod:`clvmodels.cli.scoring` documents the output columns).
+``clvmodels run RUN.toml [--force] [--strict]``
+    A declarative batch run (:mod:`clvmodels.runs`): one run directory with forecasts,
+    models, the comparison report, forecast tracking and ``manifest.json``.
 ``clvmodels demo [--out reports/cdnow] [--force]``
     The main job on the bundled CDNOW sample (:data:`DEMO_STEPS`).
 ``clvmodels --version``
@@ -40,6 +43,7 @@ from typing import Annotated
 import typer
 
 from clvmodels.cli import commands as _commands
+from clvmodels.cli import run as _run  # noqa: F401  (registers the command)
 from clvmodels.cli import score as _score  # noqa: F401  (registers the command)
 from clvmodels.cli._app import (
     EXIT_BAD_INPUT,
