@@ -71,6 +71,8 @@ LAYERS: dict[str, int] = {
     "workflow": 4,
     # 5: the report renders a comparison
     "report": 5,
+    # declarative runs (RUN.toml → a run directory): evaluation, report and valuation steps
+    "runs": 5,
     # 6: the command line
     "cli": 6,
     # last: the package face
