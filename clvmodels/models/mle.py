@@ -298,7 +298,12 @@ class MLEModel(BaseModel):
             while t > 1e-6:
                 cand = u - t * step
                 c_value, c_g = f(cand)
-                if np.isfinite(c_value) and c_value <= value - 1e-4 * t * float(g @ step):
+                if np.isfinite(c_value) and (
+                        c_value <= value - 1e-4 * t * float(g @ step)
+                        # near the optimum the decrease is below rounding of the value:
+                        # accept a step that does not raise it and shrinks the gradient
+                        or (c_value <= value + 1e-13 * abs(value)
+                            and np.max(np.abs(c_g)) < np.max(np.abs(g)))):
                     break
                 t *= 0.5
             else:
