@@ -163,6 +163,18 @@ def test_compare_strict_exits_2_and_writes_nothing(data: dict[str, Path],
     assert [p.name for p in tmp_path.iterdir()] == []  # no staging directory left
 
 
+def test_fit_strict_exits_2_and_writes_nothing(data: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "models" / "bgnbd.nc"
+    result = runner.invoke(app, [
+        "fit", str(data["rfm.parquet"]), "--model", "bgnbd", "--method", "bayes", "--draws",
+        "15", "--tune", "15", "--chains", "2", "--seed", "4", "--strict", "--out", str(out)])
+    assert result.exit_code == EXIT_CONVERGENCE, result.output
+    warned = [line for line in _problem_lines(result.stderr) if line.startswith("Warning:")]
+    assert warned and all(line.startswith("Warning: bayes-bgnbd: ") for line in warned)
+    assert result.stderr.count("Error: --strict") == 1 and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # not even the folder
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--model", "pnbd", "--method", "bayes"], "pnbd has no Bayesian variant"),
     (["--model", "bayes-bgnbd", "--method", "mle"], "is a Bayesian model"),
