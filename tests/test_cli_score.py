@@ -63,6 +63,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bg = cm.BetaGeo().fit(rfm)
     gg = cm.GammaGamma().fit(rfm)
     bg.save(d / "bgnbd.json")
+    cm.ParetoNBD().fit(rfm).save(d / "pnbd.json")
+    cm.ModifiedBetaGeo().fit(rfm).save(d / "mbgnbd.json")
     gg.save(d / "gg.json")
     _as_posterior(bg, cm.BayesianBetaGeo).save(d / "bgnbd.nc")
     _as_posterior(gg, cm.BayesianGammaGamma).save(d / "gg.nc")
@@ -111,6 +113,11 @@ SCHEMAS = {
     "mle-transactions-spend": ("bgnbd.json", "gg.json", "tx.csv", "int64",
                                {**TRANSACTION, "monetary_value": "float64", **VALUE,
                                 "expected_spend": "float64", "clv": "float64"}),
+    "mle-transactions-pnbd": ("pnbd.json", "gg.json", "rfm.parquet", "int64",
+                              {**TRANSACTION, "monetary_value": "float64", **VALUE,
+                               "expected_spend": "float64", "clv": "float64"}),
+    "mle-transactions-mbgnbd": ("mbgnbd.json", None, "tx.csv", "int64",
+                                {**TRANSACTION, **VALUE, "clv": "float64"}),
     "bayes-transactions": ("bgnbd.nc", None, "rfm.parquet", "int64",
                            {**TRANSACTION, **VALUE, "clv": "float64", **INTERVAL}),
     "bayes-transactions-spend": ("bgnbd.nc", "gg.nc", "tx.csv", "int64",
