@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -118,14 +119,19 @@ def session(master: str = "local[*]", conf: Mapping[str, object] | None = None
             ) -> SparkSession:
     """The active Spark session, or a new one on ``master`` with ``conf`` (e.g.
     ``{"spark.sql.shuffle.partitions": 8}``; Arrow transfers to and from pandas are on
-    unless ``conf`` says otherwise). With a session already running, ``master``
-    is ignored (Spark has one session per process) and ``conf`` is set on it where Spark
-    allows (SQL settings)."""
+    unless ``conf`` says otherwise; on a ``local`` master the Python workers run this
+    interpreter unless ``PYSPARK_PYTHON`` says otherwise). With a session already
+    running, ``master`` is ignored (Spark has one session per process) and ``conf`` is
+    set on it where Spark allows (SQL settings)."""
     active = SparkSession.getActiveSession()
     if active is not None:
         for key, value in (conf or {}).items():
             active.conf.set(key, str(value))
         return active
+    if master.startswith("local"):
+        # Python workers (scoring with mapInPandas) run this interpreter, not the first
+        # python3 on PATH, which may lack the packages
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName("clvmodels")
     settings = {"spark.sql.execution.arrow.pyspark.enabled": "true", **(conf or {})}
     for key, value in settings.items():

@@ -37,7 +37,8 @@ import pandas as pd
 from clvmodels._validation import ValidationError
 from clvmodels.datakinds import KINDS
 
-__all__ = ["WEIGHT", "compress_for_fit", "fit_columns", "frame_time_unit", "is_spark_frame"]
+__all__ = ["WEIGHT", "compress_for_fit", "fit_columns", "fit_input", "frame_time_unit",
+           "is_spark_frame"]
 
 #: the column of the collected unique rows holding how many customers each row stands for
 WEIGHT = "__customers"
@@ -90,6 +91,14 @@ def fit_columns(model: Any, columns: list[str]) -> list[str]:
             f"the Spark frame lacks column(s) {missing} that {type(model).__name__} needs "
             f"(it has {list(columns)})")
     return key
+
+
+def fit_input(model: Any, data: Any, weights: Any) -> tuple[Any, Any]:
+    """``(data, weights)`` as ``model.fit`` receives them, except a Spark summary: its
+    unique rows and their counts (:func:`compress_for_fit`)."""
+    if is_spark_frame(data):
+        return compress_for_fit(model, data, weights)
+    return data, weights
 
 
 def compress_for_fit(model: Any, frame: Any, weights: Any = None

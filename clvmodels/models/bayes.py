@@ -43,6 +43,7 @@ import pandas as pd
 from scipy import special
 
 from clvmodels._validation import ValidationError
+from clvmodels.engines.spark_fit import fit_input
 from clvmodels.models.base import BaseModel, NotFittedError
 from clvmodels.models.bayes_covariates import (
     coefficient_coords,
@@ -498,10 +499,7 @@ standardize_covariates, unseen_levels
             if not isinstance(value, int | np.integer) or value < (0 if name == "tune" else 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         started = time.perf_counter()
-        from clvmodels.engines.spark_fit import compress_for_fit, is_spark_frame
-
-        if is_spark_frame(rfm):  # a Spark summary: its unique rows and their counts
-            rfm, weights = compress_for_fit(self, rfm, weights)
+        rfm, weights = fit_input(self, rfm, weights)  # a Spark summary: unique rows, counts
         rows = self._rows(rfm, fitting=True, weights=weights)
         if rows.n_rows == 0:
             raise ValidationError("no customers to fit on")

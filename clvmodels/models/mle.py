@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from clvmodels._validation import ValidationError
 from clvmodels._version import __version__
+from clvmodels.engines.spark_fit import fit_input
 from clvmodels.models._math import NP
 from clvmodels.models.base import (
     BaseModel,
@@ -356,10 +357,7 @@ class MLEModel(BaseModel):
         advice when the optimiser does not converge.
         """
         started = time.perf_counter()
-        from clvmodels.engines.spark_fit import compress_for_fit, is_spark_frame
-
-        if is_spark_frame(data):  # a Spark summary: its unique rows and their counts
-            data, weights = compress_for_fit(self, data, weights)
+        data, weights = fit_input(self, data, weights)  # a Spark summary: unique rows, counts
         # the optimiser's tiny BLAS calls stall when BLAS threads contend for a busy
         # machine (milliseconds each instead of microseconds): one thread is fastest
         with threadpool_limits(limits=1, user_api="blas"):

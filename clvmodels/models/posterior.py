@@ -29,6 +29,7 @@ from scipy import special
 from clvmodels.models.base import check_counts, check_horizon, check_scalar_horizon
 from clvmodels.models.hierarchical import plain_label
 from clvmodels.models.links import row_params
+from clvmodels.models.spark_hooks import is_spark_frame, spark_predict
 from clvmodels.rows import UniqueRows, unique_rows
 
 if TYPE_CHECKING:
@@ -436,8 +437,13 @@ class TransactionPredictions:
     def probability_alive(self, rfm: pd.DataFrame, interval: float | None = None, *,
                           unseen_segments: UnseenSegments = "raise"
                           ) -> pd.Series | pd.DataFrame:
-        """Posterior mean of P(alive | frequency, recency, T) per customer [+ interval]."""
+        """Posterior mean of P(alive | frequency, recency, T) per customer [+ interval]
+        (a Spark summary: a Spark DataFrame from at most 500 evenly thinned draws, see
+        :mod:`clvmodels.models.spark_hooks`)."""
         self._check_fitted()
+        if is_spark_frame(rfm):
+            return spark_predict(self, "probability_alive", rfm, interval=interval,
+                                 unseen_segments=unseen_segments)
         rows = self._rows(rfm, fitting=False, unseen=unseen_segments)
         res = self._reduce(lambda sl: self._palive_rows(rows, sl), rows.n_rows,
                            "probability_alive", interval, pd.RangeIndex(rows.n_rows))
@@ -475,9 +481,13 @@ class TransactionPredictions:
                            ) -> pd.Series | pd.DataFrame:
         """Posterior mean of the expected repeat purchases in (T, T + t] [+ interval].
 
-        ``t`` is in the model's time unit: a scalar, or one value per customer.
+        ``t`` is in the model's time unit: a scalar, or one value per customer (a Spark
+        summary: a scalar; a Spark DataFrame from at most 500 thinned draws).
         """
         self._check_fitted()
+        if is_spark_frame(rfm):
+            return spark_predict(self, "expected_purchases", rfm, t=t, interval=interval,
+                                 unseen_segments=unseen_segments)
         rows, times = self._horizon_rows(rfm, t, unseen_segments)
         res = self._reduce(lambda sl: self._purchases_at(rows, times, sl), rows.n_rows,
                            "expected_purchases", interval, pd.RangeIndex(rows.n_rows))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from clvmodels.models.base import check_counts, check_horizon, check_scalar_horizon
+from clvmodels.models.spark_hooks import is_spark_frame, spark_predict
 
 __all__ = ["TransactionModel"]
 
@@ -28,7 +29,10 @@ class TransactionModel:
     """
 
     def probability_alive(self, rfm: pd.DataFrame) -> pd.Series:
-        """P(alive | frequency, recency, T) for each customer of ``rfm``."""
+        """P(alive | frequency, recency, T) for each customer of ``rfm`` (a Spark summary:
+        a Spark DataFrame, see :mod:`clvmodels.models.spark_hooks`)."""
+        if is_spark_frame(rfm):
+            return spark_predict(self, "probability_alive", rfm)
         x, tx, T, index = self._arrays(rfm)
         out = self._probability_alive(self._p(rfm), x, tx, T)
         return pd.Series(out, index=index, name="probability_alive")
@@ -36,8 +40,11 @@ class TransactionModel:
     def expected_purchases(self, rfm: pd.DataFrame, t: float) -> pd.Series:
         """Expected repeat purchases in (T, T + t] given each customer's history.
 
-        ``t`` is in the model's time unit: a scalar, or one value per customer.
+        ``t`` is in the model's time unit: a scalar, or one value per customer (a Spark
+        summary: a scalar; the result is a Spark DataFrame).
         """
+        if is_spark_frame(rfm):
+            return spark_predict(self, "expected_purchases", rfm, t=t)
         x, tx, T, index = self._arrays(rfm)
         t_arr = check_horizon(t)
         if t_arr.ndim > 0 and t_arr.shape != x.shape:

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from clvmodels.engines.spark_fit import is_spark_frame
 from clvmodels.valuation._contract import _contract_value, _revenue
 from clvmodels.valuation._settings import (
     MAX_PERIODS,
@@ -91,7 +92,9 @@ def customer_lifetime_value(
         With a contractual model: the **revenue per period** — a number, a Series on
         ``data``'s index (per-customer revenue) or the name of a column of ``data``.
     data
-        Customers to value, in the model's time unit: ``frequency, recency, T`` (discrete:
+        Customers to value (a Spark summary: valued on the executors and returned as a
+        Spark DataFrame, see :mod:`clvmodels.valuation.spark`), in the model's time unit:
+        ``frequency, recency, T`` (discrete:
         ``T`` or ``periods`` = opportunities) [+ ``monetary_value``], or for a contractual
         model ``periods, churned`` (:func:`clvmodels.contract_summary`). Not modified.
     horizon
@@ -166,6 +169,13 @@ def customer_lifetime_value(
         non-positive period.
     """
     kind = _model_kind(transaction_model)
+    if is_spark_frame(data):  # valued on the executors: a Spark DataFrame (valuation/spark.py)
+        from clvmodels.valuation.spark import spark_lifetime_value
+
+        return spark_lifetime_value(
+            customer_lifetime_value, transaction_model, spend_model, data, horizon=horizon,
+            discount_rate=discount_rate, margin=margin, period=period, discounting=discounting,
+            acquisition_cost=acquisition_cost, interval=interval)
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data (the third argument) must be a pandas DataFrame of customers, "
                         f"got {_describe(data)}")
