@@ -289,8 +289,15 @@ def compile_nutpie(model: pm.Model) -> tuple[Any, str]:
         if swapped is not None:
             _STATS["hits"] += 1
             return swapped, "hit"
-    with disk_cache():
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
+    with disk_cache() as where:
+        compiled = None
+        if where is not None:
+            try:
+                compiled = _compile_numba_cached(model)
+            except Exception:
+                compiled = None
+        if compiled is None:
+            compiled = nutpie.compile_pymc_model(model, backend="numba")
     with _LOCK:
         _STATS["misses"] += 1
         _SESSION[key] = compiled
@@ -318,3 +325,138 @@ def _with_data(compiled: Any, model: pm.Model, inputs: DataInputs) -> Any | None
     except (ImportError, TypeError, ValueError):
         return None
     return out
+
+
+#: version of the C wrappers below (part of their on-disk cache key)
+_WRAPPER_VERSION = "1"
+
+
+def _compile_numba_cached(model: pm.Model) -> Any:
+    """nutpie's numba compile (``nutpie.compile_pymc_model(model, backend="numba")``, same
+    initial points, functions and result) with C wrappers numba can cache on disk.
+
+    nutpie wraps the logp-and-gradient function in a C callback that reads the shared
+    variables from its user data; it is built from closures numba cannot cache, and
+    compiling it is most of a compile even when PyTensor's function is loaded from the disk
+    cache. Here the wrapper is generated as source for the model's layout (number of
+    parameters, shared variables by name and rank) and registered with PyTensor's cache
+    locator under a key made of PyTensor's own key of the wrapped function, so a new
+    process loads it too. Returns None when PyTensor gives the function no cache key.
+    """
+    import nutpie
+    import nutpie.compile_pymc as nc
+    from pymc.initial_point import make_initial_point_fn
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    point_fn = nc._wrap_with_lock(make_initial_point_fn(
+        model=model, overrides=None, default_strategy="support_point",
+        jitter_rvs=set(model.free_RVs), return_transformed=True))
+    n_dim, n_expanded, logp_pt, expand_pt, initial_point_fn, shape_info = nc._make_functions(
+        model, mode="NUMBA", compute_grad=True, join_expanded=True,
+        pymc_initial_point_fn=point_fn, var_names=None)
+    logp_fn, expand_fn = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
+    keys = [CACHED_SRC_FUNCTIONS.get(f.py_func) for f in (logp_fn, expand_fn)]
+    if None in keys:
+        return None
+    shared_data: dict[str, np.ndarray] = {}
+    shared_vars: dict[str, Any] = {}
+    for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
+        if var.name in shared_vars and shared_vars[var.name] is not var:
+            return None
+        shared_data[var.name] = np.array(var.get_value(), order="C", copy=True)
+        shared_vars[var.name] = var
+    for val in shared_data.values():
+        val.flags.writeable = False
+    if not all(name.isidentifier() for name in shared_vars):
+        return None
+    user_data = nc.make_user_data(shared_vars, shared_data)
+    logp_names = [v.name for v in logp_pt.get_shared()]
+    expand_names = [v.name for v in expand_pt.get_shared()]
+    tag = hashlib.sha256(
+        f"{_WRAPPER_VERSION}|{nutpie.__version__}|{user_data.dtype.descr}|{n_dim}|"
+        f"{n_expanded}|{keys}|{logp_names}|{expand_names}".encode()).hexdigest()
+    logp_c = _c_wrapper("logp", tag, keys[0], n_dim, n_expanded, logp_fn, logp_names,
+                        shared_data, user_data.dtype)
+    expand_c = _c_wrapper("expand", tag, keys[1], n_dim, n_expanded, expand_fn,
+                          expand_names, shared_data, user_data.dtype)
+    dims, coords = nc._prepare_dims_and_coords(model, shape_info)
+    return nc.CompiledPyMCModel(
+        _n_dim=n_dim, dims=dims, _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info, strict=True)},
+        compiled_logp_func=logp_c, compiled_expand_func=expand_c,
+        initial_point_func=initial_point_fn, shared_data=shared_data, user_data=user_data,
+        n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_pt,
+        expand_func=expand_pt)
+
+
+def _c_wrapper(kind: str, tag: str, inner_key: str, n_dim: int, n_expanded: int,
+               inner: Any, names: list[str], shared_data: dict[str, np.ndarray],
+               record: np.dtype) -> Any:
+    """The C callback nutpie calls (``kind`` "logp" or "expand"), as cacheable source:
+    each shared variable is read from the user data by its literal field name."""
+    import numba
+    from nutpie.compile_pymc import address_as_void_pointer
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    lines = ["    ud = numba.carray(user_data_, (), record)"]
+    args = []
+    for i, name in enumerate(names):
+        arr = shared_data[name]
+        lines.append(f"    p{i} = address_as_void_pointer(ud['shared']['data']['{name}'][()])")
+        lines.append(f"    n{i} = int(ud['shared']['size']['{name}'][()])")
+        lines.append(f"    a{i} = numba.carray(p{i}, (n{i},), dtype_{i})")
+        if arr.ndim != 1:
+            lines.append(f"    s{i} = ud['shared']['shape']['{name}']")
+            shape = ", ".join(f"int(s{i}[{j}])" for j in range(arr.ndim))
+            lines.append(f"    a{i} = a{i}.reshape(({shape}{',' if arr.ndim == 1 else ''}))")
+        args.append(f"a{i}")
+    call = ", ".join(["x", *args])
+    if kind == "logp":
+        head = "def {name}(dim, x_, out_, logp_, user_data_):"
+        body = [f"    if dim != {n_dim}:", "        return -1", *lines,
+                "    try:",
+                f"        x = numba.carray(x_, ({n_dim},))",
+                f"        out = numba.carray(out_, ({n_dim},))",
+                "        logp = numba.carray(logp_, ())",
+                f"        logp_val, grad = inner({call})",
+                "        logp[()] = logp_val",
+                "        out[...] = grad",
+                "        if not np.all(np.isfinite(out)):",
+                "            return 3",
+                "        if not np.isfinite(logp_val):",
+                "            return 4",
+                "    except Exception:",
+                "        return 1",
+                "    return 0"]
+        sig = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
+                                numba.types.CPointer(numba.types.double),
+                                numba.types.CPointer(numba.types.double),
+                                numba.types.voidptr)
+    else:
+        head = "def {name}(dim, expanded, x_, out_, user_data_):"
+        body = [f"    if dim != {n_dim}:", "        return -1",
+                f"    if expanded != {n_expanded}:", "        return -1", *lines,
+                "    try:",
+                f"        x = numba.carray(x_, ({n_dim},))",
+                f"        out = numba.carray(out_, ({n_expanded},))",
+                f"        (values,) = inner({call})",
+                "        out[...] = values",
+                "    except Exception:",
+                "        return -2",
+                "    return 0"]
+        sig = numba.types.int64(numba.types.uint64, numba.types.uint64,
+                                numba.types.CPointer(numba.types.double),
+                                numba.types.CPointer(numba.types.double),
+                                numba.types.voidptr)
+    fname = f"clv_{kind}_{tag[:16]}"
+    src = "\n".join([head.format(name=fname), *body]) + "\n"
+    env = {"__name__": __name__, "numba": numba, "np": np, "record": record, "inner": inner,
+           "address_as_void_pointer": address_as_void_pointer,
+           **{f"dtype_{i}": shared_data[n].dtype for i, n in enumerate(names)}}
+    key = hashlib.sha256(f"{tag}|{kind}|{inner_key}|{src}".encode()).hexdigest()
+    fn = compile_numba_function_src(src, fname, env, cache_key=key)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", numba.NumbaWarning)
+        return numba.cfunc(sig, cache=True)(fn)

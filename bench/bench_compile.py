@@ -1,0 +1,211 @@
+"""Compile once: Bayesian fits reusing compiled samplers (clvmodels.models.compiled).
+
+Every item runs in its own interpreter (a "new process" is a real new process); medians
+over repeats; the machine's load average is printed beside each run. Usage::
+
+    python bench/bench_compile.py                    # everything (~10 min on 2 loaded cores)
+    python bench/bench_compile.py --only session process
+    python bench/bench_compile.py --pmm-path /tmp/clv-bench-pmm   # PyMC-Marketing 0.19.2
+
+Items:
+
+* ``session``: CDNOW (weeks), BayesianBetaGeo 2 chains x (1000 tune + 1000 draws): a first
+  fit, then refits in the same process on the same data and on a bootstrap resample
+  (new data; hit or miss reported), with the cache on and off (CLVMODELS_COMPILE_CACHE=0).
+* ``process``: the same fit in new processes after the on-disk cache is warm (fit() time,
+  and the whole process), and one with the cache off.
+* ``fit100k``: 100k simulated customers, 2 x (300 + 300), compile included: ours with an
+  empty cache directory, ours with a warm one, PyMC-Marketing BetaGeoModel + nutpie (same
+  priors, same data), each in a new process.
+* ``hier``: hierarchical BayesianBetaGeo (5 segments, 10k customers, 2 x (500 + 500)):
+  refit in the session, and a new process with a warm cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+DEFAULT_PMM_PATH = os.environ.get("CLV_BENCH_PMM", "/tmp/clv-bench-pmm")
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore")
+    import logging
+
+    for name in ("pymc", "pytensor", "nutpie", "pymc_marketing", "arviz"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _cdnow() -> Any:
+    from clvmodels import rfm_summary
+    from clvmodels.datasets import load_cdnow_transactions
+
+    return rfm_summary(load_cdnow_transactions(), observation_end="1997-09-30", time_unit="W")
+
+
+def _fit(rfm: Any, draws: int, tune: int, **kw: Any) -> dict[str, Any]:
+    from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
+
+    t0 = time.perf_counter()
+    model = BayesianBetaGeo(**kw).fit(rfm, draws=draws, tune=tune, chains=2, random_seed=1)
+    wall = time.perf_counter() - t0
+    return {"fit_s": wall, **{k: round(v, 3) for k, v in model.fit_timings_.items()},
+            "rows": model.n_unique_rows_,
+            "r": float(model.params_.iloc[0])}
+
+
+# ---- tasks (each in its own process) ---------------------------------------------------
+def task_session(reps: int) -> dict[str, Any]:
+    rfm = _cdnow()
+    first = _fit(rfm, 1000, 1000)
+    same = [_fit(rfm, 1000, 1000) for _ in range(reps)]
+    boot = rfm.sample(frac=1.0, replace=True, random_state=5).reset_index(drop=True)
+    new = _fit(boot, 1000, 1000)
+    return {"first": first, "refits": same, "new_data": new,
+            "refit_median_s": statistics.median(r["fit_s"] for r in same)}
+
+
+def task_process(hier: bool = False) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    if hier:
+        from bench_bayes import simulate
+
+        rfm = simulate(10_000, segments=5)
+        ready = time.perf_counter() - t0
+        res = _fit(rfm, 500, 500, segment_col="segment")
+    else:
+        rfm = _cdnow()
+        ready = time.perf_counter() - t0
+        res = _fit(rfm, 1000, 1000)
+    return {**res, "import_and_data_s": ready}
+
+
+def task_hier_session(reps: int) -> dict[str, Any]:
+    from bench_bayes import simulate
+
+    rfm = simulate(10_000, segments=5)
+    first = _fit(rfm, 500, 500, segment_col="segment")
+    refits = [_fit(rfm, 500, 500, segment_col="segment") for _ in range(reps)]
+    return {"first": first, "refits": refits,
+            "refit_median_s": statistics.median(r["fit_s"] for r in refits)}
+
+
+def task_fit100k_ours() -> dict[str, Any]:
+    from bench_bayes import simulate
+
+    rfm = simulate(100_000)
+    from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
+
+    t0 = time.perf_counter()
+    model = BayesianBetaGeo().fit(rfm, draws=300, tune=300, chains=2, random_seed=1,
+                                  log_likelihood=False)
+    return {"fit_s": time.perf_counter() - t0, **model.fit_timings_,
+            "mean": model.params_.to_dict()}
+
+
+def task_fit100k_pmm() -> dict[str, Any]:
+    from bench_bayes import simulate
+    from pymc_extras.prior import Prior
+    from pymc_marketing.clv import BetaGeoModel
+
+    from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
+
+    rfm = simulate(100_000)
+    data = rfm[["frequency", "recency", "T"]].reset_index()
+    pri = BayesianBetaGeo().default_priors(rfm)
+    config = {k: Prior(v["dist"], mu=v["mu"], sigma=v["sigma"]) for k, v in pri.items()}
+    t0 = time.perf_counter()
+    model = BetaGeoModel(model_config=config)
+    model.fit(data=data, method="mcmc", nuts_sampler="nutpie", draws=300, tune=300,
+              chains=2, random_seed=1, progressbar=False)
+    post = model.idata.posterior
+    return {"fit_s": time.perf_counter() - t0,
+            "mean": {k: float(post[k].mean()) for k in ("r", "alpha", "a", "b")}}
+
+
+TASKS = {"session": task_session, "process": task_process,
+         "hier_session": task_hier_session, "fit100k_ours": task_fit100k_ours,
+         "fit100k_pmm": task_fit100k_pmm}
+
+
+# ---- driver --------------------------------------------------------------------------
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def run(name: str, env_extra: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
+    env = dict(os.environ, **(env_extra or {}))
+    cmd = [sys.executable, __file__, "--task", name, "--kwargs", json.dumps(kwargs)]
+    load, t0 = _load(), time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        res: dict[str, Any] = {"error": proc.stderr[-1500:]}
+    else:
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+        res = json.loads(line[len("RESULT "):])
+    res.update(process_s=wall, load_before=load, load_after=_load())
+    tag = {k: v for k, v in (env_extra or {}).items() if k != "CLVMODELS_CACHE_DIR"}
+    print(f"[{name}{' ' + str(tag) if tag else ''}] {json.dumps(res, default=float)[:700]}",
+          flush=True)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task")
+    ap.add_argument("--kwargs", default="{}")
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--pmm-path", default=DEFAULT_PMM_PATH)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    if args.task:
+        _quiet()
+        res = TASKS[args.task](**json.loads(args.kwargs))
+        print("RESULT " + json.dumps(res, default=float))
+        return
+    only = set(args.only or ["session", "process", "fit100k", "hier"])
+    cache = tempfile.mkdtemp(prefix="clv-compile-cache-")
+    on = {"CLVMODELS_CACHE_DIR": cache}
+    off = {"CLVMODELS_COMPILE_CACHE": "0"}
+    out: dict[str, Any] = {"cache_dir": cache}
+    if "session" in only:
+        out["session_on"] = run("session", on, reps=args.reps)
+        out["session_off"] = run("session", off, reps=1)
+    if "process" in only:
+        runs = [run("process", on) for _ in range(args.reps + 1)]  # the first warms it
+        out["process_on"] = runs
+        fits = [r["fit_s"] for r in runs[1:] if "fit_s" in r]
+        out["process_on_median_fit_s"] = statistics.median(fits) if fits else None
+        out["process_on_median_process_s"] = statistics.median(
+            r["process_s"] for r in runs[1:])
+        out["process_off"] = run("process", off)
+    if "fit100k" in only:
+        cold = {"CLVMODELS_CACHE_DIR": tempfile.mkdtemp(prefix="clv-compile-cold-")}
+        out["fit100k_ours_cold"] = run("fit100k_ours", cold)
+        out["fit100k_ours_warm"] = [run("fit100k_ours", on) for _ in range(2)]
+        pmm_env = {"PYTHONPATH": args.pmm_path} if Path(args.pmm_path).is_dir() else {}
+        out["fit100k_pmm"] = run("fit100k_pmm", pmm_env)
+    if "hier" in only:
+        out["hier_session"] = run("hier_session", on, reps=2)
+        out["hier_process"] = [run("process", on, hier=True) for _ in range(2)]
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
