@@ -98,7 +98,8 @@ def test_run_writes_every_output_and_the_manifest(workspace: Path, first_run: Pa
     assert info["sha256"] == hashlib.sha256(data).hexdigest() and info["bytes"] == len(data)
     assert m["input"]["rows"] == 6919
     # customers first seen by the observation end (all 2,357 joined in Q1 1997)
-    assert m["row_counts"] == {"transactions": 6919, "customers": 2357,
+    assert m["row_counts"] == {"transactions": 6919, "transactions_to_observation_end": 5728,
+                               "customers": 2357,
                                "forecast:bgnbd": 2357, "forecast:pnbd": 2357}
     assert m["seeds"]["run"] == 42
     assert "clvmodels" in m["versions"] and "pandas" in m["versions"]
@@ -287,3 +288,24 @@ def test_a_glob_of_files_with_duckdb_gives_the_same_forecast(workspace: Path,
     got = pd.read_parquet(d / "forecasts" / "bgnbd.parquet")
     want = pd.read_parquet(first_run / "forecasts" / "bgnbd.parquet")
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
+
+
+def test_strict_exits_2_on_sampling_problems_writing_nothing(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a sampling problem reported by the fits' diagnostics (stood in for here: the MLE fits
+    # have none, and a failing Bayesian fit takes minutes)
+    monkeypatch.setattr(execute_module, "_convergence",
+                        lambda models: ["bgnbd: R-hat up to 1.2 (> 1.01)"])
+    path = _variant(workspace, "strict.toml", {'"../reports/runs"': '"../strict-runs"',
+                                               'holdout = "13W"': 'enabled = false'})
+    result = _invoke("run", str(path), "--strict")
+    assert result.exit_code == 2, result.output
+    assert "Sampling problem: bgnbd: R-hat up to 1.2" in result.stderr
+    assert "--strict" in result.stderr and "nothing was written" in result.stderr
+    assert not (workspace / "strict-runs").exists()
+    # without --strict the problem is a line of the manifest
+    result = _invoke("run", str(path))
+    assert result.exit_code == 0, result.output
+    m = json.loads((workspace / "strict-runs" / "cdnow" / "1997-12-31" / "manifest.json")
+                   .read_text())
+    assert m["sampling_problems"] == ["bgnbd: R-hat up to 1.2 (> 1.01)"]

@@ -482,13 +482,16 @@ def _manifest(config: RunConfig, config_path: str | os.PathLike | None, run_dir:
         "config_file": config_file,
         "config": resolved,
         "input": {"files": files, "rows": len(frame)},
-        "row_counts": {"transactions": len(frame), "customers": len(data),
+        "row_counts": {"transactions": len(frame),
+                       "transactions_to_observation_end": int(
+                           (frame[config.input.datetime_col] <= obs_end).sum()),
+                       "customers": len(data),
                        **{f"forecast:{k}": v["rows"]
                           for k, v in outputs["forecasts"].items()}},
-        "models": {label: {"registry_name": getattr(type(m), "name", None) or label,
-                           "file": outputs["models"].get(label),
-                           "forecast": outputs["forecasts"][label]["files"]}
-                   for label, m in fitted.items()},
+        "models": {m.label: {"registry_name": m.registry_name,
+                             "file": outputs["models"].get(m.label),
+                             "forecast": outputs["forecasts"][m.label]["files"]}
+                   for m in config.models},
         "spend_model": outputs["models"].get("spend"),
         "outputs": outputs,
         "seeds": {"run": config.seed, **seeds},
