@@ -24,24 +24,32 @@ _NAV = '<li><a href="#configuration">'
 
 def tracking_figure(per_customer: pd.DataFrame, totals: pd.DataFrame,
                     about: dict[str, Any]) -> ReportFigure:
-    """Left: total purchases and revenue, predicted vs actual, per model. Right: customers
-    in deciles of predicted purchases, mean predicted vs mean actual (a calibrated forecast
-    lies on the diagonal)."""
+    """Left and middle: total purchases and revenue, predicted vs actual, per model. Right:
+    customers in deciles of predicted purchases, mean predicted vs mean actual (a calibrated
+    forecast lies on the diagonal)."""
     import matplotlib.pyplot as plt
 
     with plt.rc_context(STYLE):
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.0), layout="constrained")
+        fig, (left, middle, right) = plt.subplots(1, 3, figsize=(13.0, 4.0),
+                                                  layout="constrained")
         names = list(totals.index)
         x = np.arange(len(names))
         width = 0.38
-        left.bar(x - width / 2, totals["predicted_purchases"], width, label="predicted",
-                 color=PALETTE[1])
-        left.bar(x + width / 2, totals["actual_purchases"], width, label="actual",
-                 color=PALETTE[0])
-        left.set_xticks(x, names)
-        left.set_ylabel("purchases in the period")
-        left.set_title("Total purchases since the previous run")
-        left.legend(frameon=False)
+        for ax, what, title in ((left, "purchases", "Total purchases"),
+                                (middle, "revenue", "Total revenue")):
+            pred, act = totals[f"predicted_{what}"], totals[f"actual_{what}"]
+            ax.bar(x - width / 2, pred.fillna(0.0), width, label="predicted",
+                   color=PALETTE[1])
+            ax.bar(x + width / 2, act, width, label="actual", color=PALETTE[0])
+            ax.set_xticks(x, names)
+            ax.set_ylabel(f"{what} in the period")
+            ax.set_title(f"{title} since the previous run")
+            if pred.isna().all():
+                ax.text(0.5, 0.5, "no spend model: no revenue forecast",
+                        transform=ax.transAxes, ha="center", color="0.4")
+            high = np.nanmax([pred.max(), act.max(), 0.0])
+            ax.set_ylim(0, 1.25 * high if high > 0 else 1.0)  # room for the legend
+            ax.legend(frameon=False, loc="upper center", ncols=2)
         top = 0.0
         for i, (name, rows) in enumerate(per_customer.groupby("model", sort=False)):
             pred = rows["predicted_purchases"].to_numpy(dtype=float)

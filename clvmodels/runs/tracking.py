@@ -15,7 +15,8 @@ recency, T`` and covariates as of ``t0``, from ``forecasts/<model>.parquet``):
   (FHL 2005, eq. (10) for the BG/NBD; the posterior mean for a Bayesian model), the
   quantity :func:`clvmodels.compare_models` scores on a holdout;
 * predicted revenue: predicted purchases × the previous forecast's ``expected_spend`` (the
-  spend model's expected spend per transaction, Fader, Hardie & Lee 2005b eq. (5));
+  spend model's expected spend per transaction ``E[M | x, m_x]``, Fader & Hardie 2013,
+  eq. (6)); none without a spend model (``spend.family = "none"``);
 * actual purchases and revenue: :func:`clvmodels.calibration_holdout_split` of the new
   run's transactions at ``calibration_end = t0``, ``observation_end = t1`` —
   ``frequency_holdout`` (transaction days in the period: all repeat purchases) and
@@ -106,7 +107,8 @@ def tracking_tables(previous: Path, frame: pd.DataFrame, config: Any,
         yhat = yhat["expected_purchases"] if isinstance(yhat, pd.DataFrame) else yhat
         yhat = np.asarray(yhat, dtype=float)
         spend = (before["expected_spend"].to_numpy(dtype=float)
-                 if "expected_spend" in before.columns else np.full(len(before), np.nan))
+                 if manifest.get("spend_model") and "expected_spend" in before.columns
+                 else np.full(len(before), np.nan))  # CLV in transactions: no revenue
         ids = before.index
         rows.append(pd.DataFrame({
             "model": label, "customer_id": ids,
