@@ -629,45 +629,58 @@ def _summarise(
         )
 
     # pass 1 (the only full scan when the data are good): one row per (customer, day) with
-    # the count of rows and of bad rows in it; negative amounts to drop are left out here
-    # true when one of the row checks is (a NULL date or amount, raw or parsed, makes the
-    # parsed value NULL), but cheaper to evaluate on every row
-    any_bad = "id IS NULL OR day IS NULL"
-    if source.columns[customer_id_col].upper() in FLOAT_TYPES:
-        any_bad += " OR isnan(id)"
-    if plan.text_ids:
-        any_bad += f" OR regexp_matches(id, {literal(ID_BLANK_REGEX)})"
-    if monetary_value_col is not None:
-        any_bad += " OR amt IS NULL OR NOT isfinite(amt)"
-        if negative_amounts == "raise":
-            any_bad += " OR amt < 0"
-    where = ""
-    if monetary_value_col is not None and negative_amounts == "drop":
-        where = f"WHERE NOT COALESCE(amt < 0, false) OR ({any_bad})"
+    # its exact spend and the count of its rows; negative amounts to drop are left out here.
+    # Validation costs no per-row work beyond the spend: a missing / NaN / blank id or a
+    # missing / unreadable day is a group key (checked on the daily table), and an amount
+    # that is missing, not a number, not finite (or negative, when refused) has no exact
+    # value (NULL), so its day has fewer amounts than rows.
+    exact = _ExactMoney()
 
     def pass_one() -> tuple:
         create_views()
-        has_text = f"__t IS NOT NULL AND NOT regexp_matches(__t, {literal(BLANK_TEXT_REGEX)})"
-        confirm = [f"count(*) FILTER (WHERE {has_text} AND day0 IS NULL) AS n_nodate"]
-        for j in range(len(plan.twins)):
-            confirm += [
-                f"count(*) FILTER (WHERE {has_text} AND twin{j} IS NULL) AS n_nofit{j}",
-                f"count(*) FILTER (WHERE twin{j} <> day0) AS n_differ{j}",
-            ]
+        confirm = []
+        if plan.layout is not None:  # a text date column: confirm the guessed layout
+            has_text = (f"__t IS NOT NULL AND NOT regexp_matches(__t, "
+                        f"{literal(BLANK_TEXT_REGEX)})")
+            confirm = [f"count(*) FILTER (WHERE {has_text} AND day0 IS NULL) AS n_nodate"]
+            for j in range(len(plan.twins)):
+                confirm += [
+                    f"count(*) FILTER (WHERE {has_text} AND twin{j} IS NULL) AS n_nofit{j}",
+                    f"count(*) FILTER (WHERE twin{j} <> day0) AS n_differ{j}",
+                ]
+        money, n_bad, where = _money_sql(exact.decimal, source.columns, plan, customer_id_col,
+                                         monetary_value_col, negative_amounts)
         con.execute("SET preserve_insertion_order = false")
         con.execute(f"DROP TABLE IF EXISTS {_DAILY}")
         con.execute(
             f"CREATE TEMP TABLE {_DAILY} AS "
-            f"SELECT id, day, fsum(amt) AS amount, count(*) AS n_rows, "
-            f"count(*) FILTER (WHERE {any_bad}) AS n_bad, {', '.join(confirm)} "
-            f"FROM {_PARSED} {where} GROUP BY id, day"
+            f"SELECT id, day, {money} AS amount, count(*) AS n_rows, {n_bad} AS n_bad"
+            + "".join(f", {c}" for c in confirm)
+            + f" FROM {_PARSED} {where} GROUP BY id, day"
         )
-        sums = ", ".join(f"COALESCE(sum({c.rsplit(' AS ', 1)[1]}), 0)" for c in confirm)
-        return one_row(
-            con, f"SELECT count(*), COALESCE(sum(n_bad), 0), min(day), max(day), {sums} "
-                 f"FROM {_DAILY}")
+        group_bad = "id IS NULL OR day IS NULL"
+        if source.columns[customer_id_col].upper() in FLOAT_TYPES:
+            group_bad += " OR isnan(id)"
+        if plan.text_ids:
+            group_bad += f" OR regexp_matches(id, {literal(ID_BLANK_REGEX)})"
+        sums = "".join(f", COALESCE(sum({c.rsplit(' AS ', 1)[1]}), 0)" for c in confirm)
+        row = one_row(
+            con, f"SELECT count(*), COALESCE(sum(n_bad), 0) "
+                 f"+ COALESCE(sum(n_rows) FILTER (WHERE {group_bad}), 0), "
+                 f"min(day), max(day){sums} FROM {_DAILY}")
+        return tuple(row) + (0,) * (1 + 2 * len(plan.twins) - len(confirm))
 
-    summary = pass_one()
+    def checked_pass_one() -> tuple:
+        """Pass 1, once more with double sums if the exact ones overflow."""
+        try:
+            return pass_one()
+        except duckdb.OutOfRangeException:
+            if not exact.decimal:
+                raise
+            exact.decimal = False
+            return pass_one()
+
+    summary = checked_pass_one()
     if not guess_confirmed(plan, summary[4:]):
         decided = date_plan(con, source.sql, source.columns, datetime_col,
                             options.date_format, options.dayfirst, guess=False)
@@ -675,13 +688,13 @@ def _summarise(
         rerun = decided.layout != plan.layout or decided.rival is not None
         plan = decided
         if rerun:
-            summary = pass_one()
+            summary = checked_pass_one()
     n_groups, n_bad_rows, first_day, last_day = summary[:4]
     if plan.text_ids and not plan.strip_ids:
         plan.spaced = _find_spaced_ids(con)
     if n_bad_rows or plan.spaced or plan.rival is not None:
-        # something is wrong: count every problem in the pandas engine's order (a second
-        # scan, only on this path) and report the first one with its offending rows
+        # something may be wrong: count every problem in the pandas engine's order (a
+        # second scan, only on this path) and report the first one with its offending rows
         if plan.spaced:
             create_views()
         checks = checks_for(source.columns, plan, customer_id_col, datetime_col, monetary_value_col,
@@ -692,6 +705,11 @@ def _summarise(
         for check, n_bad in zip(checks, counts, strict=True):
             if n_bad:
                 _fail(con, source, plan, check, int(n_bad), cols, monetary_value_col)
+        if n_bad_rows and exact.decimal:
+            # no problem after all: amounts too large for the exact type (1e26 and more)
+            exact.decimal = False
+            summary = pass_one()
+            n_groups, n_bad_rows, first_day, last_day = summary[:4]
     if n_groups == 0:
         if not one_row(con, f"SELECT count(*) FROM {source.sql}")[0]:
             raise empty_error()
@@ -714,18 +732,23 @@ def _summarise(
     # without a holdout every kept day is in the calibration period: no FILTER needed
     in_cal = f" FILTER (WHERE day <= {date_literal(cut)})" if holdout else ""
     epoch = "DATE '1970-01-01'"
+    total = "sum" if exact.decimal else "fsum"  # exact DECIMAL sums, else compensated
+
+    def as_double(sql: str) -> str:
+        return f"CAST({sql} AS DOUBLE)"
+
     fields = [
         f"count(*){in_cal} AS n_days",
         f"min(day){in_cal} - {epoch} AS first_day",
         f"max(day){in_cal} - {epoch} AS last_day",
-        f"fsum(amount){in_cal} AS total",
-        f"arg_min(amount, day){in_cal} AS first_total",
+        f"{as_double(f'{total}(amount){in_cal}')} AS total",
+        f"{as_double(f'arg_min(amount, day){in_cal}')} AS first_total",
     ]
     if holdout:
         not_cal = f" FILTER (WHERE day > {date_literal(cut)})"
         fields += [
             f"count(*){not_cal} AS n_days_holdout",
-            f"COALESCE(fsum(amount){not_cal}, 0.0) AS total_holdout",
+            f"COALESCE({as_double(f'{total}(amount){not_cal}')}, 0.0) AS total_holdout",
         ]
     sql = (
         f"SELECT id, {', '.join(fields)} FROM {_DAILY} "
@@ -733,7 +756,14 @@ def _summarise(
         + (f" HAVING min(day) <= {date_literal(cut)}" if holdout else "")
         + " ORDER BY id"
     )
-    result = con.sql(sql).to_arrow_table()
+    try:
+        result = con.sql(sql).to_arrow_table()
+    except duckdb.OutOfRangeException:  # a customer's exact total overflows: sum again
+        if not exact.decimal:
+            raise
+        exact.decimal = False
+        checked_pass_one()
+        result = con.sql(sql.replace("sum(amount)", "fsum(amount)")).to_arrow_table()
     out = _to_day_frame(result, holdout)
     if source.frame is not None and source.frame[customer_id_col].dtype == object:
         # numbers in an object column: DuckDB picks the narrowest type, pandas 64 bits
@@ -743,6 +773,55 @@ def _summarise(
         elif kind == "f":
             out.index = out.index.astype(np.float64)
     return out, obs_end
+
+
+#: the exact type money is summed in (as the Spark engine: 12 decimals, 26 digits before the
+#: point); amounts beyond it, or a total overflowing it, are summed as doubles (``fsum``)
+MONEY_TYPE = "DECIMAL(38, 12)"
+_MAX_DOUBLE = "1.7976931348623157e308"
+
+
+@dataclass
+class _ExactMoney:
+    decimal: bool = True  # False: amounts or totals too large for MONEY_TYPE
+
+
+def _money_sql(
+    decimal: bool,
+    columns: dict[str, str],
+    plan: ReadPlan,
+    customer_id_col: str,
+    monetary_value_col: str | None,
+    negative_amounts: NegativeAmounts,
+) -> tuple[str, str, str]:
+    """(the day's spend, its count of rows with a bad amount, the WHERE clause) for pass 1.
+
+    ``decimal``: the spend summed exactly as :data:`MONEY_TYPE`; an amount that is missing,
+    not a number, not finite, negative (when refused) or too large has no exact value, so
+    the bad count is ``count(*) - count(<exact value>)``: no per-row test. Otherwise the
+    spend is ``fsum`` of doubles and every row check is counted row by row. The WHERE
+    clause drops negative amounts (``negative_amounts="drop"``) unless the row is bad
+    otherwise (to be refused as the pandas engine does).
+    """
+    group_bad = "id IS NULL OR day IS NULL"
+    if columns[customer_id_col].upper() in FLOAT_TYPES:
+        group_bad += " OR isnan(id)"
+    if plan.text_ids:
+        group_bad += f" OR regexp_matches(id, {literal(ID_BLANK_REGEX)})"
+    if monetary_value_col is None:
+        return f"CAST(0 AS {MONEY_TYPE})" if decimal else "0.0", "0", ""
+    where = ""
+    if negative_amounts == "drop":
+        where = (f"WHERE NOT COALESCE(amt < 0, false) OR amt IS NULL OR amt = '-inf' "
+                 f"OR {group_bad}")
+    if decimal:
+        value = "amt" if negative_amounts == "drop" else "CASE WHEN amt >= 0 THEN amt END"
+        money = f"TRY_CAST({value} AS {MONEY_TYPE})"
+        return f"sum({money})", f"count(*) - count({money})", where
+    bad = "amt IS NULL OR NOT isfinite(amt)"
+    if negative_amounts == "raise":
+        bad += " OR amt < 0"
+    return "fsum(amt)", f"count(*) FILTER (WHERE {bad})", where
 
 
 def _find_spaced_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
