@@ -11,6 +11,8 @@ input files that exist) follow in :func:`check_config`, with the same key paths.
 
 Relative paths (``input.path``, ``customers.path``, ``output.runs_dir``) are resolved
 against the folder of the configuration file, so a scheduled job may run from anywhere.
+The input files are read into one pandas frame (the comparison report and the tracking need
+the transactions themselves); ``input.engine`` is the engine of the RFM summary.
 
 Layout of a file (every table but ``input`` and ``models`` optional)::
 
