@@ -153,3 +153,50 @@ def test_bayesian_fit_and_thinned_scoring(summaries):
     assert {"clv", "clv_lower", "clv_upper"} <= set(got.columns)
     for col in ("clv", "clv_lower", "clv_upper", "probability_alive"):
         assert _rel(got[col], want[col]) < 1e-9, col
+
+
+def test_cli_forecast_and_rfm_engine_spark(summaries, tmp_path, _cdnow_transactions):
+    """``forecast --engine spark`` on a CSV: a Parquet directory of part files whose CLV
+    equals the library's (pandas) valuation; ``rfm --engine spark`` likewise; a bad
+    ``--spark-conf`` and an existing output are refused (exit 1)."""
+    from typer.testing import CliRunner
+
+    from clvmodels.cli import app
+
+    prfm = summaries[0]
+    csv = tmp_path / "tx.csv"
+    _cdnow_transactions.to_csv(csv, index=False)
+    out = tmp_path / "clv.parquet"
+    args = ["forecast", str(csv), "--out", str(out), "--engine", "spark",
+            "--observation-end", END, "--horizon", "12M", "--spark-master", "local[2]",
+            "--spark-conf", "spark.sql.shuffle.partitions=2"]
+    runner = CliRunner()
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "Wrote 2,357 customers" in res.output and out.is_dir()
+    assert list(out.glob("part-*.parquet"))
+    got = pd.read_parquet(out)
+    got["customer_id"] = got["customer_id"].astype(int)
+    got = got.set_index("customer_id").sort_index()
+    bg, gg = clvmodels.BetaGeo().fit(prfm), clvmodels.GammaGamma().fit(prfm)
+    want = customer_lifetime_value(bg, gg, prfm, horizon="12M", discount_rate=0.1)
+    want.index = want.index.astype(int)
+    want = want.sort_index()
+    for col in want.columns:
+        assert _rel(got[col], want[col]) < 1e-9, col
+    # an existing output is refused before any work; a malformed setting too
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1 and "already exists" in again.output
+    bad = runner.invoke(app, [*args[:-2], "--spark-conf", "nonsense", "--force"])
+    assert bad.exit_code == 1 and "KEY=VALUE" in bad.output
+    rfm_out = tmp_path / "rfm.parquet"
+    res = runner.invoke(app, ["rfm", str(csv), "--out", str(rfm_out), "--engine", "spark",
+                              "--observation-end", END])
+    assert res.exit_code == 0, res.output
+    table = pd.read_parquet(rfm_out)
+    table["customer_id"] = table["customer_id"].astype(int)
+    table = table.set_index("customer_id").sort_index()
+    expected = prfm.copy()
+    expected.index = expected.index.astype(int)
+    pd.testing.assert_frame_equal(table[expected.columns], expected.sort_index(),
+                                  check_dtype=False, check_names=False)

@@ -89,6 +89,7 @@ class EngineName(StrEnum):
 
     pandas = "pandas"
     duckdb = "duckdb"
+    spark = "spark"
 
 
 class NegativeAmounts(StrEnum):

@@ -39,6 +39,7 @@ from clvmodels.cli.scoring import (
     quiet_sampling_warnings,
     resolve_method,
 )
+from clvmodels.cli.spark_options import SparkConf, SparkMaster
 from clvmodels.cli.tables import (
     contractual_overview,
     discrete_overview,
@@ -140,7 +141,10 @@ def rfm(
         "--observation-end", help="Last day observed (YYYY-MM-DD); later transactions are "
                                   "ignored. Default: the last transaction.")] = None,
     engine: Annotated[EngineName, typer.Option(
-        "--engine", help="pandas, or duckdb for large files.")] = EngineName.pandas,
+        "--engine", help="pandas, duckdb for large files, or spark (writes a Parquet "
+                         "directory).")] = EngineName.pandas,
+    spark_master: SparkMaster = "local[*]",
+    spark_conf: SparkConf = None,
     negative_amounts: Annotated[NegativeAmounts, typer.Option(
         "--negative-amounts", help="Refuse (raise) or drop negative amounts.")
     ] = NegativeAmounts.raise_,
@@ -162,8 +166,9 @@ def rfm(
     console = stdout()
     with command():
         # fail before the long work: unknown output format or an existing file
-        frame_format(out)
-        check_output_path(out, force=force)
+        if engine is not EngineName.spark:
+            frame_format(out)
+            check_output_path(out, force=force)
         options = dict(
             customer_id_col=customer_id, datetime_col=date,
             monetary_value_col=None if no_amount else amount, observation_end=observation_end,
@@ -173,6 +178,14 @@ def rfm(
                          implausible_dates=None if implausible_dates is
                          ImplausibleDates.raise_ else implausible_dates.value),
         )
+        if engine is EngineName.spark:  # clvmodels/cli/spark_options.py
+            from clvmodels.cli.spark_options import rfm_spark
+
+            n, files = rfm_spark(input, out, options, master=spark_master, conf=spark_conf,
+                                 force=force, step=step)
+            console.print(f"Wrote {plural(n, 'customer')} to {out} "
+                          f"({plural(files, 'Parquet part file')})")
+            return
         if engine is EngineName.duckdb:
             with step(f"Summarising {input} with DuckDB"):
                 result = rfm_summary(os.fspath(input), engine="duckdb", **options)
@@ -541,7 +554,11 @@ def forecast(
                                      "column name.")] = None,
     weights: Annotated[str | None, typer.Option(
         "--weights", help="Discrete summary: column counting identical customers.")] = None,
-    engine: Annotated[EngineName, typer.Option("--engine")] = EngineName.pandas,
+    engine: Annotated[EngineName, typer.Option(
+        "--engine", help="pandas, duckdb, or spark (transactions: the whole job in Spark, "
+                         "a Parquet directory out).")] = EngineName.pandas,
+    spark_master: SparkMaster = "local[*]",
+    spark_conf: SparkConf = None,
     acquisition_cost: Annotated[float | None, typer.Option(
         "--acquisition-cost", help="Cost to acquire a customer: adds clv_to_cac.")] = None,
     draws: Draws = 500,
@@ -582,6 +599,21 @@ def forecast(
     with command():
         name = resolve_method(getattr(model, "value", model), method_value(method))
         kind = _kind(name)
+        if engine is EngineName.spark:  # clvmodels/cli/spark_options.py
+            from clvmodels.cli.spark_options import forecast_command
+
+            forecast_command(
+                console, input, out, name=name, spend=spend, method=method_value(method),
+                horizon=_horizon(horizon), discount_rate=discount_rate, margin=margin,
+                period=(period or TimeUnit.M).value, time_unit=(time_unit or TimeUnit.W).value,
+                observation_end=observation_end, customer_id=customer_id, date=date,
+                amount=amount, acquisition_cost=acquisition_cost,
+                bayes=dict(draws=draws, tune=tune, chains=chains, seed=seed,
+                           target_accept=target_accept),
+                covariates=bool(purchase_covariates or dropout_covariates or spend_covariates
+                                or customers), master=spark_master, conf=spark_conf,
+                force=force, strict=strict, allow_unconverged=allow_unconverged)
+            return
         frame_format(out)
         check_output_path(out, force=force)
         options: dict[str, Any] = dict(
