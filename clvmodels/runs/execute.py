@@ -26,8 +26,10 @@ the same date clashes unless ``force``):
 Everything is written to a hidden sibling ``.<run_id>.partial-<random>`` and renamed into
 place at the end; an error or Ctrl-C removes it, so no half-written run directory is ever
 seen. With ``force`` an existing run directory is replaced (moved aside, the new one renamed
-in, the old one deleted). The same configuration on the same input gives the same forecasts
-and models (every sampler is seeded; maximum-likelihood fits are deterministic).
+in, the old one deleted). The same configuration on the same input gives byte-identical
+forecasts (every sampler is seeded; maximum-likelihood fits are deterministic) and the same
+models (a maximum-likelihood model's JSON byte for byte; a Bayesian netCDF file holds the
+same draws but its creation time).
 """
 
 from __future__ import annotations
