@@ -29,7 +29,7 @@ seen. With ``force`` an existing run directory is replaced (moved aside, the new
 in, the old one deleted). The same configuration on the same input gives byte-identical
 forecasts (every sampler is seeded; maximum-likelihood fits are deterministic) and the same
 models (a maximum-likelihood model's JSON byte for byte; a Bayesian netCDF file holds the
-same draws but its creation time).
+same draws, differing only in its creation time and recorded fit timings).
 """
 
 from __future__ import annotations
