@@ -220,7 +220,7 @@ def test_plan_hessian_matches_finite_differences(name: str, mode: str,
     patterns[codes] = z
     d = model._fit_data(data, None, {PATTERN: codes})
     plan = CovariatePlan(model, d, layout, patterns)
-    h = model._covariate_hessian(plan, u, d.n_customers)
+    h = covariate_fit.objective_hessian(model, plan, u, d.n_customers)
     eps = 1e-5
     fd = np.empty_like(h)
     for j in range(len(u)):

@@ -18,15 +18,18 @@ combinations. Two ways to evaluate the likelihood and its gradient in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from scipy import optimize
 
 from clvmodels._validation import ValidationError
 from clvmodels.models.links import CovariateLayout, chain_gradient, row_params
 from clvmodels.rows import UniqueRows
 
-__all__ = ["MAX_PATTERNS", "PATTERN", "CovariatePlan", "design_problem"]
+__all__ = ["MAX_PATTERNS", "PATTERN", "CovariatePlan", "design_problem", "newton",
+           "objective_hessian"]
 
 #: the most distinct covariate patterns evaluated pattern by pattern
 MAX_PATTERNS = 2000
@@ -241,3 +244,66 @@ class CovariatePlan:
             grads[:, k] = g
         return total, chain_gradient(self.param_names, self.links, self.layout, p_pat, grads,
                                      self.patterns, np.ones(K))
+
+
+def objective_hessian(model: Any, plan: CovariatePlan, u: np.ndarray, n: int) -> np.ndarray:
+    """Hessian of the objective (mean NLL + penalty) in (log theta, gamma) from the
+    plan's (:meth:`CovariatePlan.hessian`)."""
+    k = len(model.param_names)
+    theta = np.exp(np.clip(u[:k], -700, 700))
+    with np.errstate(all="ignore"):
+        h = -plan.hessian(model, model._params_dict(theta), u[k:]) / n
+    pen = np.concatenate([4.0 * theta**2, np.full(len(u) - k, 2.0)]) * model.penalizer
+    return h + np.diag(pen)
+
+def newton(model: Any, plan: CovariatePlan, f: Callable[[np.ndarray], tuple[float, np.ndarray]],
+       x0: np.ndarray, n: int, maxiter: int) -> Any:
+    """Newton's method for a covariate fit with the plan's exact Hessian, refreshed only
+    when progress slows (a chord method): from the plain fit's optimum the likelihood is
+    close to quadratic in the coefficients, so one or two Hessians (2P gradient passes
+    each) and a handful of gradient passes replace L-BFGS-B's many. Steps are
+    backtracked to decrease the objective and the Hessian is shifted to be positive
+    definite. None (L-BFGS-B takes over) when it does not reach a small gradient."""
+    u = np.array(x0, dtype=float)
+    value, g = f(u)
+    if not np.isfinite(value):
+        return None
+    hess = objective_hessian(model, plan, u, n)
+    fresh = True
+    it = 0
+    for it in range(min(maxiter, 100)):  # noqa: B007 (reported in the result)
+        if np.max(np.abs(g)) < 1e-9:
+            break
+        try:
+            evals, evecs = np.linalg.eigh(hess)
+        except np.linalg.LinAlgError:
+            return None
+        floor = max(1e-8, 1e-10 * float(np.max(np.abs(evals))))
+        step = evecs @ ((evecs.T @ g) / np.maximum(evals, floor))
+        big = float(np.max(np.abs(step)))
+        t = 1.0 if big <= 2.0 else 2.0 / big  # at most e^2 per step on any parameter
+        while t > 1e-6:
+            cand = u - t * step
+            c_value, c_g = f(cand)
+            if np.isfinite(c_value) and (
+                    c_value <= value - 1e-4 * t * float(g @ step)
+                    # near the optimum the decrease is below rounding of the value:
+                    # accept a step that does not raise it and shrinks the gradient
+                    or (c_value <= value + 1e-13 * abs(value)
+                        and np.max(np.abs(c_g)) < np.max(np.abs(g)))):
+                break
+            t *= 0.5
+        else:
+            if fresh:
+                return None
+            hess, fresh = objective_hessian(model, plan, u, n), True
+            continue
+        slow = np.max(np.abs(c_g)) > 0.5 * np.max(np.abs(g))
+        u, value, g = cand, c_value, c_g
+        fresh = False
+        if slow:
+            hess, fresh = objective_hessian(model, plan, u, n), True
+    if not (np.isfinite(value) and np.max(np.abs(g)) < 1e-6):
+        return None
+    return optimize.OptimizeResult(x=u, fun=value, jac=g, nit=it + 1, success=True,
+                                   message="Newton (chord) converged")

@@ -33,7 +33,7 @@ from clvmodels.models.base import (
     IdentificationError,
     frame_arrays,
 )
-from clvmodels.models.covariate_fit import PATTERN, CovariatePlan
+from clvmodels.models.covariate_fit import PATTERN, CovariatePlan, newton, objective_hessian
 from clvmodels.models.links import CovariateLayout, row_params
 from clvmodels.rows import UniqueRows, unique_rows
 
@@ -259,69 +259,6 @@ class MLEModel(BaseModel):
             return None
         return res
 
-    def _covariate_hessian(self, plan: CovariatePlan, u: np.ndarray, n: int) -> np.ndarray:
-        """Hessian of the objective (mean NLL + penalty) in (log theta, gamma) from the
-        plan's (:meth:`CovariatePlan.hessian`)."""
-        k = len(self.param_names)
-        theta = np.exp(np.clip(u[:k], -700, 700))
-        with np.errstate(all="ignore"):
-            h = -plan.hessian(self, self._params_dict(theta), u[k:]) / n
-        pen = np.concatenate([4.0 * theta**2, np.full(len(u) - k, 2.0)]) * self.penalizer
-        return h + np.diag(pen)
-
-    def _covariate_newton(self, plan: CovariatePlan,
-                          f: Callable[[np.ndarray], tuple[float, np.ndarray]],
-                          x0: np.ndarray, n: int, maxiter: int) -> Any:
-        """Newton's method for a covariate fit with the plan's exact Hessian, refreshed only
-        when progress slows (a chord method): from the plain fit's optimum the likelihood is
-        close to quadratic in the coefficients, so one or two Hessians (2P gradient passes
-        each) and a handful of gradient passes replace L-BFGS-B's many. Steps are
-        backtracked to decrease the objective and the Hessian is shifted to be positive
-        definite. None (L-BFGS-B takes over) when it does not reach a small gradient."""
-        u = np.array(x0, dtype=float)
-        value, g = f(u)
-        if not np.isfinite(value):
-            return None
-        hess = self._covariate_hessian(plan, u, n)
-        fresh = True
-        it = 0
-        for it in range(min(maxiter, 100)):  # noqa: B007 (reported in the result)
-            if np.max(np.abs(g)) < 1e-9:
-                break
-            try:
-                evals, evecs = np.linalg.eigh(hess)
-            except np.linalg.LinAlgError:
-                return None
-            floor = max(1e-8, 1e-10 * float(np.max(np.abs(evals))))
-            step = evecs @ ((evecs.T @ g) / np.maximum(evals, floor))
-            big = float(np.max(np.abs(step)))
-            t = 1.0 if big <= 2.0 else 2.0 / big  # at most e^2 per step on any parameter
-            while t > 1e-6:
-                cand = u - t * step
-                c_value, c_g = f(cand)
-                if np.isfinite(c_value) and (
-                        c_value <= value - 1e-4 * t * float(g @ step)
-                        # near the optimum the decrease is below rounding of the value:
-                        # accept a step that does not raise it and shrinks the gradient
-                        or (c_value <= value + 1e-13 * abs(value)
-                            and np.max(np.abs(c_g)) < np.max(np.abs(g)))):
-                    break
-                t *= 0.5
-            else:
-                if fresh:
-                    return None
-                hess, fresh = self._covariate_hessian(plan, u, n), True
-                continue
-            slow = np.max(np.abs(c_g)) > 0.5 * np.max(np.abs(g))
-            u, value, g = cand, c_value, c_g
-            fresh = False
-            if slow:
-                hess, fresh = self._covariate_hessian(plan, u, n), True
-        if not (np.isfinite(value) and np.max(np.abs(g)) < 1e-6):
-            return None
-        return optimize.OptimizeResult(x=u, fun=value, jac=g, nit=it + 1, success=True,
-                                       message="Newton (chord) converged")
-
     @staticmethod
     def _hessian_log(f: Callable[[np.ndarray], tuple[float, np.ndarray]],
                      log_theta: np.ndarray) -> np.ndarray:
@@ -405,7 +342,7 @@ class MLEModel(BaseModel):
             x0 = np.concatenate([self._plain_start(rfm, d, x0, maxiter, tol),
                                  np.zeros(len(coef_names))])
         res = (self._newton_minimize(d, x0, maxiter) if plan is None
-               else self._covariate_newton(plan, f, x0, d.n_customers, maxiter))
+               else newton(self, plan, f, x0, d.n_customers, maxiter))
         if res is None:
             res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B",
                                     options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-8})
@@ -421,7 +358,7 @@ class MLEModel(BaseModel):
 
         def hessian_log(u: np.ndarray) -> np.ndarray:
             if plan is not None:
-                return self._covariate_hessian(plan, u, d.n_customers)
+                return objective_hessian(self, plan, u, d.n_customers)
             h = self._analytic_hessian_log(d, u)
             return self._hessian_log(f, u) if h is None else h
 
