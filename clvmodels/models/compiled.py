@@ -30,14 +30,23 @@ Two levels
 ----------
 * **In the session**: :data:`_SESSION`, the last :data:`SESSION_SIZE` compiled samplers by
   key (:func:`cache_info` counts hits and misses; :func:`clear_session_cache` empties it).
-* **Across processes**: PyTensor compiles the logp and gradient graph with numba and caches
+* **Across processes**: PyTensor compiles the logp-and-gradient graph with numba and caches
   the machine code on disk keyed on the graph (which, with the data as inputs, no longer
-  contains the data). :func:`disk_cache` directs that cache, for our compiles only, to
+  contains the data); nutpie's C callbacks around it are generated here as cacheable source
+  (:func:`_compile_numba_cached`), so a new process loads the whole sampler. Two PyTensor
+  details are handled: ``psi`` (the gradient of ``gammaln``) calls scipy through a function
+  pointer numba will not cache, so inside our compiles it is :func:`_digamma`; and
+  PyTensor's key of a graph depends on its topological order, which can differ between
+  processes (object ids), so a few variants of one model may each be compiled once before
+  every new process hits. :func:`disk_cache` directs the cache, for our compiles only, to
   :func:`cache_dir`: ``$CLVMODELS_CACHE_DIR`` or ``$XDG_CACHE_HOME/clvmodels/numba``
-  (default ``~/.cache/clvmodels/numba``). It holds numba's index (``*.nbi``: the function's
-  signature and a source stamp) and object code (``*.nbc``) only — compiled code, no user
-  data, no pickled model; deleting the directory at any time only costs a recompile.
-  ``CLVMODELS_COMPILE_CACHE=0`` turns both levels off (every fit compiles afresh).
+  (default ``~/.cache/clvmodels/numba``). What is stored: numba's cache files only —
+  ``*.nbi`` (an index: the function's type signature and target) and ``*.nbc`` (the
+  compiled object code and its type metadata, in numba's own serialised format). No data
+  (tests/test_bayes_compile_cache.py checks that the data's values are in no file), no
+  model, no pickle of ours; deleting the directory at any time only costs a recompile.
+  ``CLVMODELS_COMPILE_CACHE=0`` turns both levels off (every fit compiles afresh, with
+  nutpie's own compile).
 """
 
 from __future__ import annotations
