@@ -380,6 +380,8 @@ def _summarise(
     dayfirst: bool | None,
     strip_ids: bool,
     implausible_dates: ImplausibleDates,
+    memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     time_unit_days(time_unit)  # fail fast on a bad unit
     check_date_options(date_format, dayfirst)
@@ -397,6 +399,10 @@ def _summarise(
     except (KeyError, TypeError):
         raise ValueError(f"unknown engine {engine!r}; use {' or '.join(map(repr, ENGINES))}"
                          ) from None
+    settings = {k: v for k, v in (("memory_limit", memory_limit), ("threads", threads))
+                if v is not None}
+    if settings and engine != "duckdb":
+        raise ValueError(f"{' and '.join(settings)} apply to engine='duckdb' only")
     notes: list[str] = []
     days, obs_end = day_summary(
         transactions,
@@ -411,6 +417,7 @@ def _summarise(
         strip_ids=strip_ids,
         implausible_dates=implausible_dates,
         notes=notes,
+        **settings,
     )
     for note in notes:
         warnings.warn(note, DataWarning, stacklevel=3)
@@ -465,6 +472,8 @@ def rfm_summary(
     dayfirst: bool | None = None,
     strip_ids: bool = False,
     implausible_dates: ImplausibleDates = "raise",
+    memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Summarise transactions into one RFM row per customer.
 
@@ -488,6 +497,11 @@ def rfm_summary(
         ``attrs`` in their metadata (:func:`clvmodels.engines.spark.summary_attrs`).
     negative_amounts
         "raise" (default) refuses negative amounts such as returns; "drop" ignores them.
+    memory_limit, threads
+        ``engine="duckdb"`` only: DuckDB's memory limit (e.g. ``"2GB"``, the default, or
+        ``CLVMODELS_DUCKDB_MEMORY_LIMIT``; beyond it DuckDB spills to disk, under
+        ``CLVMODELS_DUCKDB_TEMP_DIRECTORY`` or the system's temporary folder) and threads
+        (default every core, or ``CLVMODELS_DUCKDB_THREADS``).
     {rules}
 
     Returns
@@ -510,6 +524,8 @@ def rfm_summary(
         dayfirst=dayfirst,
         strip_ids=strip_ids,
         implausible_dates=implausible_dates,
+        memory_limit=memory_limit,
+        threads=threads,
     )
 
 
@@ -528,6 +544,8 @@ def calibration_holdout_split(
     dayfirst: bool | None = None,
     strip_ids: bool = False,
     implausible_dates: ImplausibleDates = "raise",
+    memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Calibration RFM (to ``calibration_end``) plus what each customer did in the holdout.
 
@@ -555,6 +573,8 @@ def calibration_holdout_split(
         dayfirst=dayfirst,
         strip_ids=strip_ids,
         implausible_dates=implausible_dates,
+        memory_limit=memory_limit,
+        threads=threads,
     )
 
 

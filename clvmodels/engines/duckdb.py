@@ -28,7 +28,11 @@ thread) interrupts the running query at once and surfaces as a ``KeyboardInterru
 without a chained DuckDB traceback (:func:`run_interruptibly`).
 
 Settings: ``memory_limit`` (default ``"2GB"``, or the ``CLVMODELS_DUCKDB_MEMORY_LIMIT``
-environment variable) and ``threads`` (default: all cores, or ``CLVMODELS_DUCKDB_THREADS``).
+environment variable), ``threads`` (default: all cores, or ``CLVMODELS_DUCKDB_THREADS``) and
+``temp_directory``, the folder under which each call makes its private spill folder (default:
+``CLVMODELS_DUCKDB_TEMP_DIRECTORY``, or the system's temporary folder). DuckDB keeps its memory
+within ``memory_limit`` by spilling the aggregations there, so 100 million transactions of 20
+million customers summarise in a process of under 3 GiB (``bench/duckdb_measurements.md``).
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ T = TypeVar("T")
 DEFAULT_MEMORY_LIMIT = "2GB"
 MEMORY_LIMIT_ENV = "CLVMODELS_DUCKDB_MEMORY_LIMIT"
 THREADS_ENV = "CLVMODELS_DUCKDB_THREADS"
+TEMP_DIRECTORY_ENV = "CLVMODELS_DUCKDB_TEMP_DIRECTORY"
 
 _MAX_SHOWN = 5
 _SOURCE = "__clv_source"
@@ -396,8 +401,19 @@ def _fail(
 # --------------------------------------------------------------------------------------
 
 
+def _temp_directory(temp_directory: str | os.PathLike | None) -> str | None:
+    """The folder for the private spill folder of a call (None: the system's default)."""
+    folder = os.fspath(temp_directory) if temp_directory is not None else (
+        os.environ.get(TEMP_DIRECTORY_ENV) or None)
+    if folder is not None and not os.path.isdir(folder):
+        raise FileNotFoundError(f"temp_directory {folder!r} is not a folder")
+    return folder
+
+
 def _settings(memory_limit: str | None, threads: int | None) -> tuple[str, int]:
     limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    if isinstance(threads, bool) or not isinstance(threads, (int, type(None))):
+        raise TypeError(f"threads must be an integer, got {threads!r}")
     if threads is None:
         env = os.environ.get(THREADS_ENV)
         threads = int(env) if env else (os.cpu_count() or 1)
@@ -463,6 +479,7 @@ def day_summary_duckdb(
     notes: list[str] | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    temp_directory: str | os.PathLike | None = None,
 ) -> tuple[pd.DataFrame, pd.Timestamp]:
     """Validate transactions and compute the per-customer day-level summary in DuckDB.
 
@@ -483,7 +500,12 @@ def day_summary_duckdb(
         ``implausible_dates="warn"`` are appended to ``notes``.
     memory_limit, threads
         DuckDB settings; default ``CLVMODELS_DUCKDB_MEMORY_LIMIT`` or "2GB", and
-        ``CLVMODELS_DUCKDB_THREADS`` or every core.
+        ``CLVMODELS_DUCKDB_THREADS`` or every core. DuckDB stays within ``memory_limit``
+        (plus the result) by spilling to disk; a malformed limit is refused by DuckDB.
+    temp_directory
+        The folder under which the call's private spill folder is made (and removed
+        afterwards); default ``CLVMODELS_DUCKDB_TEMP_DIRECTORY`` or the system's temporary
+        folder. Spilling 100 million transactions takes a few GB there.
 
     Returns
     -------
@@ -504,6 +526,7 @@ def day_summary_duckdb(
         check_negative_amounts_option(negative_amounts)
     check_date_options(date_format, dayfirst)
     limit, n_threads = _settings(memory_limit, threads)
+    spill_parent = _temp_directory(temp_directory)
     cols = [customer_id_col, datetime_col] + ([monetary_value_col] if monetary_value_col else [])
     options = _Options(negative_amounts=negative_amounts, date_format=date_format,
                        dayfirst=dayfirst, strip_ids=bool(strip_ids),
@@ -520,6 +543,7 @@ def day_summary_duckdb(
             options=options,
             memory_limit=limit,
             threads=n_threads,
+            temp_directory=spill_parent,
             full_sniff=full_sniff,
         )
 
@@ -563,9 +587,10 @@ def _run(
     options: _Options,
     memory_limit: str,
     threads: int,
+    temp_directory: str | None = None,
     full_sniff: bool = False,
 ) -> tuple[pd.DataFrame, pd.Timestamp]:
-    with tempfile.TemporaryDirectory(prefix="clvmodels-duckdb-") as spill:
+    with tempfile.TemporaryDirectory(prefix="clvmodels-duckdb-", dir=temp_directory) as spill:
         con = duckdb.connect(
             ":memory:",
             config={"memory_limit": memory_limit, "threads": threads, "temp_directory": spill},
@@ -629,12 +654,14 @@ def _summarise(
         )
 
     # pass 1 (the only full scan when the data are good): one row per (customer, day) with
-    # its exact spend and the count of its rows; negative amounts to drop are left out here.
-    # Validation costs no per-row work beyond the spend: a missing / NaN / blank id or a
-    # missing / unreadable day is a group key (checked on the daily table), and an amount
-    # that is missing, not a number, not finite (or negative, when refused) has no exact
-    # value (NULL), so its day has fewer amounts than rows.
-    exact = _ExactMoney()
+    # its spend and the count of its rows; negative amounts to drop are left out here.
+    # Validation adds almost no per-row work: a missing / NaN / blank id or a missing /
+    # unreadable day is a group key (checked on the daily table, per group), and a bad
+    # amount shows in the day's aggregates (:func:`_money_sql`). Only when some day is bad
+    # does a second scan name the problem and its rows.
+    bad_key = "id IS NULL OR day IS NULL"
+    if source.columns[customer_id_col].upper() in FLOAT_TYPES:
+        bad_key += " OR isnan(id)"
 
     def pass_one() -> tuple:
         create_views()
@@ -648,8 +675,10 @@ def _summarise(
                     f"count(*) FILTER (WHERE {has_text} AND twin{j} IS NULL) AS n_nofit{j}",
                     f"count(*) FILTER (WHERE twin{j} <> day0) AS n_differ{j}",
                 ]
-        money, n_bad, where = _money_sql(exact.decimal, source.columns, plan, customer_id_col,
-                                         monetary_value_col, negative_amounts)
+        key = bad_key
+        if plan.text_ids:
+            key += f" OR regexp_matches(id, {literal(ID_BLANK_REGEX)})"
+        money, n_bad, where = _money_sql(monetary_value_col, negative_amounts, key)
         con.execute("SET preserve_insertion_order = false")
         con.execute(f"DROP TABLE IF EXISTS {_DAILY}")
         con.execute(
@@ -658,29 +687,14 @@ def _summarise(
             + "".join(f", {c}" for c in confirm)
             + f" FROM {_PARSED} {where} GROUP BY id, day"
         )
-        group_bad = "id IS NULL OR day IS NULL"
-        if source.columns[customer_id_col].upper() in FLOAT_TYPES:
-            group_bad += " OR isnan(id)"
-        if plan.text_ids:
-            group_bad += f" OR regexp_matches(id, {literal(ID_BLANK_REGEX)})"
         sums = "".join(f", COALESCE(sum({c.rsplit(' AS ', 1)[1]}), 0)" for c in confirm)
         row = one_row(
             con, f"SELECT count(*), COALESCE(sum(n_bad), 0) "
-                 f"+ COALESCE(sum(n_rows) FILTER (WHERE {group_bad}), 0), "
+                 f"+ COALESCE(sum(n_rows) FILTER (WHERE {key} OR NOT isfinite(amount)), 0), "
                  f"min(day), max(day){sums} FROM {_DAILY}")
         return tuple(row) + (0,) * (1 + 2 * len(plan.twins) - len(confirm))
 
-    def checked_pass_one() -> tuple:
-        """Pass 1, once more with double sums if the exact ones overflow."""
-        try:
-            return pass_one()
-        except duckdb.OutOfRangeException:
-            if not exact.decimal:
-                raise
-            exact.decimal = False
-            return pass_one()
-
-    summary = checked_pass_one()
+    summary = pass_one()
     if not guess_confirmed(plan, summary[4:]):
         decided = date_plan(con, source.sql, source.columns, datetime_col,
                             options.date_format, options.dayfirst, guess=False)
@@ -688,7 +702,7 @@ def _summarise(
         rerun = decided.layout != plan.layout or decided.rival is not None
         plan = decided
         if rerun:
-            summary = checked_pass_one()
+            summary = pass_one()
     n_groups, n_bad_rows, first_day, last_day = summary[:4]
     if plan.text_ids and not plan.strip_ids:
         plan.spaced = _find_spaced_ids(con)
@@ -705,11 +719,6 @@ def _summarise(
         for check, n_bad in zip(checks, counts, strict=True):
             if n_bad:
                 _fail(con, source, plan, check, int(n_bad), cols, monetary_value_col)
-        if n_bad_rows and exact.decimal:
-            # no problem after all: amounts too large for the exact type (1e26 and more)
-            exact.decimal = False
-            summary = pass_one()
-            n_groups, n_bad_rows, first_day, last_day = summary[:4]
     if n_groups == 0:
         if not one_row(con, f"SELECT count(*) FROM {source.sql}")[0]:
             raise empty_error()
@@ -732,23 +741,18 @@ def _summarise(
     # without a holdout every kept day is in the calibration period: no FILTER needed
     in_cal = f" FILTER (WHERE day <= {date_literal(cut)})" if holdout else ""
     epoch = "DATE '1970-01-01'"
-    total = "sum" if exact.decimal else "fsum"  # exact DECIMAL sums, else compensated
-
-    def as_double(sql: str) -> str:
-        return f"CAST({sql} AS DOUBLE)"
-
     fields = [
         f"count(*){in_cal} AS n_days",
         f"min(day){in_cal} - {epoch} AS first_day",
         f"max(day){in_cal} - {epoch} AS last_day",
-        f"{as_double(f'{total}(amount){in_cal}')} AS total",
-        f"{as_double(f'arg_min(amount, day){in_cal}')} AS first_total",
+        f"fsum(amount){in_cal} AS total",
+        f"arg_min(amount, day){in_cal} AS first_total",
     ]
     if holdout:
         not_cal = f" FILTER (WHERE day > {date_literal(cut)})"
         fields += [
             f"count(*){not_cal} AS n_days_holdout",
-            f"COALESCE({as_double(f'{total}(amount){not_cal}')}, 0.0) AS total_holdout",
+            f"COALESCE(fsum(amount){not_cal}, 0.0) AS total_holdout",
         ]
     sql = (
         f"SELECT id, {', '.join(fields)} FROM {_DAILY} "
@@ -756,14 +760,7 @@ def _summarise(
         + (f" HAVING min(day) <= {date_literal(cut)}" if holdout else "")
         + " ORDER BY id"
     )
-    try:
-        result = con.sql(sql).to_arrow_table()
-    except duckdb.OutOfRangeException:  # a customer's exact total overflows: sum again
-        if not exact.decimal:
-            raise
-        exact.decimal = False
-        checked_pass_one()
-        result = con.sql(sql.replace("sum(amount)", "fsum(amount)")).to_arrow_table()
+    result = con.sql(sql).to_arrow_table()
     out = _to_day_frame(result, holdout)
     if source.frame is not None and source.frame[customer_id_col].dtype == object:
         # numbers in an object column: DuckDB picks the narrowest type, pandas 64 bits
@@ -775,53 +772,24 @@ def _summarise(
     return out, obs_end
 
 
-#: the exact type money is summed in (as the Spark engine: 12 decimals, 26 digits before the
-#: point); amounts beyond it, or a total overflowing it, are summed as doubles (``fsum``)
-MONEY_TYPE = "DECIMAL(38, 12)"
-_MAX_DOUBLE = "1.7976931348623157e308"
-
-
-@dataclass
-class _ExactMoney:
-    decimal: bool = True  # False: amounts or totals too large for MONEY_TYPE
-
-
 def _money_sql(
-    decimal: bool,
-    columns: dict[str, str],
-    plan: ReadPlan,
-    customer_id_col: str,
-    monetary_value_col: str | None,
-    negative_amounts: NegativeAmounts,
+    monetary_value_col: str | None, negative_amounts: NegativeAmounts, bad_key: str
 ) -> tuple[str, str, str]:
     """(the day's spend, its count of rows with a bad amount, the WHERE clause) for pass 1.
 
-    ``decimal``: the spend summed exactly as :data:`MONEY_TYPE`; an amount that is missing,
-    not a number, not finite, negative (when refused) or too large has no exact value, so
-    the bad count is ``count(*) - count(<exact value>)``: no per-row test. Otherwise the
-    spend is ``fsum`` of doubles and every row check is counted row by row. The WHERE
-    clause drops negative amounts (``negative_amounts="drop"``) unless the row is bad
-    otherwise (to be refused as the pandas engine does).
+    The spend is ``fsum`` (compensated summation). The checks on amounts cost one per-row
+    test at most: a missing amount is not counted by ``count(amt)``, one that is not a
+    number or not finite makes the day's sum not finite (tested on the daily table), and a
+    negative one (refused) is counted. The WHERE clause drops negative amounts
+    (``negative_amounts="drop"``) unless the row is bad otherwise, to be refused as the
+    pandas engine does (``bad_key``: SQL true for a missing id or day).
     """
-    group_bad = "id IS NULL OR day IS NULL"
-    if columns[customer_id_col].upper() in FLOAT_TYPES:
-        group_bad += " OR isnan(id)"
-    if plan.text_ids:
-        group_bad += f" OR regexp_matches(id, {literal(ID_BLANK_REGEX)})"
     if monetary_value_col is None:
-        return f"CAST(0 AS {MONEY_TYPE})" if decimal else "0.0", "0", ""
-    where = ""
+        return "0.0", "0", ""
     if negative_amounts == "drop":
-        where = (f"WHERE NOT COALESCE(amt < 0, false) OR amt IS NULL OR amt = '-inf' "
-                 f"OR {group_bad}")
-    if decimal:
-        value = "amt" if negative_amounts == "drop" else "CASE WHEN amt >= 0 THEN amt END"
-        money = f"TRY_CAST({value} AS {MONEY_TYPE})"
-        return f"sum({money})", f"count(*) - count({money})", where
-    bad = "amt IS NULL OR NOT isfinite(amt)"
-    if negative_amounts == "raise":
-        bad += " OR amt < 0"
-    return "fsum(amt)", f"count(*) FILTER (WHERE {bad})", where
+        where = f"WHERE NOT COALESCE(amt < 0, false) OR amt = '-inf' OR {bad_key}"
+        return "fsum(amt)", "count(*) - count(amt)", where
+    return "fsum(amt)", "count(*) - count(amt) + count(*) FILTER (WHERE amt < 0)", ""
 
 
 def _find_spaced_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
