@@ -4,7 +4,8 @@ The driver holds the fitted model; the customers stay in Spark. :func:`map_custo
 ships each model to the executors *as its saved file* -- an MLE model's JSON
 (``to_dict``: parameters, covariate layout, time unit), a Bayesian model's netCDF posterior
 -- in one Spark broadcast, and runs the pandas code path on every partition with
-``mapInPandas`` (Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows):
+``mapInPandas`` (on Spark Connect, which has no broadcast, the files ride in the task
+closure; Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows):
 each batch becomes a pandas frame indexed by customer id, carrying the summary's attrs,
 and is scored by exactly the function the pandas engine calls, so per-customer results are
 those of the pandas path. Nothing is collected: the result is a lazy Spark DataFrame
@@ -95,6 +96,13 @@ def thin_posterior(model: Any, max_draws: int = MAX_DRAWS) -> Any:
     return thinned
 
 
+@dataclass(frozen=True)
+class _Inline:
+    """The models shipped with the task's closure (where no broadcast is available)."""
+
+    value: dict[str, Any]
+
+
 _LOADED: dict[str, Any] = {}
 
 
@@ -155,8 +163,10 @@ def map_customers(frame: Any, models: Mapping[str, Any],
     schema = ", ".join([f"`{id_col}` {frame.schema[id_col].dataType.simpleString()}"]
                        + [f"`{c}` {_spark_type(sample[c].dtype)}" for c in columns])
     shipped = {n: ShippedModel.of(m) if hasattr(m, "save") else m for n, m in local.items()}
-    spark = frame.sparkSession
-    bc = spark.sparkContext.broadcast(shipped)
+    try:
+        bc: Any = frame.sparkSession.sparkContext.broadcast(shipped)
+    except Exception:  # Spark Connect has no SparkContext: the models ride in the closure
+        bc = _Inline(shipped)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         fitted = {n: _loaded(s, loader) if isinstance(s, ShippedModel) else s
