@@ -70,7 +70,7 @@ print("RESULT", len(rfm), round(time.perf_counter() - t, 2))
 def measure(method: str, args: argparse.Namespace, path: Path) -> dict:
     cmd = [sys.executable, "-c", CHILD[method], str(path), args.memory_limit, str(args.threads)]
     if method != "duckdb":
-        cmd = ["prlimit", f"--as={int(args.cap_gib * GIB)}", "--"] + cmd
+        cmd = ["prlimit", f"--as={int(args.cap_gib * GIB)}", "--", *cmd]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if args.temp_directory:
         env["CLVMODELS_DUCKDB_TEMP_DIRECTORY"] = args.temp_directory
@@ -78,22 +78,24 @@ def measure(method: str, args: argparse.Namespace, path: Path) -> dict:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=str(ROOT))
     ps = psutil.Process(proc.pid)
-    peak_sampled, timed_out = 0, False
-    while proc.poll() is None:
+    peak_sampled, timed_out, usage, status = 0, False, None, 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
         try:
             rss = sum(p.memory_info().rss for p in [ps, *ps.children(recursive=True)])
             peak_sampled = max(peak_sampled, rss)
         except psutil.Error:
             pass
-        if time.perf_counter() - t0 > args.time_limit:
+        if time.perf_counter() - t0 > args.time_limit and not timed_out:
             proc.kill()
             timed_out = True
-            break
         time.sleep(0.1)
-    _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
-    rc = proc.returncode if proc.returncode is not None else os.waitstatus_to_exitcode(status)
+    rc = proc.returncode
     result = next((line for line in out.splitlines() if line.startswith("RESULT")), None)
     last_error = next((line for line in reversed(err.strip().splitlines()) if line.strip()), "")
     return {

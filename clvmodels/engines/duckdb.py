@@ -81,10 +81,12 @@ from clvmodels.engines.duckdb_read import (
     date_literal,
     date_plan,
     guess_confirmed,
+    half_limit,
     ident,
     is_text_type,
     list_literal,
     literal,
+    money_sql,
     one_row,
     parsed_view_sql,
 )
@@ -606,6 +608,7 @@ def _run(
                 monetary_value_col=monetary_value_col,
                 options=options,
                 threads=threads,
+                memory_limit=memory_limit,
                 full_sniff=full_sniff,
             ))
         finally:
@@ -623,6 +626,7 @@ def _summarise(
     options: _Options,
     threads: int,
     full_sniff: bool,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> tuple[pd.DataFrame, pd.Timestamp]:
     customer_id_col, datetime_col = cols[0], cols[1]
     negative_amounts = options.negative_amounts
@@ -657,8 +661,8 @@ def _summarise(
     # its spend and the count of its rows; negative amounts to drop are left out here.
     # Validation adds almost no per-row work: a missing / NaN / blank id or a missing /
     # unreadable day is a group key (checked on the daily table, per group), and a bad
-    # amount shows in the day's aggregates (:func:`_money_sql`). Only when some day is bad
-    # does a second scan name the problem and its rows.
+    # amount shows in the day's aggregates (``money_sql``). Only when some day is bad does
+    # a second scan name the problem and its rows.
     bad_key = "id IS NULL OR day IS NULL"
     if source.columns[customer_id_col].upper() in FLOAT_TYPES:
         bad_key += " OR isnan(id)"
@@ -678,7 +682,7 @@ def _summarise(
         key = bad_key
         if plan.text_ids:
             key += f" OR regexp_matches(id, {literal(ID_BLANK_REGEX)})"
-        money, n_bad, where = _money_sql(monetary_value_col, negative_amounts, key)
+        money, n_bad, where = money_sql(monetary_value_col, negative_amounts, key)
         con.execute("SET preserve_insertion_order = false")
         con.execute(f"DROP TABLE IF EXISTS {_DAILY}")
         con.execute(
@@ -760,8 +764,17 @@ def _summarise(
         + (f" HAVING min(day) <= {date_literal(cut)}" if holdout else "")
         + " ORDER BY id"
     )
+    # the result (about 50 bytes a customer) comes to Python beside DuckDB's own memory:
+    # the last query gets half the limit, and DuckDB's memory is freed before pandas
+    # builds the frame, so the process stays near memory_limit (+ the result)
+    half = half_limit(memory_limit)
+    if half is not None:
+        con.execute(f"SET memory_limit = {literal(half)}")
     result = con.sql(sql).to_arrow_table()
+    con.execute(f"DROP TABLE {_DAILY}")
+    con.close()
     out = _to_day_frame(result, holdout)
+    del result
     if source.frame is not None and source.frame[customer_id_col].dtype == object:
         # numbers in an object column: DuckDB picks the narrowest type, pandas 64 bits
         kind = out.index.dtype.kind
@@ -770,26 +783,6 @@ def _summarise(
         elif kind == "f":
             out.index = out.index.astype(np.float64)
     return out, obs_end
-
-
-def _money_sql(
-    monetary_value_col: str | None, negative_amounts: NegativeAmounts, bad_key: str
-) -> tuple[str, str, str]:
-    """(the day's spend, its count of rows with a bad amount, the WHERE clause) for pass 1.
-
-    The spend is ``fsum`` (compensated summation). The checks on amounts cost one per-row
-    test at most: a missing amount is not counted by ``count(amt)``, one that is not a
-    number or not finite makes the day's sum not finite (tested on the daily table), and a
-    negative one (refused) is counted. The WHERE clause drops negative amounts
-    (``negative_amounts="drop"``) unless the row is bad otherwise, to be refused as the
-    pandas engine does (``bad_key``: SQL true for a missing id or day).
-    """
-    if monetary_value_col is None:
-        return "0.0", "0", ""
-    if negative_amounts == "drop":
-        where = f"WHERE NOT COALESCE(amt < 0, false) OR amt = '-inf' OR {bad_key}"
-        return "fsum(amt)", "count(*) - count(amt)", where
-    return "fsum(amt)", "count(*) - count(amt) + count(*) FILTER (WHERE amt < 0)", ""
 
 
 def _find_spaced_ids(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -417,3 +418,36 @@ def parsed_view_sql(
         f"SELECT id, id_shown, d_raw, __t, day0, day_alt{twin_names}, "
         f"CASE WHEN {in_range} THEN day0 END AS day, a_raw, amt{extras} FROM ({middle})"
     )
+
+
+def money_sql(
+    monetary_value_col: str | None, negative_amounts: NegativeAmounts, bad_key: str
+) -> tuple[str, str, str]:
+    """(the day's spend, its count of rows with a bad amount, the WHERE clause) for pass 1.
+
+    The spend is ``fsum`` (compensated summation). The checks on amounts cost one per-row
+    test at most: a missing amount is not counted by ``count(amt)``, one that is not a
+    number or not finite makes the day's sum not finite (tested on the daily table), and a
+    negative one (refused) is counted. The WHERE clause drops negative amounts
+    (``negative_amounts="drop"``) unless the row is bad otherwise, to be refused as the
+    pandas engine does (``bad_key``: SQL true for a missing id or day).
+    """
+    if monetary_value_col is None:
+        return "0.0", "0", ""
+    if negative_amounts == "drop":
+        where = f"WHERE NOT COALESCE(amt < 0, false) OR amt = '-inf' OR {bad_key}"
+        return "fsum(amt)", "count(*) - count(amt)", where
+    return "fsum(amt)", "count(*) - count(amt) + count(*) FILTER (WHERE amt < 0)", ""
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10,
+          "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def half_limit(memory_limit: str) -> str | None:
+    """Half a DuckDB memory limit such as "2GB" (in bytes, as DuckDB reads "1000000000B"),
+    or None for a limit this does not read (a percentage, ...): left to DuckDB."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(memory_limit))
+    if m is None or m.group(2).lower() not in _UNITS:
+        return None
+    return f"{int(float(m.group(1)) * _UNITS[m.group(2).lower()] / 2)}B"
