@@ -97,6 +97,11 @@ def test_covariate_fit_equal_pandas(summaries):
     assert list(m_s.params_.index) == list(m_p.params_.index)
     assert "purchase:channel[web]" in m_s.params_.index  # "store" is the reference
     assert _rel(m_s.params_, m_p.params_) < 1e-8
+    # segments join the grouping key too: the unique rows of (columns, segment)
+    rows, weight = compress_for_fit(clvmodels.BayesianBetaGeo(segment_col="channel"), sdata)
+    assert list(rows.columns) == ["frequency", "recency", "T", "channel", weight]
+    assert rows[weight].sum() == len(pdata)
+    assert len(rows) == len(pdata[["frequency", "recency", "T", "channel"]].drop_duplicates())
     got = _pandas(m_s.probability_alive(sdata))["probability_alive"]
     want = m_s.probability_alive(pdata)
     want.index = want.index.astype(int)

@@ -21,8 +21,10 @@ the customers (standardise the column in Spark first).
 Validation discipline: the frame must carry the summary's metadata
 (:func:`clvmodels.engines.spark.summary_attrs`, written by ``rfm_summary(...,
 engine="spark")``), in the model's time unit when the model has one; the unique rows are
-then validated by the model's own rules on the driver (an offending row is shown with its
-values and the number of customers that share them, in :data:`WEIGHT`).
+then validated by the model's own rules on the driver: an offending row is named by its
+position among the collected unique rows, with its values (so the message says how many
+*distinct* bad rows there are, not how many customers; filter the Spark frame on those
+values to find the customers).
 
 This module imports pyspark only inside its functions: :func:`is_spark_frame` answers
 without it, so the models can call it on any input.
