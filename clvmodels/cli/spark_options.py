@@ -91,10 +91,13 @@ def rfm_spark(input: Path, out: Path, options: dict[str, Any], *, master: str,
     spark_session(master, conf)
     with step(f"Summarising {input} with Spark"):
         summary = rfm_summary(os.fspath(input), engine="spark", **options)
-    with step(f"Writing {out}"):
-        files = write_spark(summary, out, force)
-        n = summary.sparkSession.read.parquet(os.fspath(out)).count()
-    return n, files
+    try:
+        with step(f"Writing {out}"):
+            files = write_spark(summary, out, force)
+    except BaseException:
+        remove_partial(out)
+        raise
+    return summary.sparkSession.read.parquet(os.fspath(out)).count(), files
 
 
 def forecast_spark(input: Path, out: Path, *, model: str, spend: str | float | None,
