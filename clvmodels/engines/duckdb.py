@@ -454,7 +454,10 @@ def run_interruptibly(con: duckdb.DuckDBPyConnection, work: Callable[[], T]) -> 
             pass
     except KeyboardInterrupt:
         while not done.is_set():  # interrupt whichever query runs until the work stops
-            con.interrupt()
+            try:
+                con.interrupt()
+            except duckdb.Error:  # closed: the work is past its queries
+                pass
             done.wait(0.05)
         raise KeyboardInterrupt("interrupted: the DuckDB summary was stopped") from None
     error = result.get("error")
