@@ -84,6 +84,9 @@ def test_key_same_structure_and_invalidation() -> None:
     seg = a.assign(segment=np.where(np.arange(len(a)) % 2, "s1", "s2"))
     hier = _key(BayesianBetaGeo(segment_col="segment", parametrization="non_centered"), seg)
     assert hier != key_a  # hierarchical layout
+    # built again (its graph holds random generators, printed with their addresses): same key
+    assert _key(BayesianBetaGeo(segment_col="segment", parametrization="non_centered"),
+                seg) == hier
     seg3 = a.assign(segment=np.array(["s1", "s2", "s3"])[np.arange(len(a)) % 3])
     hier3 = _key(BayesianBetaGeo(segment_col="segment", parametrization="non_centered"), seg3)
     assert hier3 != hier  # number of segments

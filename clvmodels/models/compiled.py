@@ -57,6 +57,7 @@ import hashlib
 import io
 import math
 import os
+import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -176,10 +177,13 @@ def structure_key(model: pm.Model, inputs: DataInputs) -> str:
     outputs = [model.logp(), *model.deterministics]
     buf = io.StringIO()
     debugprint(outputs, file=buf, print_type=True)
-    h = hashlib.sha256(buf.getvalue().encode())
+    # random generators (in the deterministics' graph) print with their memory address
+    h = hashlib.sha256(re.sub(r" at 0x[0-9A-Fa-f]+", "", buf.getvalue()).encode())
     for var in ancestors(outputs):  # the printout abbreviates large constants: hash them
         if isinstance(var, Constant):
             data = np.asarray(var.data)
+            if data.dtype.kind not in "biuf":
+                continue
             h.update(f"{data.dtype.str}{data.shape}".encode())
             h.update(np.ascontiguousarray(data).tobytes())
     dims = {name: len(vals) for name, vals in model.coords.items()
