@@ -125,7 +125,9 @@ def test_discounted_purchase_chunks(fitted, monkeypatch) -> None:
     x, tx, T = (frame[c].to_numpy(float)[:, None] for c in ("frequency", "recency", "T"))
     cum = bgnbd.expected_purchases(p["r"], p["alpha"], p["a"], p["b"], x, tx, T,
                                    times[None, :])  # (S, n, K)
-    np.testing.assert_allclose(disc, cum @ coef, rtol=1e-10)
+    # the chunks take 2F1 from the horizon-grid series, the module function from the
+    # per-element one: equal to ~1e-10 relative (an arbitrary draw can sit at a band edge)
+    np.testing.assert_allclose(disc, cum @ coef, rtol=1e-9)
     np.testing.assert_allclose(ep, bg.expected_purchases(frame, 52.0), rtol=1e-10)
     np.testing.assert_allclose(pa, bg.probability_alive(frame), rtol=1e-12)
     # selected draws: the same values for those draws

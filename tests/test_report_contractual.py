@@ -112,6 +112,7 @@ def _empty_transaction_context() -> dict[str, object]:
             "holdout_errors": [], "words": {"count": "c", "calibration": "k",
                                             "diagnostics": "d"},
             "params": [], "figures": {}, "segments": None, "valuation": None,
+            "backtest": None,
             "warnings": [], "config": {"settings": [], "versions": [], "platform": "p"}}
 
 
