@@ -118,6 +118,17 @@ class ImplausibleDates(StrEnum):
     warn = "warn"
 
 
+# the summary rules' options, shared by every command that summarises transactions
+NegativeAmountsOption = Annotated[NegativeAmounts, typer.Option(
+    "--negative-amounts", help="Refuse (raise) or drop negative amounts.")]
+StripIds = Annotated[bool, typer.Option(
+    "--strip-ids", help="Treat ids differing only by spaces at their ends as one customer "
+                        "(default: refuse them).")]
+ImplausibleDatesOption = Annotated[ImplausibleDates, typer.Option(
+    "--implausible-dates", help="Refuse (raise) or only warn about dates far from the others "
+                                "and a late observation end.")]
+
+
 # --------------------------------------------------------------------------------------
 # clvmodels rfm
 # --------------------------------------------------------------------------------------
@@ -145,18 +156,11 @@ def rfm(
                          "directory).")] = EngineName.pandas,
     spark_master: SparkMaster = "local[*]",
     spark_conf: SparkConf = None,
-    negative_amounts: Annotated[NegativeAmounts, typer.Option(
-        "--negative-amounts", help="Refuse (raise) or drop negative amounts.")
-    ] = NegativeAmounts.raise_,
+    negative_amounts: NegativeAmountsOption = NegativeAmounts.raise_,
     date_format: DateFormat = None,
     dayfirst: DayFirst = None,
-    strip_ids: Annotated[bool, typer.Option(
-        "--strip-ids", help="Treat ids differing only by spaces at their ends as one "
-                            "customer (default: refuse them).")] = False,
-    implausible_dates: Annotated[ImplausibleDates, typer.Option(
-        "--implausible-dates", help="Refuse (raise) or only warn about dates far from the "
-                                    "others and a late observation end.")
-    ] = ImplausibleDates.raise_,
+    strip_ids: StripIds = False,
+    implausible_dates: ImplausibleDatesOption = ImplausibleDates.raise_,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")
                      ] = False,
 ) -> None:

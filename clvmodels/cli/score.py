@@ -27,6 +27,9 @@ from clvmodels.cli.commands import (
     DateFormat,
     DayFirst,
     ImplausibleDates,
+    ImplausibleDatesOption,
+    NegativeAmountsOption,
+    StripIds,
     _customer_table,
     _horizon,
     _revenue,
@@ -93,18 +96,11 @@ def score(
     revenue_per_period: Annotated[str | None, typer.Option(
         "--revenue-per-period", help="Contractual models: revenue per period, a number or a "
                                      "column name.")] = None,
-    negative_amounts: Annotated[NegativeAmounts, typer.Option(
-        "--negative-amounts", help="Refuse (raise) or drop negative amounts.")
-    ] = NegativeAmounts.raise_,
+    negative_amounts: NegativeAmountsOption = NegativeAmounts.raise_,
     date_format: DateFormat = None,
     dayfirst: DayFirst = None,
-    strip_ids: Annotated[bool, typer.Option(
-        "--strip-ids", help="Treat ids differing only by spaces at their ends as one "
-                            "customer (default: refuse them).")] = False,
-    implausible_dates: Annotated[ImplausibleDates, typer.Option(
-        "--implausible-dates", help="Refuse (raise) or only warn about dates far from the "
-                                    "others and a late observation end.")
-    ] = ImplausibleDates.raise_,
+    strip_ids: StripIds = False,
+    implausible_dates: ImplausibleDatesOption = ImplausibleDates.raise_,
     customers: Customers = None,
     customers_id: CustomersId = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")
