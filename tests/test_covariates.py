@@ -445,6 +445,11 @@ def test_lr_test_refusals(data: pd.DataFrame, fitted: BetaGeo) -> None:
         lr_test(fitted, plain)  # the wrong way round
     with pytest.raises(ValueError, match="different data"):
         lr_test(BetaGeo().fit(data.iloc[:3000]), fitted)
+    # the same number of customers, other purchases: the data-only summary figures differ
+    changed = data.copy()
+    changed["frequency"] = np.where(changed["frequency"] > 0, changed["frequency"] + 1, 0)
+    with pytest.raises(ValueError, match="total_repeat_transactions"):
+        lr_test(BetaGeo().fit(changed), fitted)
     with pytest.raises(ValueError, match="Bayesian"):
         lr_test(clvmodels.BayesianBetaGeo(), fitted)
     with pytest.raises(ValueError, match="not fitted"):

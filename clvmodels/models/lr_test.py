@@ -43,6 +43,30 @@ class LRTestResult:
                 f"p = {self.p_value:.4g} (extra: {', '.join(self.extra_parameters)})")
 
 
+#: summary figures that depend on the data alone (not on the model's covariates or rows)
+_DATA_FIGURES = ("n_customers", "total_repeat_transactions", "share_zero_repeat", "mean_T",
+                 "share_churned", "mean_periods", "observed_mean_spend")
+
+
+def _check_same_data(restricted: object, full: object) -> None:
+    """Refuse fits on different data: the customer count and every data-only summary figure
+    both fits recorded (total repeat purchases, mean T, share churned ...) must agree."""
+    n_r, n_f = restricted.n_customers_, full.n_customers_  # type: ignore[attr-defined]
+    if n_r != n_f:
+        raise ValueError(f"the models were fitted on different data ({n_r:,} and {n_f:,} "
+                         "customers)")
+    s_r = getattr(restricted, "data_summary_", None) or {}
+    s_f = getattr(full, "data_summary_", None) or {}
+    for key in _DATA_FIGURES:
+        a, b = s_r.get(key), s_f.get(key)
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+            continue
+        if not np.isclose(float(a), float(b), rtol=1e-9, atol=1e-12):
+            raise ValueError(f"the models were fitted on different data: the same number of "
+                             f"customers ({n_r:,}) but {key} = {a:.6g} (restricted) and "
+                             f"{b:.6g} (full)")
+
+
 def lr_test(restricted: object, full: object) -> LRTestResult:
     """Likelihood-ratio test of ``restricted`` against ``full``, two fits of one family by
     maximum likelihood on the same customers, ``full`` with every parameter of
@@ -72,10 +96,7 @@ def lr_test(restricted: object, full: object) -> LRTestResult:
         raise ValueError("the models are not nested: the full model must have every parameter "
                          f"of the restricted one and more (restricted: {r_names}; full: "
                          f"{f_names})")
-    n_r, n_f = restricted.n_customers_, full.n_customers_  # type: ignore[attr-defined]
-    if n_r != n_f:
-        raise ValueError(f"the models were fitted on different data ({n_r:,} and {n_f:,} "
-                         "customers)")
+    _check_same_data(restricted, full)
     ll_r = float(restricted.log_likelihood_)  # type: ignore[attr-defined]
     ll_f = float(full.log_likelihood_)  # type: ignore[attr-defined]
     stat = 2.0 * (ll_f - ll_r)
