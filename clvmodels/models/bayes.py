@@ -33,7 +33,6 @@ import copy
 import logging
 import os
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -47,13 +46,12 @@ from clvmodels.engines.spark_fit import fit_input
 from clvmodels.models.base import BaseModel, NotFittedError
 from clvmodels.models.bayes_covariates import (
     coefficient_coords,
-    coefficient_labels,
-    coefficient_var,
     declare_coefficients,
     default_coefficient_priors,
     expand_group_priors,
     pattern_codes,
 )
+from clvmodels.models.bayes_summary import BayesianSummaries
 from clvmodels.models.factored import Factored, RowSpace, factored_namespace
 from clvmodels.models.hierarchical import (
     centring_weights,
@@ -76,14 +74,11 @@ from clvmodels.models.priors import PriorSpec, hyperpriors, prior_rv, validate_p
 from clvmodels.models.sampling import (
     Sampler,
     SamplingWarning,
-    convergence_diagnostics,
     sample,
-    sampling_problems,
 )
 from clvmodels.rows import UniqueRows, unique_rows
 
 if TYPE_CHECKING:
-    import arviz as az
     import pymc as pm
 
 __all__ = [
@@ -108,7 +103,7 @@ __all__ = [
 LOG_LIKELIHOOD_CELLS = 25_000_000
 
 
-class BayesianModel(NetCDFPersistence, PosteriorDraws, BaseModel):
+class BayesianModel(BayesianSummaries, NetCDFPersistence, PosteriorDraws, BaseModel):
     """Everything a Bayesian model shares: priors, PyMC model, sampling, summaries,
     predictions over posterior draws, LOO and netCDF persistence.
 
@@ -572,47 +567,6 @@ standardize_covariates, unseen_levels
                 design_column=self.covariate_layout_.encoding.design_names)
         self.idata_.add_groups(observed_data=obs, constant_data=const)
 
-    def compute_log_likelihood(self) -> None:
-        """Add the pointwise log-likelihood (``weight × LL`` per unique row) to ``idata_``.
-
-        Evaluated by PyMC from the model's own ``logp``; memory is draws × unique rows.
-        """
-        self._check_fitted()
-        import pymc as pm
-
-        model = self._pymc_model()
-        ll = pm.compute_log_likelihood(self.idata_, model=model, var_names=["likelihood"],
-                                       extend_inferencedata=False, progressbar=False)
-        if "log_likelihood" in self.idata_.groups():
-            del self.idata_.log_likelihood
-        if hasattr(ll, "groups"):  # an InferenceData (older PyMC) or the Dataset itself
-            ll = ll.log_likelihood
-        self.idata_.add_groups(log_likelihood=ll)
-
-    def _pymc_model(self) -> pm.Model:
-        model = getattr(self, "_model", None)
-        if model is None:
-            rows = self._rows_from_idata()
-            model = self._model = self._build_model(rows)
-        return model
-
-    def _rows_from_idata(self) -> UniqueRows:
-        if "constant_data" not in self.idata_.groups():
-            raise ValueError("this model was saved without its data; refit it, or save with "
-                             "save(path, include_data=True) to compute LOO after loading")
-        const = self.idata_.constant_data
-        columns = {c: (self.idata_.observed_data["likelihood"].to_numpy()
-                       if c == self.observed_column else const[c].to_numpy())
-                   for c in (*self.data_columns, *(("segment",) if self.hierarchical else ()))}
-        weights = const["weight"].to_numpy()
-        out = UniqueRows(columns, weights, np.arange(len(weights)), pd.RangeIndex(len(weights)),
-                         self.time_unit_)
-        out.extra["codes"] = (columns["segment"].astype(np.int64) if self.hierarchical
-                              else np.zeros(len(weights), dtype=np.int64))
-        if getattr(self, "covariate_layout_", None) is not None:
-            self._set_row_design(out, const["covariate_design"].to_numpy())
-        return out
-
     # ---- learned quantities, diagnostics -------------------------------------------------
     def _population_draws(self) -> dict[str, np.ndarray]:
         """Hierarchical: natural parameters of the *typical* segment (latents at mu)."""
@@ -655,75 +609,6 @@ standardize_covariates, unseen_levels
         sizes = np.bincount(rows.columns["segment"].astype(np.int64), weights=rows.weights,
                             minlength=len(self.segment_labels_)).astype(np.int64)
         return sizes
-
-    def _coefficient_vars(self) -> list[str]:
-        layout = getattr(self, "covariate_layout_", None)
-        return [] if layout is None else [coefficient_var(g) for g in layout.positions]
-
-    def _relabel(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Coefficient rows named ``purchase:channel[web]`` rather than ArviZ's label."""
-        layout = getattr(self, "covariate_layout_", None)
-        return frame if layout is None else frame.rename(index=coefficient_labels(layout))
-
-    def _summary_vars(self) -> list[str]:
-        if self.hierarchical:
-            return [*[f"mu_{u}" for u in self.latents], *[f"sigma_{u}" for u in self.latents],
-                    *self.param_names, *self._coefficient_vars()]
-        return [*self.param_names, *self._coefficient_vars()]
-
-    def summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
-        """Posterior table in the schema every model shares, plus the sampler's columns.
-
-        The shared columns (as for maximum-likelihood models): ``estimate`` (posterior mean),
-        ``se`` (posterior sd), ``lower 95%`` / ``upper 95%`` (central 95% interval); then
-        ArviZ's mean, sd, HDI, MCSE, bulk/tail ESS and R-hat per parameter, and
-        ``divergences`` (the fit's total). ``attrs`` carry the divergence count, number of
-        chains and draws, timings and the time unit. For a hierarchical model the
-        per-segment rows are labelled ``r[segment]``.
-        """
-        self._check_fitted()
-        import arviz as az
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = az.summary(self.idata_, var_names=self._summary_vars(), hdi_prob=hdi_prob,
-                             round_to="none")
-        out = self._relabel(out)
-        ci = self._interval_table(0.05, self._summary_vars())
-        shared = pd.DataFrame({"estimate": out["mean"], "se": out["sd"],
-                               "lower 95%": ci["lower"].reindex(out.index),
-                               "upper 95%": ci["upper"].reindex(out.index)})
-        out = pd.concat([shared, out], axis=1)
-        out["divergences"] = self.diagnostics_.get("divergences", 0)
-        out.attrs.update(self.diagnostics_)
-        out.attrs["time_unit"] = self.time_unit_
-        out.attrs["timings"] = dict(getattr(self, "fit_timings_", {}))
-        return out
-
-    def _interval_table(self, alpha: float, var_names: list[str]) -> pd.DataFrame:
-        """Central 1 - alpha posterior intervals, rows labelled like ArviZ's summary."""
-        post = self.idata_.posterior
-        rows: dict[str, tuple[float, float]] = {}
-        for name in var_names:
-            values = post[name].to_numpy()
-            flat = values.reshape(values.shape[0] * values.shape[1], -1)
-            lo, hi = np.quantile(flat, [alpha / 2, 1 - alpha / 2], axis=0)
-            extra = [d for d in post[name].dims if d not in ("chain", "draw")]
-            labels = ([name] if not extra else
-                      [f"{name}[{v}]" for v in post[name][extra[0]].to_numpy()])
-            for label, a, b in zip(labels, lo, hi, strict=True):
-                rows[label] = (float(a), float(b))
-        return self._relabel(pd.DataFrame.from_dict(rows, orient="index",
-                                                    columns=["lower", "upper"]))
-
-    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Central posterior intervals of probability 1 - ``alpha`` for the parameters
-        (columns ``lower``, ``upper``; the same method name as the MLE models')."""
-        self._check_fitted()
-        if not (isinstance(alpha, int | float) and 0 < alpha < 1):
-            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-        return self._interval_table(float(alpha),
-                                    [*self.param_names, *self._coefficient_vars()])
 
     @classmethod
     def from_params(cls, *, time_unit: str | None = None, **params: Any) -> BayesianModel:
@@ -773,91 +658,6 @@ standardize_covariates, unseen_levels
                               "max_rhat": float("nan"), "min_ess_bulk": float("nan"),
                               "min_ess_tail": float("nan")}
         return model
-
-    def summary_text(self) -> str:
-        """The summary table with the sampling diagnostics, as text."""
-        s = self.summary()
-        d = self.diagnostics_
-        head = (f"{type(self).__name__} (Bayesian, {d['chains']} chains × {d['draws']} draws), "
-                f"{self.n_customers_:,} customers in {self.n_unique_rows_:,} unique rows, "
-                f"time unit {self.time_unit_!r}\n"
-                f"divergences {d['divergences']}   max R-hat {d['max_rhat']:.4f}   "
-                f"min ESS bulk {d['min_ess_bulk']:.0f}   min ESS tail {d['min_ess_tail']:.0f}\n")
-        return head + s.to_string(float_format=lambda v: f"{v:.6g}")
-
-    def _diagnose(self, warn: bool = True) -> None:
-        self.diagnostics_ = convergence_diagnostics(self.idata_, self._summary_vars())
-        problems = sampling_problems(self.diagnostics_) if warn else []
-        if problems:
-            warnings.warn(
-                f"{type(self).__name__}: " + "; ".join(problems) + ". The posterior may be "
-                "unreliable: sample longer (more tune/draws), raise target_accept (e.g. "
-                "0.95), use more chains, or tighten the priors.",
-                SamplingWarning,
-                stacklevel=3,
-            )
-
-    # ---- LOO -------------------------------------------------------------------------
-    def loo(self, pointwise: bool = False) -> az.ELPDData:
-        """PSIS-LOO expected log predictive density per *customer* (Vehtari et al. 2017).
-
-        ``idata_.log_likelihood`` holds ``weight × LL`` per unique row; identical customers
-        share every value, so the per-customer log-likelihood of a row is its value divided
-        by its weight, and each of the row's customers gets the same Pareto-smoothed LOO
-        value (PSIS is computed per observation from its own draws). Hence, with
-        ``elpd_r`` the LOO value of row r and ``w_r`` its weight:
-
-            elpd_loo = sum_r w_r elpd_r,   p_loo = sum_r w_r (lpd_r - elpd_r),
-            se = sqrt(N var_w(elpd)),       N = sum_r w_r,
-
-        exactly what :func:`arviz.loo` gives on the expanded per-customer log-likelihood
-        (``var_w`` is the weighted population variance) — at the cost of the unique rows.
-        ``pointwise=True`` adds ``loo_i`` and ``pareto_k`` per customer of the fit data (or
-        per row, with its weight, after loading).
-        """
-        self._check_fitted()
-        import arviz as az
-        import xarray as xr
-
-        if "log_likelihood" not in self.idata_.groups():
-            self.compute_log_likelihood()
-        weights = self.idata_.constant_data["weight"].to_numpy().astype(float)
-        ll = self.idata_.log_likelihood["likelihood"] / xr.DataArray(weights, dims="row")
-        per_row = az.InferenceData(posterior=self.idata_.posterior,
-                                   log_likelihood=xr.Dataset({"likelihood": ll}))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = az.loo(per_row, pointwise=True)
-        elpd_i = res["loo_i"].to_numpy()
-        S = ll.sizes["chain"] * ll.sizes["draw"]
-        lpd_i = special.logsumexp(ll.to_numpy().reshape(S, -1), axis=0) - np.log(S)
-        N = weights.sum()
-        elpd = float(np.dot(weights, elpd_i))
-        mean = elpd / N
-        se = float(np.sqrt(N * np.dot(weights, (elpd_i - mean) ** 2) / N))
-        out = res.copy()
-        out["elpd_loo"] = elpd
-        out["se"] = se
-        out["p_loo"] = float(np.dot(weights, lpd_i - elpd_i))
-        out["n_data_points"] = int(N)
-        k = res["pareto_k"].to_numpy()
-        out["warning"] = bool(np.any(k > res.get("good_k", 0.7)))
-        if pointwise:
-            rows = getattr(self, "_fit_rows", None)
-            if rows is not None and len(rows.inverse) == len(rows.index):
-                used = rows.inverse >= 0
-                idx = rows.index[used]
-                out["loo_i"] = xr.DataArray(elpd_i[rows.inverse[used]], dims="customer_id",
-                                            coords={"customer_id": idx.to_numpy()})
-                out["pareto_k"] = xr.DataArray(k[rows.inverse[used]], dims="customer_id",
-                                               coords={"customer_id": idx.to_numpy()})
-            else:
-                out["loo_i"] = xr.DataArray(elpd_i, dims="row")
-                out["pareto_k"] = xr.DataArray(k, dims="row")
-                out["weight"] = xr.DataArray(weights, dims="row")
-        else:
-            out = out.drop(["loo_i", "pareto_k"], errors="ignore")
-        return out
 
     def __repr__(self) -> str:
         if hasattr(self, "params_"):
