@@ -56,18 +56,20 @@ def _period_axis(ax: Axes, unit: str | None, what: str) -> None:
 def plot_retention_curve(model: Any, observed: Any, *, horizon: int | None = None,
                          calibrated_through: int | None = None, by_cohort: bool = False,
                          interval: float | None = DEFAULT_INTERVAL, segment: Any = None,
-                         label: str | None = None, ax: Axes | None = None) -> Axes:
+                         label: str | None = None, ax: Axes | None = None,
+                         covariates: Any = None) -> Axes:
     """Share of customers still active after t renewals: observed against the model's S(t),
     with the projection beyond the calibration shaded (Fader & Hardie 2007, Figure 3).
 
     ``observed``: a contract summary (Kaplan-Meier survival; with ``by_cohort`` also a thin
     line per cohort) or an observed curve (shares, or percentages with S(0) = 100); see
-    :func:`retention_curve_table` for ``horizon``, ``calibrated_through`` and ``segment``.
+    :func:`retention_curve_table` for ``horizon``, ``calibrated_through``, ``segment`` and
+    ``covariates`` (a model with covariates: the cohort's customers, or one profile).
     The legend gives the mean absolute error in and beyond the calibration.
     """
     table = retention_curve_table(model, observed, horizon=horizon,
                                   calibrated_through=calibrated_through, interval=interval,
-                                  segment=segment)
+                                  segment=segment, covariates=covariates)
     ax = _new_ax(ax)
     t = table.index.to_numpy()
     if by_cohort:
@@ -109,11 +111,13 @@ def plot_retention_curve(model: Any, observed: Any, *, horizon: int | None = Non
 def plot_survival_projection(model: Any, horizon: int, *,
                              interval: float | None = DEFAULT_INTERVAL, segment: Any = None,
                              retention: bool = True, label: str | None = None,
-                             ax: Axes | None = None) -> Axes:
+                             ax: Axes | None = None, covariates: Any = None) -> Axes:
     """A new customer's survival S(t) over ``horizon`` periods (with the posterior band of a
     Bayesian model) and, with ``retention``, the retention rate r(t) on a second axis — rising
-    with tenure, the heterogeneity the sBG captures (:func:`survival_projection_table`)."""
-    table = survival_projection_table(model, horizon, interval=interval, segment=segment)
+    with tenure, the heterogeneity the sBG captures (:func:`survival_projection_table`; a
+    model with covariates needs ``covariates``: one profile, or a frame of customers)."""
+    table = survival_projection_table(model, horizon, interval=interval, segment=segment,
+                                      covariates=covariates)
     ax = _new_ax(ax)
     t = table.index.to_numpy()
     name = _model_label(model, label)
@@ -153,12 +157,14 @@ def plot_survival_projection(model: Any, horizon: int, *,
 def plot_probability_alive_table(model: Any, n: int, *, data: pd.DataFrame | None = None,
                                  weights: str | None = None, segment: Any = None,
                                  annotate: bool = True, cmap: str = "viridis",
-                                 ax: Axes | None = None) -> Axes:
+                                 ax: Axes | None = None, covariates: Any = None) -> Axes:
     """Heat map of P(alive at opportunity n + 1) by recency and frequency (Fader, Hardie &
     Shang 2010, Table 6 as a picture; :func:`probability_alive_table`). Impossible cells stay
     blank; with ``annotate`` each cell shows its probability (and, with ``data``, its
-    number of customers)."""
-    table = probability_alive_table(model, n, data=data, weights=weights, segment=segment)
+    number of customers). A model with covariates draws one profile, ``covariates`` =
+    ``{column: value, ...}`` (refused without)."""
+    table = probability_alive_table(model, n, data=data, weights=weights, segment=segment,
+                                    covariates=covariates)
     ax = _new_ax(ax, figsize=(7.2, 5.6))
     grid = table.to_numpy(dtype=float)
     image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", cmap=cmap, vmin=0.0,

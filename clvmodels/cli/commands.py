@@ -779,9 +779,11 @@ def compare(
 ) -> None:
     """Fit models on a calibration period, score them on the holdout, write the report.
 
-    With --purchase-covariates / --dropout-covariates every named transaction model is
-    compared twice, without and with the covariates (NAME and NAME+cov), so the report shows
-    whether they help: holdout metrics, the likelihood-ratio test and the coefficients.
+    With --purchase-covariates / --dropout-covariates every named model is compared twice,
+    without and with the covariates (NAME and NAME+cov), so the report shows whether they
+    help: holdout metrics, the likelihood-ratio test and the coefficients. Contractual models
+    (sbg, bayes-sbg) take --dropout-covariates only (the attributes acting on churn), from
+    the --customers table or each subscriber's first record.
     Bayesian models (bayes-bgnbd …) are sampled with --draws/--tune/--chains/--seed, and are
     hierarchical with --segment-col; sampling problems are shown one line each (--strict:
     exit code 2, no report written).
@@ -805,9 +807,10 @@ def compare(
                                         spend_covariates)
         if contractual and s_cov:
             raise ValueError("--spend-covariates: contractual models have no spend model")
-        if contractual and (t_cov or customers is not None):
-            raise ValueError("covariates in the contractual comparison are not available from "
-                             "the command line yet; use clvmodels.evaluation in Python")
+        if contractual and "purchase_covariates" in t_cov:
+            raise ValueError("--purchase-covariates: contractual models (sbg, bayes-sbg) have "
+                             "no purchase process; name the attributes acting on churn with "
+                             "--dropout-covariates")
         if (t_cov or s_cov) and (out / "coefficients.csv").exists():
             check_output_path(out / "coefficients.csv", force=force)
         with step(f"Reading {transactions}"):
@@ -820,11 +823,14 @@ def compare(
         with step("Comparing models") as progress, quiet_sampling_warnings():
             if contractual:
                 result = _compare_contractual(
-                    frame, names=names, calibration_end=calibration_end,  # type: ignore[arg-type]
+                    frame, names=_with_covariate_twins(  # type: ignore[arg-type]
+                        names, t_cov, segment_col, baselines=("constant-churn",))
+                    if t_cov else names, calibration_end=calibration_end,
                     observation_end=observation_end, period=period.value,
                     segment_col=segment_col, baselines=not no_baselines,
                     customer_id_col=customer_id, start_col=start, end_col=end,
-                    bayes_kwargs=bayes_kwargs, progress=progress.update)
+                    bayes_kwargs=bayes_kwargs, progress=progress.update,
+                    customers=table, customers_id_col=id_col)
             else:
                 from clvmodels.evaluation import DEFAULT_MODELS, compare_models
 
@@ -850,7 +856,7 @@ def compare(
             written = write_report(result, stage, force=True,
                                    title=title or f"CLV model comparison: {transactions.name}")
     console.print(metrics_table(result, columns=None if contractual else COMPARE_COLUMNS))
-    if not contractual and (t_cov or s_cov):
+    if t_cov or s_cov:
         from clvmodels.report.covariates import lr_tests
 
         for r in lr_tests(result):
@@ -862,29 +868,23 @@ def compare(
 
 
 def _with_covariate_twins(names: list[str], covariates: dict[str, list[str]],
-                          segment_col: str | None) -> dict[str, Any]:
+                          segment_col: str | None, *, baselines: tuple[str, ...] | None = None
+                          ) -> dict[str, Any]:
     """Each named model twice: as named and, with the covariates, as ``NAME+cov`` (baseline
-    names stay names)."""
+    names — the transaction comparison's unless ``baselines`` — stay names)."""
     from clvmodels.evaluation import BASELINES
 
     out: dict[str, Any] = {}
     for name in names:
         out[name] = name
-        if name.strip().lower() in BASELINES:
+        if name.strip().lower() in (BASELINES if baselines is None else baselines):
             continue
         out[f"{name}+cov"] = _build(name, segment_col=segment_col, covariates=covariates)
     return out
 
 
-def _compare_contractual(frame: pd.DataFrame, *, names: list[str], **options: Any) -> Any:
+def _compare_contractual(frame: pd.DataFrame, *, names: Any, **options: Any) -> Any:
     """The contractual comparison (:func:`clvmodels.evaluation.compare_contractual`)."""
-    import clvmodels.evaluation as evaluation
+    from clvmodels.evaluation import compare_contractual
 
-    run = getattr(evaluation, "compare_contractual", None)
-    if run is None:
-        raise ValueError("comparing contractual models needs "
-                         "clvmodels.evaluation.compare_contractual, which this version "
-                         "of the library does not have")
-    params = inspect.signature(run).parameters
-    accepted = {k: v for k, v in options.items() if k in params}
-    return run(frame, models=names, **accepted)
+    return compare_contractual(frame, models=names, **options)

@@ -65,6 +65,8 @@ from clvmodels.contract import contract_summary, paid_periods
 from clvmodels.diagnostics_discrete import retention_curve_table
 from clvmodels.evaluation.fitting import (
     DEFAULT_BAYES_KWARGS,
+    attach_covariates,
+    covariate_columns_of,
     first_value,
     fit_model,
     loo_or_nan,
@@ -348,6 +350,8 @@ def compare_contractual(
     max_gap_days: int = 0,
     engine: str = "pandas",
     progress: Callable[[str], None] | None = None,
+    customers: pd.DataFrame | str | os.PathLike | None = None,
+    customers_id_col: str | None = None,
 ) -> ContractualComparison:
     """Fit contractual models on the renewals seen by ``calibration_end`` and score them on
     the renewal decisions up to ``observation_end``.
@@ -384,6 +388,19 @@ def compare_contractual(
         L2 penalty of the maximum-likelihood models named here.
     progress
         Called with a short message before each step.
+    customers, customers_id_col
+        Customer attributes for models with covariates (e.g.
+        ``{"sbg+cov": ShiftedBetaGeo(dropout_covariates=["plan"])}``): a table (frame, or
+        CSV / Parquet file) keyed by its index or its column ``customers_id_col`` (default
+        ``customer_id_col`` when it has one), joined onto the calibration summary with
+        :func:`clvmodels.join_customers`. A covariate column not in ``customers`` is read
+        from ``subscriptions`` (each customer's value on their first record, as
+        ``segment_col``). :attr:`ContractualComparison.calibration` then carries the
+        covariate columns; every holdout prediction uses each subscriber's own attributes,
+        and a covariate model's survival curve (the ``survival`` table) is the calibration
+        customers' mean S_i(t) (:func:`clvmodels.diagnostics_discrete.retention_curve_table`
+        with ``covariates``). A customer without attributes, or with a level the fit did
+        not see, is refused, naming the column and the customers.
 
     Returns
     -------
@@ -429,6 +446,19 @@ def compare_contractual(
         seg = first_value(early, value_col=segment_col, customer_id_col=customer_id_col,
                           order=pd.Series(start[keep]), what="subscriptions")
         calib[segment_col] = seg.reindex(calib.index).to_numpy()
+    covariate_cols = covariate_columns_of(resolved.values())
+    clash = [c for c in covariate_cols if c in _RESERVED]
+    if clash:
+        raise ValueError(f"covariate column(s) {clash} clash with contract summary columns")
+    if covariate_cols:
+        say("Joining the customer attributes")
+        calib = attach_covariates(calib, covariate_cols, customers=customers,
+                                  customers_id_col=customers_id_col, transactions=early,
+                                  customer_id_col=customer_id_col,
+                                  order=pd.Series(start[keep]))
+    elif customers is not None:
+        raise ValueError("customers= is an attribute table for models with covariates, and "
+                         "none of the models has covariates")
     final = final.loc[calib.index]
 
     is_active = ~calib["churned"].to_numpy(dtype=bool)
@@ -482,7 +512,9 @@ def compare_contractual(
         say(f"Scoring {name}")
         scores, predictions[name], retention = _score(model, active, k, r)
         row.update(scores)
-        survival = retention_curve_table(model, final, calibrated_through=through)
+        survival = retention_curve_table(
+            model, final, calibrated_through=through,
+            covariates=calib if getattr(model, "has_covariates", False) else None)
         tables[name] = {"holdout_retention": retention, "survival": survival}
         rows[name] = row
     metrics = pd.DataFrame.from_dict(rows, orient="index",
@@ -499,6 +531,8 @@ def compare_contractual(
         "penalizer": penalizer, "customer_id_col": customer_id_col, "start_col": start_col,
         "end_col": end_col, "engine": engine, "max_gap_days": max_gap_days,
         "calibrated_through": through,
+        "covariates": {n: m.covariate_groups for n, m in fitted.items()
+                       if getattr(m, "has_covariates", False)},
     }
     summary = _data_summary(calib, final, holdout, subscriptions, customer_id_col)
     return ContractualComparison(

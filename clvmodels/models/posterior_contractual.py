@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from clvmodels.models.contractual import _periods_arg, period_discount_rate
+from clvmodels.models.links import row_params
 from clvmodels.models.posterior import UnseenSegments
 from clvmodels.rows import UniqueRows
 
@@ -41,49 +42,98 @@ class ContractualPredictions:
     """Posterior predictions of a contractual model (survival, retention, DEL, DERL)."""
 
     # ---- the population (a new customer) ---------------------------------------------
-    def _population_params(self, segment: Any = None) -> dict[str, np.ndarray]:
+    def _population_params(self, segment: Any = None,
+                           covariates: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
         """Draws (S, 1) of a new customer's parameters: the fitted model's, a fitted
-        segment's (``segment``), or — hierarchical, no segment — a new segment's."""
+        segment's (``segment``), or — hierarchical, no segment — a new segment's.
+
+        With covariates, draws (S, P) for the P rows (customer profiles) of ``covariates``:
+        each draw's base parameters times exp(sign * gamma_draw' z_p) (links equation (1)).
+        A model with covariates refuses without ``covariates`` (naming its columns); one
+        without refuses ``covariates``.
+        """
         self._check_fitted()
-        draws = self._segment_draws(segment)
-        return {n: np.asarray(v, dtype=float).reshape(-1, 1) for n, v in draws.items()}
+        layout = getattr(self, "covariate_layout_", None)
+        if covariates is None or layout is None:
+            if covariates is not None:
+                raise ValueError(f"{type(self).__name__} has no covariates: covariates= does "
+                                 "not apply")
+            draws = self._segment_draws(segment)  # a covariate model refuses here
+            return {n: np.asarray(v, dtype=float).reshape(-1, 1) for n, v in draws.items()}
+        base = self._base_segment_draws(segment)
+        z = layout.encoding.design(covariates, unseen=self.unseen_levels)
+        eta = self._eta(z, self._coefficient_draws())
+        return row_params({n: np.asarray(v, dtype=float).reshape(-1, 1)
+                           for n, v in base.items()}, self.covariate_links, eta)
 
     def _curve(self, hook: str, t: Any, name: str, interval: float | None, segment: Any,
-               minimum: int = 0) -> pd.Series | pd.DataFrame:
+               minimum: int = 0, covariates: pd.DataFrame | None = None
+               ) -> pd.Series | pd.DataFrame:
         t_arr = np.atleast_1d(_periods_arg(t))
         if np.any(t_arr < minimum):
             raise ValueError(f"{name} needs t >= {minimum}")
-        p = self._population_params(segment)
-        draws = np.broadcast_to(getattr(self, hook)(p, t_arr[None, :]),
-                                (self.n_draws, len(t_arr)))
-        return _summarise(draws, name, interval, pd.Index(t_arr.astype(int), name="t"))
+        p = self._population_params(segment, covariates)
+        index = pd.Index(t_arr.astype(int), name="t")
+        if covariates is None:
+            draws = np.broadcast_to(getattr(self, hook)(p, t_arr[None, :]),
+                                    (self.n_draws, len(t_arr)))
+            return _summarise(draws, name, interval, index)
+        P = len(covariates)
+        draws = np.broadcast_to(getattr(self, hook)({n: v[..., None] for n, v in p.items()},
+                                                    t_arr[None, None, :]),
+                                (self.n_draws, P, len(t_arr)))
+        return _summarise(draws.reshape(self.n_draws, -1), name, interval,
+                          pd.MultiIndex.from_product([covariates.index, index]))
 
-    def survival(self, t: Any, interval: float | None = None, *, segment: Any = None
-                 ) -> pd.Series | pd.DataFrame:
+    def survival(self, t: Any, interval: float | None = None, *, segment: Any = None,
+                 covariates: pd.DataFrame | None = None) -> pd.Series | pd.DataFrame:
         """Posterior mean of S(t) for each t [+ interval] (a fitted segment's with
-        ``segment=``; hierarchical without one: a new segment's)."""
-        return self._curve("_survival", t, "survival", interval, segment)
+        ``segment=``; hierarchical without one: a new segment's).
 
-    def retention_rate(self, t: Any, interval: float | None = None, *, segment: Any = None
-                       ) -> pd.Series | pd.DataFrame:
-        """Posterior mean of r(t) = S(t)/S(t-1), t >= 1 [+ interval]."""
-        return self._curve("_retention", t, "retention_rate", interval, segment, minimum=1)
+        A model with covariates needs ``covariates`` (a frame with the covariate columns, one
+        row per customer profile); the result is then indexed by (profile, ``t``).
+        """
+        return self._curve("_survival", t, "survival", interval, segment,
+                           covariates=covariates)
 
-    def churn_probability(self, t: Any, interval: float | None = None, *, segment: Any = None
-                          ) -> pd.Series | pd.DataFrame:
-        """Posterior mean of P(T = t), t >= 1 [+ interval]."""
-        return self._curve("_churn", t, "churn_probability", interval, segment, minimum=1)
+    def retention_rate(self, t: Any, interval: float | None = None, *, segment: Any = None,
+                       covariates: pd.DataFrame | None = None) -> pd.Series | pd.DataFrame:
+        """Posterior mean of r(t) = S(t)/S(t-1), t >= 1 [+ interval] (``covariates`` as in
+        :meth:`survival`)."""
+        return self._curve("_retention", t, "retention_rate", interval, segment, minimum=1,
+                           covariates=covariates)
 
-    def expected_lifetime(self, *, segment: Any = None) -> float:
-        """Posterior mean of E[T] (inf when it diverges in some draws)."""
-        return float(np.mean(self._expected_lifetime(self._population_params(segment))))
+    def churn_probability(self, t: Any, interval: float | None = None, *, segment: Any = None,
+                          covariates: pd.DataFrame | None = None) -> pd.Series | pd.DataFrame:
+        """Posterior mean of P(T = t), t >= 1 [+ interval] (``covariates`` as in
+        :meth:`survival`)."""
+        return self._curve("_churn", t, "churn_probability", interval, segment, minimum=1,
+                           covariates=covariates)
+
+    def expected_lifetime(self, *, segment: Any = None,
+                          covariates: pd.DataFrame | None = None) -> float | np.ndarray:
+        """Posterior mean of E[T] (inf when it diverges in some draws); with ``covariates``
+        one value per row (profile)."""
+        draws = self._expected_lifetime(self._population_params(segment, covariates))
+        if covariates is None:
+            return float(np.mean(draws))
+        return np.broadcast_to(draws, (self.n_draws, len(covariates))).mean(axis=0)
 
     def discounted_expected_lifetime(self, discount_rate: float, interval: float | None = None,
-                                     *, segment: Any = None) -> float | pd.Series:
+                                     *, segment: Any = None,
+                                     covariates: pd.DataFrame | None = None
+                                     ) -> float | np.ndarray | pd.Series | pd.DataFrame:
         """DEL of a new customer at an annual ``discount_rate``: the posterior mean, or
-        with ``interval`` a Series (``del``, ``del_lower``, ``del_upper``)."""
+        with ``interval`` a Series (``del``, ``del_lower``, ``del_upper``). With
+        ``covariates``: one value (row of the interval frame) per profile."""
         d = period_discount_rate(discount_rate, self.time_unit_)
-        draws = np.asarray(self._del(self._population_params(segment), d)).reshape(-1)
+        p = self._population_params(segment, covariates)
+        if covariates is not None:
+            draws = np.broadcast_to(self._del(p, d), (self.n_draws, len(covariates)))
+            if interval is None:
+                return draws.mean(axis=0)
+            return _summarise(draws, "del", interval, covariates.index)
+        draws = np.asarray(self._del(p, d)).reshape(-1)
         if interval is None:
             return float(draws.mean())
         return _summarise(draws[:, None], "del", interval, [0]).iloc[0]

@@ -3,7 +3,9 @@ self-contained page in the style of the transaction report.
 
 Data cards (customers, cohorts, churn before and in the holdout), the metrics table with the
 best value in each column highlighted, parameter cards (the baseline's churn rate among them)
-with what the first model implies for a new cohort, the retention figures — the active
+with what the first model implies for a new cohort, the covariate coefficients (table,
+likelihood-ratio tests and forest plot, :mod:`clvmodels.report.covariates`) of models with
+covariates, the retention figures — the active
 customers through the holdout's renewal decisions, and each model's survival curve against
 the observed one with the projection beyond the calibration (Fader & Hardie 2007, Figure 3)
 — segments, warnings and the configuration. Rendered with Jinja2 from
@@ -21,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clvmodels.diagnostics_discrete import cohort_expected_lifetime
 from clvmodels.evaluation import (
     CONTRACTUAL_METRIC_COLUMNS,
     CONTRACTUAL_METRIC_DIRECTIONS,
 )
 from clvmodels.models.protocol import is_posterior
 from clvmodels.models.registry import label_of
+from clvmodels.report.covariates import coefficients_figure, covariates_view
 from clvmodels.report.parts import (
     STYLE,
     UNIT_NAMES,
@@ -122,20 +126,26 @@ def _survival_figure(comparison: ContractualComparison) -> Figure:
     for (name, model), ax in zip(items, axes.ravel(), strict=False):
         plot_retention_curve(model, comparison.final,
                              calibrated_through=comparison.settings["calibrated_through"],
-                             ax=ax)
+                             ax=ax, covariates=_cohort(comparison, model))
         ax.set_title(f"{name}: retention observed vs model")
     for extra in axes.ravel()[len(items):]:
         fig.delaxes(extra)
     return fig
 
 
-def _projection_figure(model: Any, horizon: int) -> Figure:
+def _cohort(comparison: ContractualComparison, model: Any) -> Any:
+    """The customers whose attributes a covariate model's curves are drawn for (the
+    calibration summary: a cohort like them); None for a model without covariates."""
+    return comparison.calibration if getattr(model, "has_covariates", False) else None
+
+
+def _projection_figure(comparison: ContractualComparison, model: Any, horizon: int) -> Figure:
     import matplotlib.pyplot as plt
 
     from clvmodels.plotting_discrete import plot_survival_projection
 
     fig, ax = plt.subplots(figsize=(8.5, 4.8), layout="constrained")
-    plot_survival_projection(model, horizon, ax=ax)
+    plot_survival_projection(model, horizon, ax=ax, covariates=_cohort(comparison, model))
     return fig
 
 
@@ -165,9 +175,19 @@ def build_figures(comparison: ContractualComparison) -> list[ReportFigure]:
             horizon = max(24, 2 * int(comparison.settings.get("calibrated_through", 12)))
             figures.append(ReportFigure(
                 "projection", f"What {first[0]} implies for a new cohort", "parameters",
-                png(_projection_figure(first[1], horizon)),
+                png(_projection_figure(comparison, first[1], horizon)),
                 caption="Survival of a new customer and the retention rate among those "
-                        "still active, which rises with tenure when customers differ."))
+                        "still active, which rises with tenure when customers differ"
+                        + (" (with covariates: a new cohort with the calibration customers' "
+                           "attributes)" if _cohort(comparison, first[1]) is not None
+                           else "") + "."))
+        coefficients = coefficients_figure(comparison)
+        if coefficients is not None:
+            figures.append(ReportFigure(
+                "coefficients", "Covariate coefficients", "covariates", png(coefficients),
+                caption="Point: estimate (Bayesian: posterior mean); bar: 95% interval. "
+                        "Right of zero, the attribute raises the churn probability against "
+                        "the reference level."))
         for name, model in comparison.models.items():
             if is_posterior(model):
                 stem = unique_stem(name, stems)
@@ -279,7 +299,7 @@ def _params_view(comparison: ContractualComparison) -> list[dict[str, Any]]:
                                    "/ renewal decisions at risk (the geometric model)."))
     for card in out:
         model = comparison.models.get(card["name"]) or comparison.baselines[card["name"]]
-        life = float(model.expected_lifetime())
+        life = cohort_expected_lifetime(model, covariates=_cohort(comparison, model))
         card["stats"].append({"name": "expected lifetime",
                               "value": f"{life:,.1f}" if np.isfinite(life) else "unbounded"})
     return out
@@ -338,8 +358,11 @@ def render_html(comparison: ContractualComparison,
     if figures is None:
         figures = build_figures(comparison)
     s, d = comparison.settings, comparison.data_summary
+    covariates = covariates_view(comparison)
     sections = [("summary", "Summary"), ("data", "Data"), ("metrics", "Model comparison"),
-                ("parameters", "Parameters"), ("retention", "Retention")]
+                ("parameters", "Parameters"),
+                *([("covariates", "Covariates")] if covariates is not None else []),
+                ("retention", "Retention")]
     segments = _segments_view(comparison)
     if segments is not None:
         sections.append(("segments", "Segments"))
@@ -358,6 +381,7 @@ def render_html(comparison: ContractualComparison,
         "data": _data_view(comparison),
         "metrics": _metrics_view(comparison),
         "params": _params_view(comparison),
+        "covariates": covariates,
         "retention": _retention_table(comparison),
         "figures": figure_context(figures),
         "segments": segments,
