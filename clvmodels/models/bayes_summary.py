@@ -9,13 +9,18 @@ parameter names and, for LOO, its likelihood hook ``_loglik``.
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
+from clvmodels.models._math import NP
 from clvmodels.models.bayes_covariates import coefficient_labels, coefficient_var
+from clvmodels.models.factored import Factored, RowSpace, factored_namespace
+from clvmodels.models.links import row_params
+from clvmodels.models.posterior import CHUNK_CELLS
 from clvmodels.models.sampling import SamplingWarning, convergence_diagnostics, sampling_problems
 from clvmodels.rows import UniqueRows
 
@@ -36,21 +41,72 @@ class BayesianSummaries:
     def compute_log_likelihood(self) -> None:
         """Add the pointwise log-likelihood (``weight × LL`` per unique row) to ``idata_``.
 
-        Evaluated by PyMC from the model's own ``logp``; memory is draws × unique rows.
+        ``LL`` is the model module's own log-likelihood (the ``_loglik`` hook the PyMC model
+        is built from), evaluated here with numpy over the posterior draws — on the distinct
+        values of the data columns (:mod:`clvmodels.models.factored`), exactly as the PyMC
+        graph factors it — so no PyMC function is compiled; memory is draws × unique rows,
+        computed in blocks of draws. Equals PyMC's ``compute_log_likelihood`` of the fitted
+        model to rounding (tests/test_bayes_compile_cache.py: 1e-10 relative).
         """
         self._check_fitted()
-        import pymc as pm
+        import xarray as xr
 
-        model = self._pymc_model()
-        ll = pm.compute_log_likelihood(self.idata_, model=model, var_names=["likelihood"],
-                                       extend_inferencedata=False, progressbar=False)
+        rows = getattr(self, "_fit_rows", None)
+        if rows is None:
+            rows = self._rows_from_idata()
+        post = self.idata_.posterior
+        chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
+        S, n = chains * draws, rows.n_rows
+        out = np.empty((S, n))
+        step = max(1, CHUNK_CELLS // max(1, n))
+        for start in range(0, S, step):
+            sel = np.arange(start, min(S, start + step))
+            out[sel] = self._row_log_likelihood(rows, sel)
+        out *= rows.weights.astype(float)
+        ll = xr.Dataset({"likelihood": (("chain", "draw", "row"),
+                                        out.reshape(chains, draws, n))},
+                        coords={"chain": post["chain"].to_numpy(),
+                                "draw": post["draw"].to_numpy(), "row": np.arange(n)})
         if "log_likelihood" in self.idata_.groups():
             del self.idata_.log_likelihood
-        if hasattr(ll, "groups"):  # an InferenceData (older PyMC) or the Dataset itself
-            ll = ll.log_likelihood
         self.idata_.add_groups(log_likelihood=ll)
 
+    def _row_log_likelihood(self, rows: UniqueRows, draws: np.ndarray) -> np.ndarray:
+        """``LL`` of every unique row at the posterior draws ``draws``: (len(draws), rows).
+
+        The parameters are those the PyMC model's ``logp`` sees: the base parameters (per
+        segment for a hierarchical model, gathered by segment code) times exp(sign * eta)
+        of the covariate links (links eq. (1)), eta once per covariate pattern.
+        """
+        s, n = len(draws), rows.n_rows
+        layout = getattr(self, "covariate_layout_", None)
+        if not self.factored_data:  # plain columns, per-row parameters
+            codes = rows.extra["codes"] if self.hierarchical else None
+            p = self._row_params(codes, draws=draws, z=rows.extra.get("z"))
+            d = SimpleNamespace(**{c: np.asarray(rows.columns[c], dtype=float)
+                                   for c in self.data_columns})
+            return np.broadcast_to(self._loglik(p, d, NP), (s, n))
+        groups = list(layout.positions) if layout is not None else []
+        space = RowSpace({**rows.columns,
+                          **({"pattern": rows.extra["pattern"]} if groups else {})})
+        fm = factored_namespace(NP)
+        base = self._param_draws()
+        p: dict[str, Any] = ({k: space.segment_values(base[k][draws]) for k in self.param_names}
+                             if self.hierarchical
+                             else {k: base[k][draws][:, None] for k in self.param_names})
+        if groups:
+            eta = self._eta(rows.extra["patterns"], self._coefficient_draws()[draws])
+            p = row_params(p, self.covariate_links,
+                           {g: Factored(eta[g], frozenset({"pattern"}), space) for g in groups},
+                           exp=fm.exp)
+        d = SimpleNamespace(**{c: space.variable(c) for c in self.data_columns})
+        ll = self._loglik(p, d, fm)
+        if isinstance(ll, Factored):
+            ll = ll.rows()
+        return np.broadcast_to(ll, (s, n))
+
     def _pymc_model(self) -> pm.Model:
+        """The PyMC model of the fit (built again from ``constant_data`` after loading)."""
         model = getattr(self, "_model", None)
         if model is None:
             rows = self._rows_from_idata()
