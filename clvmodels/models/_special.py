@@ -1220,6 +1220,20 @@ def _flat(*args: Any) -> tuple[tuple[int, ...], list[np.ndarray]]:
 
 def _hyp_series(e: np.ndarray, c: np.ndarray, z: np.ndarray, grad: bool
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_hyp_series_numpy` by the compiled kernel of :mod:`._pnbd_kernels` (equal to
+    it but for rounding; ~10x faster) when numba imports, else by the numpy loop itself."""
+    try:
+        from clvmodels.models._pnbd_kernels import hyp_series
+    except ImportError:  # pragma: no cover - numba comes with PyMC's pytensor
+        return _hyp_series_numpy(e, c, z, grad)
+    out = np.empty((4, e.size))
+    flat = [np.ascontiguousarray(v, dtype=np.float64).reshape(-1) for v in (e, c, z)]
+    hyp_series(*flat, grad, *out)
+    return out[0], out[1], out[2], out[3]
+
+
+def _hyp_series_numpy(e: np.ndarray, c: np.ndarray, z: np.ndarray, grad: bool
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """S = 2F1(1, e; c; z) = sum_k t_k, t_k = (e)_k/(c)_k z^k, for 0 <= z < 1, 0 < e < c.
 
     Returns log S and, with ``grad``, (dS/de)/S, (dS/dc)/S and (sum_k k t_k)/S = z S'(z)/S.

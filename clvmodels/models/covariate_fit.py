@@ -109,7 +109,8 @@ class CovariatePlan:
 
     def reach(self) -> np.ndarray:
         """Per coefficient (storage order), the largest |design value| it multiplies."""
-        top = np.max(np.abs(self.z), axis=0) if len(self.z) else np.zeros(self.z.shape[1])
+        z = self.patterns if self.by_pattern else self.z  # the same values, far fewer rows
+        top = np.max(np.abs(z), axis=0) if len(z) else np.zeros(z.shape[1])
         return np.concatenate([top[pos] for pos in self.layout.positions.values()])
 
     @property

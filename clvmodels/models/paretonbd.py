@@ -89,11 +89,51 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
+def _log_tail(p: Any, q: Any, alpha: Any, beta: Any, t: Any, *, grad: bool = False) -> Any:
+    """:func:`log_tail_integral` (same arguments, same results but for rounding), by the
+    compiled kernel :func:`clvmodels.models._pnbd_kernels.tail_integral` where its series
+    converges fast (z = (M - m)/(M + t) <= 0.9) and by the reference for the other elements
+    (and for everything where numba is missing).
+
+    The kernel builds the series coefficients (e)_k/(c)_k once per run of elements with the
+    same (e, c) — the likelihood's distinct (x, t) pairs come sorted by x — so each element
+    costs a few multiply-adds per term, and it evaluates value and gradient in one pass
+    without the reference's temporaries.
+    """
+    try:
+        from clvmodels.models._pnbd_kernels import tail_integral
+    except ImportError:  # pragma: no cover - numba comes with PyMC's pytensor
+        return log_tail_integral(p, q, alpha, beta, t, grad=grad)
+    args = [np.asarray(v, dtype=np.float64) for v in (p, q, alpha, beta, t)]
+    shape = np.broadcast_shapes(*(v.shape for v in args))
+    size = math.prod(shape)
+    flat = [np.ascontiguousarray(v).reshape(-1) if v.size == 1 or v.shape == shape
+            else np.ascontiguousarray(np.broadcast_to(v, shape)).reshape(-1) for v in args]
+    out = np.empty(size)
+    gout = np.empty((4, size))
+    ok = np.empty(size, dtype=np.bool_)
+    tail_integral(*flat, grad, out, gout, ok)
+    if not ok.all():
+        i = np.nonzero(~ok)[0]
+        sub = [v if v.size == 1 else v[i] for v in flat]
+        if grad:
+            out[i], gout[:, i] = log_tail_integral(*sub, grad=True)
+        else:
+            out[i] = log_tail_integral(*sub)
+    if not grad:
+        return out.reshape(shape)
+    return out.reshape(shape), gout.reshape((4, *shape))
+
+
 def _log_bracket(r: Any, alpha: Any, s: Any, beta: Any, x: Any, tx: Any, T: Any,
                  m: Any = NP) -> Any:
     """log of note 009's bracket, as (r+x) K(r+x+1, s; T) + s K(r+x, s+1; t_x) (identity (*))."""
-    k1 = log_tail_integral_m(r + x + 1.0, s, alpha, beta, T, m)
-    k2 = log_tail_integral_m(r + x, s + 1.0, alpha, beta, tx, m)
+    if getattr(m, "name", None) == "numpy":
+        k1 = _log_tail(r + x + 1.0, s, alpha, beta, T)
+        k2 = _log_tail(r + x, s + 1.0, alpha, beta, tx)
+    else:
+        k1 = log_tail_integral_m(r + x + 1.0, s, alpha, beta, T, m)
+        k2 = log_tail_integral_m(r + x, s + 1.0, alpha, beta, tx, m)
     return m.logaddexp(m.log(r + x) + k1, m.log(s) + k2)
 
 
@@ -157,6 +197,45 @@ def _loglik_and_grad(r: Any, alpha: Any, s: Any, beta: Any, xt: _XTerms,
     return np.broadcast_to(ll, shape), grad
 
 
+def _weighted_totals(key: tuple[float, float, float, float], pr: SimpleNamespace,
+                     w: np.ndarray) -> tuple[float, np.ndarray]:
+    """sum_i w_i LL_i and its gradient w.r.t. (r, alpha, s, beta) at scalar parameters, the
+    rows' distinct x, (x, T) and (x, t_x) given by ``pr`` (:meth:`ParetoNBD._prepare`).
+
+    The same sums as :func:`_loglik_and_grad` weighted over the rows, gathered differently:
+    the x-only terms are weighted by the summed weight per x, and the tail integrals' log
+    gradients by the bracket shares summed per distinct pair (compiled
+    :func:`clvmodels.models._pnbd_kernels.combine_rows`), so no per-row arrays are built.
+    numpy's per-row path where numba is missing.
+    """
+    r, alpha, s, beta = key
+    l1, g1 = _log_tail(r + pr.x1 + 1.0, s, alpha, beta, pr.t1, grad=True)
+    l2, g2 = _log_tail(r + pr.x2, s + 1.0, alpha, beta, pr.t2, grad=True)
+    head = _XTerms.of(r, pr.ux)
+    try:
+        from clvmodels.models._pnbd_kernels import combine_rows
+    except ImportError:  # pragma: no cover - numba comes with PyMC's pytensor
+        ll, grad = _loglik_and_grad(r, alpha, s, beta, head.take(pr.inv_x),
+                                    (l1[pr.inv1], g1[:, pr.inv1]), (l2[pr.inv2], g2[:, pr.inv2]))
+        return float(np.einsum("i,i->", ll, w)), np.einsum("ki,i->k", grad, w)
+    acc1, acc2, accx = np.empty(len(l1)), np.empty(len(l2)), np.empty(len(pr.ux))
+    lb = combine_rows(l1, l2, pr.inv1, pr.inv2, pr.inv_x, head.log_rx, math.log(s),
+                      np.ascontiguousarray(w, dtype=float), acc1, acc2, accx)
+    wx = pr.wx
+    total_w = float(wx.sum())
+    la, lbeta = math.log(alpha), math.log(beta)
+    ll = float(wx @ head.lgamma) + total_w * (r * la + s * lbeta) + lb
+    # einsum rather than @ for the vectors: no BLAS call (its threads only add overhead)
+    k1 = np.einsum("kj,j->k", g1, acc1)
+    k2 = np.einsum("kj,j->k", g2, acc2)
+    grad = np.array([
+        float(wx @ head.digamma) + total_w * la + float(accx @ head.inv_rx) + k1[0] + k2[0],
+        total_w * r / alpha + k1[2] + k2[2],
+        total_w * lbeta + k1[1] + float(acc2.sum()) / s + k2[1],
+        total_w * s / beta + k1[3] + k2[3]])
+    return ll, grad
+
+
 def log_likelihood_grad(r: Any, alpha: Any, s: Any, beta: Any, x: Any, tx: Any, T: Any
                         ) -> np.ndarray:
     """Exact gradient of :func:`log_likelihood` w.r.t. (r, alpha, s, beta): shape (4, ...).
@@ -166,8 +245,8 @@ def log_likelihood_grad(r: Any, alpha: Any, s: Any, beta: Any, x: Any, tx: Any, 
     """
     r, alpha, s, beta, x, tx, T = (np.asarray(v, dtype=float)
                                    for v in (r, alpha, s, beta, x, tx, T))
-    k1 = log_tail_integral(r + x + 1.0, s, alpha, beta, T, grad=True)
-    k2 = log_tail_integral(r + x, s + 1.0, alpha, beta, tx, grad=True)
+    k1 = _log_tail(r + x + 1.0, s, alpha, beta, T, grad=True)
+    k2 = _log_tail(r + x, s + 1.0, alpha, beta, tx, grad=True)
     return _loglik_and_grad(r, alpha, s, beta, _XTerms.of(r, x), k1, k2)[1]
 
 
@@ -477,11 +556,11 @@ class ParetoNBD(TransactionModel, MLEModel):
     def _prepare(d: UniqueRows) -> SimpleNamespace:
         """Distinct x, (x, T) and (x, t_x) of the rows and each row's position among them
         (cached on the rows), so per-x and per-pair work is done once."""
-        ux, inv_x, _ = d.levels("x")
+        ux, inv_x, wx = d.levels("x")
         (x1, t1), inv1, _ = d.levels("x", "T")
         (x2, t2), inv2, _ = d.levels("x", "tx")
-        return SimpleNamespace(ux=ux, inv_x=inv_x, x1=x1, t1=t1, inv1=inv1, x2=x2, t2=t2,
-                               inv2=inv2)
+        return SimpleNamespace(ux=ux, inv_x=inv_x, wx=wx, x1=x1, t1=t1, inv1=inv1, x2=x2,
+                               t2=t2, inv2=inv2)
 
     def _rows(self, p: dict[str, Any], d: UniqueRows) -> tuple[np.ndarray, np.ndarray]:
         """Per-row log-likelihood and gradient (4, n_rows) at scalar parameters ``p``.
@@ -496,8 +575,8 @@ class ParetoNBD(TransactionModel, MLEModel):
             return last[2]
         pr = self._prepare(d)
         r, alpha, s, beta = key
-        l1, g1 = log_tail_integral(r + pr.x1 + 1.0, s, alpha, beta, pr.t1, grad=True)
-        l2, g2 = log_tail_integral(r + pr.x2, s + 1.0, alpha, beta, pr.t2, grad=True)
+        l1, g1 = _log_tail(r + pr.x1 + 1.0, s, alpha, beta, pr.t1, grad=True)
+        l2, g2 = _log_tail(r + pr.x2, s + 1.0, alpha, beta, pr.t2, grad=True)
         head = _XTerms.of(r, pr.ux)
         out = _loglik_and_grad(r, alpha, s, beta, head.take(pr.inv_x),
                                (l1[pr.inv1], g1[:, pr.inv1]), (l2[pr.inv2], g2[:, pr.inv2]))
@@ -515,10 +594,7 @@ class ParetoNBD(TransactionModel, MLEModel):
             memo = (d, {})
             self._totals = memo
         if key not in memo[1]:
-            ll, grad = self._rows(p, d)
-            # einsum rather than @: no BLAS call (its threads only add overhead here)
-            memo[1][key] = (float(np.einsum("i,i->", ll, d.w)),
-                            np.einsum("ki,i->k", grad, d.w))
+            memo[1][key] = _weighted_totals(key, self._prepare(d), d.w)
             if len(memo[1]) > 32:
                 memo[1].pop(next(iter(memo[1])))
         total, grad = memo[1][key]
