@@ -47,6 +47,7 @@ from scipy import stats
 import clvmodels.diagnostics_covariates as _cov
 from clvmodels._summary_rules import as_day
 from clvmodels._validation import ValidationError, require_columns
+from clvmodels.diagnostics_value import _values, gains_table, lorenz_table  # noqa: F401 (_values: plotting)
 from clvmodels.models.base import NotFittedError, rfm_arrays
 from clvmodels.models.protocol import is_posterior
 from clvmodels.models.registry import label_of
@@ -145,7 +146,12 @@ def _param_draws(model: Any, codes: np.ndarray, max_draws: int, *, repeat: bool 
         if not hasattr(model, "params_"):
             raise NotFittedError(f"this {type(model).__name__} is not fitted yet: call "
                                  "fit(data) first")
-        return {n: np.full((1, len(codes)), float(v)) for n, v in model.params_.items()}
+        if _cov.has_covariates(model):  # never the base parameters in place of a customer's
+            raise ValueError(f"{type(model).__name__} has covariates "
+                             f"({', '.join(model.covariate_columns)}): its parameters differ "
+                             "by customer")
+        return {n: np.full((1, len(codes)), float(model.params_[n]))
+                for n in model.param_names}
     if params is None:
         params, _ = model.parameter_draws()  # {name: (S, n_segments or 1)}
     take = _draw_index(model.n_draws, max_draws, repeat=repeat)
@@ -722,7 +728,11 @@ def spend_density_table(model: Any, rfm: pd.DataFrame, *, n_points: int = 200,
     exp(LL(p, q, v | x, m_x)) (Fader & Hardie 2013, eq. 5), so the model's distribution of
     m_x across the repeat buyers of ``rfm`` is the mixture of those densities over their x —
     directly comparable with a density histogram of the observed ``monetary_value``. It is
-    evaluated once per distinct x (and segment).
+    evaluated once per distinct x (and segment). A model with covariates
+    (``spend_covariates``) gives each customer their own v_i = v exp(g_s'z_i) (links
+    equation (1) of :mod:`clvmodels.models.links`): ``rfm`` carries the covariate columns,
+    the mixture runs over the distinct (covariate profile, x), and ``model_mean`` is the
+    repeat buyers' mean of p v_i / (q - 1).
 
     The grid runs up to ``max_spend`` (default: 1.05 × the 99th percentile of the observed
     mean spend). Returns a DataFrame indexed by ``spend`` with ``density``
@@ -744,13 +754,20 @@ def spend_density_table(model: Any, rfm: pd.DataFrame, *, n_points: int = 200,
     if not top > 0:
         raise ValueError(f"max_spend must be positive, got {top!r}")
     grid = np.linspace(0.0, top, n_points + 1)[1:]
-    codes = _segment_codes(model, rep)
+    groups = _cov.posterior_groups(model, rep)  # a Bayesian covariate model's (rows, draws)
+    found = None if is_posterior(model) else covariate_profiles(model, rep)
+    codes = groups[0] if groups else found[0] if found else _segment_codes(model, rep)
     keys = pd.DataFrame({"code": codes, "x": rep["frequency"].to_numpy(float)}
                         ).value_counts(sort=False).sort_index()
     g_codes = keys.index.get_level_values("code").to_numpy(np.int64)
     g_x = keys.index.get_level_values("x").to_numpy(float)
     weights = keys.to_numpy(float) / len(rep)
-    draws = _param_draws(model, g_codes, max_draws)
+    if found is not None:  # each profile's own v (MLE: one "draw")
+        own = model._p(found[1])
+        draws = {n: np.broadcast_to(np.asarray(own[n], dtype=float).reshape(-1),
+                                    (len(found[1]),))[g_codes][None, :] for n in ("p", "q", "v")}
+    else:
+        draws = _param_draws(model, g_codes, max_draws, params=groups[1] if groups else None)
     S, G = draws["p"].shape
     dens = np.zeros((S, n_points))
     step = max(1, _CHUNK_CELLS // max(1, S * n_points))
@@ -763,131 +780,16 @@ def spend_density_table(model: Any, rfm: pd.DataFrame, *, n_points: int = 200,
     out = pd.DataFrame({"density": dens.mean(axis=0)}, index=pd.Index(grid, name="spend"))
     if is_posterior(model) and interval is not None:
         out["density_lower"], out["density_upper"] = _quantiles(dens, interval)
-    pop = _param_draws(model, np.zeros(1, dtype=np.int64), max_draws) if not getattr(
-        model, "segment_col", None) else None
-    if pop is not None:
+    pop = _param_draws(model, np.zeros(1, dtype=np.int64), max_draws) if not (getattr(
+        model, "segment_col", None) or _cov.has_covariates(model)) else None
+    if _cov.has_covariates(model):  # the repeat buyers' own population means, averaged
+        per_group = population_mean_spend(draws["p"], draws["q"], draws["v"])  # (S, G)
+        model_mean = float(np.mean(per_group @ keys.to_numpy(float)) / len(rep))
+    elif pop is not None:
         model_mean = float(np.mean(population_mean_spend(pop["p"], pop["q"], pop["v"])))
     else:
         model_mean = float(model.population_mean_spend())
     out.attrs.update(observed_mean=float(m.mean()), model_mean=model_mean,
                      n_customers=len(rep), max_spend=top, model=_model_label(model),
                      share_above_max=float(np.mean(m > top)))
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# CLV: Lorenz curve, gains
-# --------------------------------------------------------------------------------------
-
-
-def _values(values: Any, name: str = "values") -> np.ndarray:
-    """A 1-D float array from a Series, array or CLV frame (its ``clv`` column)."""
-    if isinstance(values, pd.DataFrame):
-        require_columns(values, ["clv"], "CLV frame")
-        values = values["clv"]
-    arr = np.asarray(values, dtype=float).reshape(-1)
-    if len(arr) == 0:
-        raise ValueError(f"{name} is empty")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains missing or infinite values")
-    return arr
-
-
-def _share_grid(n_points: int) -> np.ndarray:
-    if not isinstance(n_points, int) or n_points < 2:
-        raise ValueError(f"n_points must be an integer >= 2, got {n_points!r}")
-    return np.linspace(0.0, 1.0, n_points)
-
-
-def _cumulative_share(order_values: np.ndarray, weights: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact breakpoints (share of customers, share of total) of a ranked curve.
-
-    ``order_values`` are the ranking keys in rank order; customers with equal keys form one
-    group whose value is spread evenly along it (so ties have no arbitrary order).
-    """
-    n = len(order_values)
-    ends = np.flatnonzero(np.r_[order_values[1:] != order_values[:-1], True]) + 1
-    cum = np.r_[0.0, np.cumsum(weights)[ends - 1]]
-    total = cum[-1]
-    share_c = np.r_[0.0, ends / n]
-    share_v = cum / total if total > 0 else np.full(len(cum), np.nan)
-    return share_c, share_v
-
-
-def lorenz_table(values: Any, *, n_points: int = 101) -> pd.DataFrame:
-    """Concentration of value across customers: the Lorenz curve and its Gini coefficient.
-
-    ``values`` (CLV, revenue ...; a Series, array, or a CLV frame's ``clv``) must be
-    non-negative. On a grid of ``n_points`` shares of customers F, returns ``lorenz`` — the
-    share of value held by the *least* valuable F (the Lorenz curve L(F)) — and ``top_share``
-    — the share held by the *most* valuable F, 1 - L(1 - F), the "top 10% of customers hold
-    x%" view. ``attrs``: ``gini`` = 1 - 2 ∫ L (exact, from every customer: 0 when all are
-    equal, → 1 when one customer holds everything), ``top_10_share`` and ``top_20_share``,
-    ``total`` and ``n_customers``.
-    """
-    arr = _values(values)
-    if np.any(arr < 0):
-        raise ValueError("values must be non-negative for a Lorenz curve")
-    sorted_values = np.sort(arr)
-    F, L = _cumulative_share(sorted_values, sorted_values)
-    grid = _share_grid(n_points)
-    lorenz = np.interp(grid, F, L)
-    top = 1.0 - np.interp(1.0 - grid, F, L)
-    gini = float(1.0 - np.sum(np.diff(F) * (L[1:] + L[:-1])))
-    out = pd.DataFrame({"lorenz": lorenz, "top_share": top},
-                       index=pd.Index(grid, name="share_of_customers"))
-    out.attrs.update(gini=gini, top_10_share=float(1.0 - np.interp(0.9, F, L)),
-                     top_20_share=float(1.0 - np.interp(0.8, F, L)), total=float(arr.sum()),
-                     n_customers=len(arr))
-    return out
-
-
-def gains_table(predicted: Any, actual: Any, *, n_points: int = 101) -> pd.DataFrame:
-    """Gains curve: share of the actual (e.g. holdout) value captured by the customers ranked
-    highest by a prediction.
-
-    Customers are ranked by ``predicted`` (highest first; tied predictions share their actual
-    value evenly); ``actual`` must be non-negative. Two Series are aligned on their index;
-    otherwise they must have the same length. On a grid of ``n_points`` shares of customers
-    returns ``model`` (captured by the prediction's ranking), ``perfect`` (ranking by the
-    actual values themselves) and ``random`` (the diagonal).
-
-    ``attrs``: ``top_decile_capture`` (model's share at 10%), ``top_decile_capture_perfect``,
-    ``gini`` = 2 × area between the model curve and the diagonal (1 - 1/n-ish for a perfect
-    ranking, 0 for a random one), ``normalized_gini`` = gini / perfect gini, ``n_customers``.
-    """
-    if isinstance(predicted, pd.Series) and isinstance(actual, pd.Series):
-        if not predicted.index.equals(actual.index):
-            if set(predicted.index) != set(actual.index):
-                raise ValueError("predicted and actual must have the same customers (index)")
-            actual = actual.reindex(predicted.index)
-    pred = _values(predicted, "predicted")
-    act = _values(actual, "actual")
-    if len(pred) != len(act):
-        raise ValueError(f"predicted ({len(pred)}) and actual ({len(act)}) differ in length")
-    if np.any(act < 0):
-        raise ValueError("actual values must be non-negative for a gains curve")
-    grid = _share_grid(n_points)
-
-    def curve(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(-keys, kind="stable")
-        return _cumulative_share(-keys[order], act[order])
-
-    Fm, Gm = curve(pred)
-    Fp, Gp = curve(act)
-
-    def gini(F: np.ndarray, G: np.ndarray) -> float:
-        return float(np.sum(np.diff(F) * (G[1:] + G[:-1])) - 1.0)
-
-    g_model, g_perfect = gini(Fm, Gm), gini(Fp, Gp)
-    out = pd.DataFrame({"model": np.interp(grid, Fm, Gm), "perfect": np.interp(grid, Fp, Gp),
-                        "random": grid}, index=pd.Index(grid, name="share_of_customers"))
-    out.attrs.update(
-        top_decile_capture=float(np.interp(0.1, Fm, Gm)),
-        top_decile_capture_perfect=float(np.interp(0.1, Fp, Gp)),
-        gini=g_model,
-        normalized_gini=g_model / g_perfect if g_perfect > 0 else float("nan"),
-        n_customers=len(act),
-    )
     return out

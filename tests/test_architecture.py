@@ -63,6 +63,7 @@ LAYERS: dict[str, int] = {
     "diagnostics": 3,
     "diagnostics_discrete": 3,  # tables of the discrete-time models (sBG, BG/BB)
     "diagnostics_covariates": 3,  # per-profile tables and coefficient table (covariates)
+    "diagnostics_value": 3,  # Lorenz and gains tables (model-free; diagnostics re-exports)
     "plotting": 3,
     "plotting_discrete": 3,  # draws the diagnostics_discrete tables
     "plotting_backtest": 3,  # draws a backtest's metrics table (re-exported by plotting)

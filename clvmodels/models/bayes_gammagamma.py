@@ -203,19 +203,34 @@ class BayesianGammaGamma(BayesianModel):
         return unique.isel(customer_id=rows.inverse).assign_coords(
             customer_id=rows.index.to_numpy())
 
-    def population_mean_spend(self, interval: float | None = None, *, segment: Any = None
-                              ) -> float | pd.Series:
+    def population_mean_spend(self, interval: float | None = None, *, segment: Any = None,
+                              covariates: pd.DataFrame | None = None
+                              ) -> float | np.ndarray | pd.Series | pd.DataFrame:
         """Posterior mean of p v / (q - 1) [with ``interval``: a Series mean/lower/upper].
 
         Hierarchical: ``segment`` picks a segment; ``None`` is the population level (a new
-        segment drawn from the hyperdistribution).
+        segment drawn from the hyperdistribution). A model with covariates needs
+        ``covariates`` (one row per customer profile): each profile's p v_i / (q - 1),
+        v_i = v exp(g_s'z_i) (links equation (1)) — an array, or with ``interval`` a frame
+        indexed like ``covariates``.
         """
         self._check_fitted()
-        d = self._segment_draws(segment)
+        if covariates is not None and getattr(self, "covariate_layout_", None) is None:
+            raise ValueError(f"{type(self).__name__} has no covariates: covariates= does not "
+                             "apply")
+        d = (self._segment_draws(segment) if covariates is None  # a covariate model refuses
+             else self._profile_params(segment, covariates))
         vals = population_mean_spend(d["p"], d["q"], d["v"])
+        q = (1 - (interval or 0.5)) / 2
+        if covariates is not None:
+            vals = np.broadcast_to(vals, (self.n_draws, len(covariates)))
+            if interval is None:
+                return vals.mean(axis=0)
+            lo, hi = np.quantile(vals, [q, 1 - q], axis=0)
+            return pd.DataFrame({"population_mean_spend": vals.mean(axis=0), "lower": lo,
+                                 "upper": hi}, index=covariates.index)
         if interval is None:
             return float(np.mean(vals))
-        q = (1 - interval) / 2
         lo, hi = np.quantile(vals, [q, 1 - q])
         return pd.Series({"population_mean_spend": float(np.mean(vals)),
                           "lower": float(lo), "upper": float(hi)})

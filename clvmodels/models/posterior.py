@@ -297,6 +297,18 @@ class PosteriorDraws:
             raise self._no_covariates_error()
         return self._base_segment_draws(segment)
 
+    def _profile_params(self, segment: Any, covariates: pd.DataFrame
+                        ) -> dict[str, np.ndarray]:
+        """Draws ``(S, P)`` of a new customer's parameters for each of the P rows (customer
+        profiles) of ``covariates``: the base draws (the model's, ``segment``'s, or a new
+        segment's) times exp(sign * gamma_draw' z_p) (links equation (1))."""
+        layout = self.covariate_layout_
+        z = layout.encoding.design(covariates, unseen=self.unseen_levels)
+        eta = self._eta(z, self._coefficient_draws())
+        base = {n: np.asarray(v, dtype=float).reshape(-1, 1)
+                for n, v in self._base_segment_draws(segment).items()}
+        return row_params(base, self.covariate_links, eta)
+
     def _base_segment_draws(self, segment: Any) -> dict[str, np.ndarray]:
         """:meth:`_segment_draws` of the base parameters (before any covariate link)."""
         if not self.hierarchical:

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from clvmodels.models.contractual import _periods_arg, period_discount_rate
-from clvmodels.models.links import row_params
 from clvmodels.models.posterior import UnseenSegments
 from clvmodels.rows import UniqueRows
 
@@ -60,11 +59,7 @@ class ContractualPredictions:
                                  "not apply")
             draws = self._segment_draws(segment)  # a covariate model refuses here
             return {n: np.asarray(v, dtype=float).reshape(-1, 1) for n, v in draws.items()}
-        base = self._base_segment_draws(segment)
-        z = layout.encoding.design(covariates, unseen=self.unseen_levels)
-        eta = self._eta(z, self._coefficient_draws())
-        return row_params({n: np.asarray(v, dtype=float).reshape(-1, 1)
-                           for n, v in base.items()}, self.covariate_links, eta)
+        return self._profile_params(segment, covariates)
 
     def _curve(self, hook: str, t: Any, name: str, interval: float | None, segment: Any,
                minimum: int = 0, covariates: pd.DataFrame | None = None
