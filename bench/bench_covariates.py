@@ -243,16 +243,21 @@ def _plain_fit_s(family: str, data: pd.DataFrame) -> float:
 def task_cat(family: str, n: int, seed: int, repeats: int, profile: bool = False
              ) -> dict[str, Any]:
     t_sim, data = _timed(lambda: simulate_categorical(family, n, seed))
-    times, model = [], None
+    times, cpu, loads, model = [], [], [], None
     for _ in range(repeats):
+        loads.append(_load()[0])
+        c0 = time.process_time()  # CPU seconds of this process: less noisy under load
         with _silenced():
             t, model = _timed(lambda: _model(family, ["channel", "region"]).fit(data))
+        cpu.append(time.process_time() - c0)
         times.append(t)
     assert model is not None
     truth = {**TRUTH[family], **_truth_coefficients(family)}
     s = model.data_summary_
     out = {"family": family, "n_customers": n, "simulate_s": t_sim, "times_s": times,
-            "median_s": statistics.median(times), "n_unique_rows": s["n_unique_rows"],
+            "median_s": statistics.median(times), "cpu_s": cpu,
+            "median_cpu_s": statistics.median(cpu), "load_1min_before_each": loads,
+            "n_unique_rows": s["n_unique_rows"],
             "n_patterns": s["n_covariate_patterns"], "mode": s["covariate_evaluation"],
             "n_coefficients": len(model.coefficient_names_), "converged": model.converged_,
             "nfev": int(getattr(model._optimizer_result, "nfev", -1)),
@@ -522,8 +527,9 @@ def report(results: dict[str, dict[str, Any]]) -> str:
                 continue
             lines.append(
                 f"| {key} {fam} | {r['n_customers']:,} | {r['n_unique_rows']:,} | "
-                f"{r['n_patterns']:,} | {r['mode']} | {_f(r['median_s'])} | "
-                f"{', '.join(_f(t) for t in r['times_s'])} | {_f(r['max_abs_z'])} | "
+                f"{r['n_patterns']:,} | {r['mode']} | {_f(r['median_s'])}"
+                + (f" (CPU {_f(r['median_cpu_s'])})" if "median_cpu_s" in r else "")
+                + f" | {', '.join(_f(t) for t in r['times_s'])} | {_f(r['max_abs_z'])} | "
                 f"{r['load_before'][0]}→{r['load_after'][0]} |")
     for who, r in results.get("bayes", {}).items():
         if "error" in r or "skipped" in r:

@@ -199,3 +199,55 @@ def test_combine_rows_keeps_the_small_share() -> None:
     assert acc1[0] == pytest.approx(1.0) and acc1[1] == pytest.approx(2.0 * small, rel=1e-14)
     assert acc2[0] == pytest.approx(small, rel=1e-14) and acc2[1] == pytest.approx(2.0)
     assert accx[0] == pytest.approx(1.0 + 2.0 * small)
+
+
+@pytest.mark.parametrize("params", [*PARAMS, (0.5, 7.0, 0.8, 7.0)])  # last: alpha = beta
+def test_exact_hessian_matches_differences_of_the_gradient(params: tuple[float, ...]) -> None:
+    """The analytic Hessian (series elements exact, z > 0.9 elements by differences of the
+    reference gradient) against central differences of the fused gradient."""
+    d = _extreme_rows(1500)
+    model = ParetoNBD()
+    names = model.param_names
+    p = dict(zip(names, params, strict=True))
+    total, g, hess = model._value_grad_hess(p, d)
+    ref_total, ref_g = model._value_and_grad(p, d)
+    assert total == pytest.approx(ref_total, rel=1e-13)
+    np.testing.assert_allclose(g, ref_g, rtol=1e-11, atol=1e-9 * float(d.w.sum()))
+    fd = np.empty((4, 4))
+    for j in range(4):
+        h = 1e-5 * params[j]
+        up, dn = list(params), list(params)
+        up[j] += h
+        dn[j] -= h
+        fd[:, j] = (model._value_and_grad(dict(zip(names, up, strict=True)), d)[1]
+                    - model._value_and_grad(dict(zip(names, dn, strict=True)), d)[1]) / (2 * h)
+    assert np.all(np.isfinite(hess))
+    np.testing.assert_array_equal(hess, hess.T)
+    scale = np.sqrt(np.outer(np.abs(np.diag(fd)), np.abs(np.diag(fd))))
+    assert float(np.max(np.abs(hess - fd) / scale)) < 1e-7
+
+
+def test_tail_hessian_kernel_against_differences_elementwise() -> None:
+    """Per element, d2 log K / d(p, q, alpha, beta)^2 of the kernel against central
+    differences of the reference gradient: alpha < beta, alpha > beta, alpha = beta (z = 0),
+    t = 0, big x."""
+    rng = np.random.default_rng(5)
+    n = 400
+    p = np.sort(0.55 + rng.integers(0, 300, n)).astype(float) + 1.0
+    t = np.round(rng.uniform(0, 52, n) * 7) / 7
+    t[:20] = 0.0
+    for q, alpha, beta in ((0.6, 10.5, 11.7), (1.6, 14.0, 3.2), (0.6, 7.0, 7.0),
+                           (0.6, 2.0, 15.0)):
+        v, g, h = pn._log_tail_hess(p, q, alpha, beta, t)
+        ref_v, ref_g = sp.log_tail_integral(p, q, alpha, beta, t, grad=True)
+        _close(v, ref_v)
+        _close(g, ref_g, floor=1e-3)
+        args = [p, np.full(n, q), np.full(n, alpha), np.full(n, beta), t]
+        for j in range(4):
+            step = 1e-5 * np.abs(args[j])
+            up, dn = list(args), list(args)
+            up[j] = args[j] + step
+            dn[j] = args[j] - step
+            fd = ((sp.log_tail_integral(*up, grad=True)[1]
+                   - sp.log_tail_integral(*dn, grad=True)[1]) / (2 * step))
+            _close(h[:, j], fd, rtol=2e-6, floor=1e-2)

@@ -174,8 +174,16 @@ class CovariatePlan:
     def _log_hessian(self, model: Any, p: dict[str, Any], d: UniqueRows, *, rows: bool
                      ) -> np.ndarray:
         """d2LL/dlog theta^2 by central differences of the analytic gradient: (P, P, n) per
-        row with ``rows``, else (P, P) summed over ``d``."""
+        row with ``rows``, else (P, P) summed over ``d`` — from the family's exact Hessian
+        (its ``_value_grad_hess``) when it has one: with theta = e^v,
+        d2LL/dv_j dv_k = H_jk theta_j theta_k + delta_jk g_j theta_j."""
         names = self.param_names
+        if not rows:
+            exact = model._value_grad_hess(p, d)
+            if exact is not None:
+                theta = np.array([float(p[n]) for n in names])
+                return (np.asarray(exact[2]) * np.outer(theta, theta)
+                        + np.diag(np.asarray(exact[1]) * theta))
         cols = []
         for name in names:
             up = dict(p)

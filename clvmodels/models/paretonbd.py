@@ -125,6 +125,40 @@ def _log_tail(p: Any, q: Any, alpha: Any, beta: Any, t: Any, *, grad: bool = Fal
     return out.reshape(shape), gout.reshape((4, *shape))
 
 
+def _log_tail_hess(p: np.ndarray, q: float, alpha: float, beta: float, t: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log K(p, q; t), its gradient (4, n) and Hessian (4, 4, n) w.r.t. (p, q, alpha, beta)
+    for 1-D ``p``, ``t`` and scalar ``q``, ``alpha``, ``beta`` (the fit's distinct pairs).
+
+    Exact (the compiled :func:`clvmodels.models._pnbd_kernels.tail_integral_hess`) where
+    z <= 0.9; elsewhere — alpha and beta an order of magnitude apart and t small, where the
+    reference integrates by quadrature — value and gradient by the reference and the
+    Hessian by central differences of its exact gradient (relative step 1e-5).
+    """
+    from clvmodels.models._pnbd_kernels import tail_integral_hess
+
+    n = p.size
+    args = [np.ascontiguousarray(p, dtype=np.float64), np.array([q], dtype=np.float64),
+            np.array([alpha], dtype=np.float64), np.array([beta], dtype=np.float64),
+            np.ascontiguousarray(t, dtype=np.float64)]
+    out, gout, hout = np.empty(n), np.empty((4, n)), np.empty((4, 4, n))
+    ok = np.empty(n, dtype=np.bool_)
+    tail_integral_hess(*args, out, gout, hout, ok)
+    if not ok.all():
+        i = np.nonzero(~ok)[0]
+        sub = [np.broadcast_to(v, (n,))[i] for v in args]
+        out[i], gout[:, i] = log_tail_integral(*sub, grad=True)
+        for j in range(4):
+            h = 1e-5 * np.abs(sub[j])
+            up, dn = list(sub), list(sub)
+            up[j] = sub[j] + h
+            dn[j] = sub[j] - h
+            hout[:, j, i] = ((log_tail_integral(*up, grad=True)[1]
+                              - log_tail_integral(*dn, grad=True)[1]) / (2.0 * h))
+        hout[:, :, i] = 0.5 * (hout[:, :, i] + hout[:, :, i].transpose(1, 0, 2))
+    return out, gout, hout
+
+
 def _log_bracket(r: Any, alpha: Any, s: Any, beta: Any, x: Any, tx: Any, T: Any,
                  m: Any = NP) -> Any:
     """log of note 009's bracket, as (r+x) K(r+x+1, s; T) + s K(r+x, s+1; t_x) (identity (*))."""
@@ -234,6 +268,64 @@ def _weighted_totals(key: tuple[float, float, float, float], pr: SimpleNamespace
         total_w * lbeta + k1[1] + float(acc2.sum()) / s + k2[1],
         total_w * s / beta + k1[3] + k2[3]])
     return ll, grad
+
+
+#: position in (r, alpha, s, beta) of each of log K's (p, q, alpha, beta)
+_THETA_OF_PQAB = [0, 2, 1, 3]
+
+
+def _weighted_totals_hess(key: tuple[float, float, float, float], pr: SimpleNamespace,
+                          w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """:func:`_weighted_totals` with the exact Hessian of sum_i w_i LL_i w.r.t. (r, alpha,
+    s, beta) (note 009, eqs. 22-23, in the two-term form of the module docstring).
+
+    Per row, LL = lnG(r+x) - lnG(r) + r ln alpha + s ln beta + log(e^a1 + e^a2) with
+    a1 = ln(r+x) + log K1, a2 = ln s + log K2, so its Hessian is the head's
+    (trigamma(r+x) - trigamma(r), 1/alpha, -r/alpha^2, 1/beta, -s/beta^2) plus
+    w1 H(a1) + w2 H(a2) + w1 w2 d d', d = grad a1 - grad a2, w1, w2 the bracket's shares.
+    H(a1) is the Hessian of log K1 (:func:`_log_tail_hess`) less 1/(r+x)^2 in (r, r) and
+    H(a2) that of log K2 less 1/s^2 in (s, s); the first two parts are summed over the
+    distinct pairs with the shares accumulated per pair, the outer products over the rows
+    (compiled :func:`clvmodels.models._pnbd_kernels.combine_rows_hess`).
+    """
+    from clvmodels.models._pnbd_kernels import combine_rows_hess
+
+    r, alpha, s, beta = key
+    l1, g1, h1 = _log_tail_hess(r + pr.x1 + 1.0, s, alpha, beta, pr.t1)
+    l2, g2, h2 = _log_tail_hess(r + pr.x2, s + 1.0, alpha, beta, pr.t2)
+    head = _XTerms.of(r, pr.ux)
+    acc1, acc2, accx = np.empty(len(l1)), np.empty(len(l2)), np.empty(len(pr.ux))
+    cross = np.empty((4, 4))
+    lb = combine_rows_hess(l1, l2, g1, g2, pr.inv1, pr.inv2, pr.inv_x, head.log_rx,
+                           head.inv_rx, math.log(s), 1.0 / s,
+                           np.ascontiguousarray(w, dtype=float), acc1, acc2, accx, cross)
+    wx = pr.wx
+    total_w = float(wx.sum())
+    la, lbeta = math.log(alpha), math.log(beta)
+    ll = float(wx @ head.lgamma) + total_w * (r * la + s * lbeta) + lb
+    k1 = np.einsum("kj,j->k", g1, acc1)
+    k2 = np.einsum("kj,j->k", g2, acc2)
+    sum2 = float(acc2.sum())
+    grad = np.array([
+        float(wx @ head.digamma) + total_w * la + float(accx @ head.inv_rx) + k1[0] + k2[0],
+        total_w * r / alpha + k1[2] + k2[2],
+        total_w * lbeta + k1[1] + sum2 / s + k2[1],
+        total_w * s / beta + k1[3] + k2[3]])
+    hk = np.einsum("uvj,j->uv", h1, acc1) + np.einsum("uvj,j->uv", h2, acc2)
+    hess = np.empty((4, 4))
+    idx = _THETA_OF_PQAB
+    hess[np.ix_(idx, idx)] = hk
+    hess += cross
+    hess[0, 0] += (float(wx @ (special.polygamma(1, r + pr.ux) - special.polygamma(1, r)))
+                   - float(accx @ head.inv_rx**2))
+    hess[2, 2] -= sum2 / s**2
+    hess[0, 1] += total_w / alpha
+    hess[1, 0] += total_w / alpha
+    hess[1, 1] -= total_w * r / alpha**2
+    hess[2, 3] += total_w / beta
+    hess[3, 2] += total_w / beta
+    hess[3, 3] -= total_w * s / beta**2
+    return ll, grad, hess
 
 
 def log_likelihood_grad(r: Any, alpha: Any, s: Any, beta: Any, x: Any, tx: Any, T: Any
@@ -599,6 +691,19 @@ class ParetoNBD(TransactionModel, MLEModel):
                 memo[1].pop(next(iter(memo[1])))
         total, grad = memo[1][key]
         return total, grad.copy()
+
+    def _value_grad_hess(self, p: dict[str, Any], d: UniqueRows
+                         ) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """Weighted total log-likelihood, gradient and exact Hessian w.r.t. (r, alpha, s,
+        beta) (:func:`_weighted_totals_hess`): the MLE machinery's Newton steps and
+        standard errors, and the covariate fit's per-pattern Hessians, use it instead of
+        2 x 4 gradient passes of central differences. None where numba is missing."""
+        try:
+            import clvmodels.models._pnbd_kernels  # noqa: F401
+        except ImportError:  # pragma: no cover - numba comes with PyMC's pytensor
+            return None
+        key = tuple(float(p[k]) for k in self.param_names)
+        return _weighted_totals_hess(key, self._prepare(d), d.w)  # type: ignore[arg-type]
 
     def fit(self, rfm: pd.DataFrame, **kwargs: Any) -> ParetoNBD:
         """Fit by maximum likelihood (see :meth:`MLEModel.fit`); caches are dropped after."""
