@@ -136,8 +136,10 @@ ImplausibleDatesOption = Annotated[ImplausibleDates, typer.Option(
 
 @app.command()
 def rfm(
-    input: Annotated[Path, typer.Argument(
-        help="Transactions: a CSV or Parquet file (with --engine duckdb also a glob).")],
+    input: Annotated[str, typer.Argument(
+        help="Transactions: a CSV or Parquet file (with --engine duckdb also a glob; with "
+             "--engine spark also a directory or a URI: s3a://, abfss://, gs://, hdfs://, "
+             "dbfs:/, file://).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .parquet or .csv.")],
     customer_id: Annotated[str, typer.Option("--customer-id", help="Customer id column.")
                            ] = "customer_id",
@@ -522,9 +524,11 @@ def _revenue(value: str | None) -> float | str | None:
 
 @app.command()
 def forecast(
-    input: Annotated[Path, typer.Argument(
-        help="Transactions (CSV or Parquet); with --model sbg subscription records "
-             "(customer, start, end); with --model bgbb a discrete summary file.")],
+    input: Annotated[str, typer.Argument(
+        help="Transactions (CSV or Parquet; with --engine spark also a directory or a URI: "
+             "s3a://, abfss://, gs://, hdfs://, dbfs:/, file://); with --model sbg "
+             "subscription records (customer, start, end); with --model bgbb a discrete "
+             "summary file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .parquet or .csv.")],
     horizon: Annotated[str, typer.Option(
         "--horizon", help="How far ahead: 12M, 52W, 1Y ... (inf: the whole lifetime).")
@@ -606,6 +610,8 @@ def forecast(
         if engine is EngineName.spark:  # clvmodels/cli/spark_options.py
             from clvmodels.cli.spark_options import forecast_command
 
+            t_cov, s_cov = _covariate_lists(purchase_covariates, dropout_covariates,
+                                            spend_covariates)
             forecast_command(
                 console, input, out, name=name, spend=spend, method=method_value(method),
                 horizon=_horizon(horizon), discount_rate=discount_rate, margin=margin,
@@ -614,8 +620,9 @@ def forecast(
                 amount=amount, acquisition_cost=acquisition_cost,
                 bayes=dict(draws=draws, tune=tune, chains=chains, seed=seed,
                            target_accept=target_accept),
-                covariates=bool(purchase_covariates or dropout_covariates or spend_covariates
-                                or customers), master=spark_master, conf=spark_conf,
+                covariates=t_cov, spend_covariates=s_cov,
+                customers=None if customers is None else os.fspath(customers),
+                customers_id=customers_id, master=spark_master, conf=spark_conf,
                 force=force, strict=strict, allow_unconverged=allow_unconverged)
             return
         frame_format(out)
@@ -639,7 +646,7 @@ def forecast(
                     source = read_transactions(input)
         elif kind == "discrete":
             with step(f"Reading {input}"):
-                source = _read_summary(input, time_unit.value if time_unit else None)
+                source = _read_summary(Path(input), time_unit.value if time_unit else None)
             options.update(weights_col=weights, period=period.value if period else None,
                            time_unit=source.attrs["time_unit"],
                            spend=spend.value if spend is not None else None)

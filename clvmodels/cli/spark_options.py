@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,6 +51,51 @@ def parse_conf(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+#: Spark's log as the CLI shows it: errors only, one line each (no stack traces: the error
+#: itself reaches the command, which reports it); warnings and info stay out of the way
+QUIET_LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = Spark %p %c{1}: %m%n
+appender.console.layout.alwaysWriteExceptions = false
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
+"""
+
+
+def _quiet_log_option() -> str:
+    """``-Dlog4j2.configurationFile=<file>`` of :data:`QUIET_LOG4J2` (written once to the
+    temporary directory)."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(QUIET_LOG4J2.encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"clvmodels-spark-log4j2-{digest}.properties"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(QUIET_LOG4J2, encoding="utf-8")
+        os.replace(tmp, path)
+    return f"-Dlog4j2.configurationFile={path.as_uri()}"
+
+
+def session_settings(conf: list[str] | None) -> dict[str, str]:
+    """The settings of the CLI's Spark session: UTC, no console progress bar (the command
+    shows its own step lines, which a bar would overwrite), Spark's log quiet (errors only,
+    :data:`QUIET_LOG4J2`, added to ``spark.driver.extraJavaOptions``) -- each overridden by
+    a ``--spark-conf`` of the same key (a log4j option of yours replaces ours)."""
+    settings = {"spark.sql.session.timeZone": "UTC", "spark.ui.showConsoleProgress": "false"}
+    given = parse_conf(conf)
+    java = given.get("spark.driver.extraJavaOptions", "")
+    if "log4j" not in java:
+        given["spark.driver.extraJavaOptions"] = f"{java} {_quiet_log_option()}".strip()
+    settings.update(given)
+    return settings
+
+
 def spark_session(master: str, conf: list[str] | None) -> Any:
     """The Spark session the command runs on (an ImportError names the extra to install)."""
     try:
@@ -57,8 +103,12 @@ def spark_session(master: str, conf: list[str] | None) -> Any:
     except ImportError as exc:
         raise ImportError("--engine spark needs pyspark: pip install 'clvmodels[spark]' "
                           f"({exc})") from None
-    settings: dict[str, object] = {"spark.sql.session.timeZone": "UTC"}
-    settings.update(parse_conf(conf))
+    from pyspark.sql import SparkSession
+
+    if SparkSession.getActiveSession() is None:
+        settings = session_settings(conf)
+    else:  # a running session (a notebook, a test): only SQL settings can change
+        settings = {"spark.sql.session.timeZone": "UTC", **parse_conf(conf)}
     spark = session(master, settings)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
@@ -82,7 +132,7 @@ def write_spark(frame: Any, out: Path, force: bool) -> int:
     return len(list(out.glob("part-*")))
 
 
-def rfm_spark(input: Path, out: Path, options: dict[str, Any], *, master: str,
+def rfm_spark(input: str, out: Path, options: dict[str, Any], *, master: str,
               conf: list[str] | None, force: bool, step: Any) -> tuple[int, int]:
     """The RFM summary of ``input`` computed and written by Spark: (customers, files)."""
     from clvmodels.rfm import rfm_summary
@@ -100,43 +150,129 @@ def rfm_spark(input: Path, out: Path, options: dict[str, Any], *, master: str,
     return summary.sparkSession.read.parquet(os.fspath(out)).count(), files
 
 
-def forecast_spark(input: Path, out: Path, *, model: str, spend: str | float | None,
+@dataclass
+class SparkForecast:
+    """What :func:`forecast_spark` did: the fitted models, how many customers, the part
+    files written, the value tiers' summary, the totals (``total_clv``,
+    ``total_purchases`` [+ ``_lower`` / ``_upper`` and ``interval`` for a Bayesian model]),
+    the top customers (a small pandas frame) and the valuation settings."""
+
+    transaction_model: Any
+    spend_model: Any
+    customers: int
+    files: int
+    tiers: Any
+    totals: dict[str, Any]
+    top: Any
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _with_covariates(summary: Any, customers: str | None, customers_id: str | None,
+                     wanted: list[str], step: Any) -> Any:
+    """The summary with the covariate columns of the --customers table joined (in Spark)."""
+    from clvmodels.engines.spark_covariates import join_customers_spark, read_customers_spark
+
+    if customers is None:
+        raise ValueError("--engine spark: covariates come from a --customers table (a "
+                         "column of the transactions, read from each customer's first "
+                         "transaction, is supported by --engine pandas and duckdb only)")
+    with step(f"Joining the customer attributes of {customers}"):
+        table = read_customers_spark(summary.sparkSession, customers)
+        joined = join_customers_spark(summary, table, on=customers_id, columns=wanted)
+        return joined.persist()
+
+
+def forecast_spark(input: str, out: Path, *, model: str, spend: str | float | None,
                    summary_options: dict[str, Any], value_options: dict[str, Any],
                    fit_kwargs: dict[str, Any] | None, master: str, conf: list[str] | None,
-                   force: bool, step: Any, check: Any = None) -> tuple[Any, Any, int, int]:
-    """Transactions -> Spark RFM -> fits on the driver -> CLV on the executors -> Parquet:
-    ``(transaction model, spend model or number, customers, files)``; ``check(models)``
-    runs after the fits, before anything is written (it raises to stop the job)."""
+                   force: bool, step: Any, check: Any = None,
+                   covariates: dict[str, list[str]] | None = None,
+                   spend_covariates: dict[str, list[str]] | None = None,
+                   customers: str | None = None, customers_id: str | None = None,
+                   top: int = 10) -> SparkForecast:
+    """Transactions -> Spark RFM [-> covariates joined from ``customers``] -> fits on the
+    driver -> CLV on the executors -> value tiers (a distributed sort) [-> a Bayesian
+    model's totals with their interval] -> Parquet. ``check(models)`` runs after the fits,
+    before anything is written (it raises to stop the job)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from clvmodels.engines.spark import quiet_pandas_warnings
+    from clvmodels.engines.spark_tiers import value_tiers_spark
     from clvmodels.models import registry
     from clvmodels.rfm import rfm_summary
-    from clvmodels.valuation import customer_lifetime_value
+    from clvmodels.valuation import customer_lifetime_value, value_settings
+    from clvmodels.valuation.spark import spark_lifetime_value, spark_value_totals
 
     check_spark_output(out, force)
     cls = registry.get_model(model)
     if cls.data_kind != "continuous":
         raise ValueError(f"--engine spark: forecast runs transaction models (bgnbd, pnbd, "
                          f"mbgnbd and their Bayesian variants), not {model!r}")
+    t_cov, s_cov = dict(covariates or {}), dict(spend_covariates or {})
+    wanted = list(dict.fromkeys(c for g in (*t_cov.values(), *s_cov.values()) for c in g))
+    if customers is not None and not wanted:
+        raise ValueError("--customers is the attribute table for covariates: name the "
+                         "columns with --purchase-covariates, --dropout-covariates or "
+                         "--spend-covariates")
+    settings_ = value_settings("continuous", summary_options.get("time_unit"),
+                               **{k: v for k, v in value_options.items()
+                                  if k != "acquisition_cost"})
     spark_session(master, conf)
-    with step(f"Summarising {input} with Spark"):
-        summary = rfm_summary(os.fspath(input), engine="spark", **summary_options)
-        summary = summary.persist()
-        n = summary.count()
-    fit_options = dict(fit_kwargs or {}) if getattr(cls, "bayesian", False) else {}
-    with step(f"Fitting {registry.label_of(cls)} on the unique rows"):
-        tmodel = cls().fit(summary, **fit_options)
-    smodel: Any = spend if spend is not None else "gammagamma"
-    if isinstance(smodel, str):
-        scls = registry.get_model(smodel)
-        s_options = dict(fit_kwargs or {}) if getattr(scls, "bayesian", False) else {}
-        with step(f"Fitting {registry.label_of(scls)} on the repeat buyers"):
-            smodel = scls().fit(summary, **s_options)
-    if check is not None:
-        check({model: tmodel, str(spend or "gammagamma"): smodel})
-    with step(f"Valuing {n:,} customers with Spark and writing {out}"):
-        clv = customer_lifetime_value(tmodel, smodel, summary, **value_options)
-        files = write_spark(clv, out, force)
-    summary.unpersist()
-    return tmodel, smodel, n, files
+    cached: list[Any] = []
+    try:
+        with step(f"Summarising {input} with Spark"):
+            summary = rfm_summary(os.fspath(input), engine="spark", **summary_options)
+            summary = summary.persist()
+            cached.append(summary)
+            n = summary.count()
+        if wanted:
+            summary = _with_covariates(summary, customers, customers_id, wanted, step)
+            cached.append(summary)
+        fit_options = dict(fit_kwargs or {}) if getattr(cls, "bayesian", False) else {}
+        with step(f"Fitting {registry.label_of(cls)} on the unique rows"):
+            tmodel = cls(**t_cov).fit(summary, **fit_options)
+        smodel: Any = spend if spend is not None else "gammagamma"
+        if isinstance(smodel, str):
+            scls = registry.get_model(smodel)
+            s_options = dict(fit_kwargs or {}) if getattr(scls, "bayesian", False) else {}
+            with step(f"Fitting {registry.label_of(scls)} on the repeat buyers"):
+                smodel = scls(**s_cov).fit(summary, **s_options)
+        elif s_cov:
+            raise ValueError("--spend-covariates: name a spend model with --spend")
+        if check is not None:
+            check({model: tmodel, str(spend or "gammagamma"): smodel})
+        with step(f"Valuing {n:,} customers with Spark"):
+            clv = spark_lifetime_value(customer_lifetime_value, tmodel, smodel, summary,
+                                       with_data=True, **value_options)
+            clv = clv.persist(StorageLevel.MEMORY_AND_DISK)
+            cached.append(clv)
+            clv.count()
+        with step("Ranking the customers into value tiers"):
+            tiers = value_tiers_spark(clv, "clv")
+            cached.append(tiers.cached)
+            clv.unpersist()
+            row = tiers.frame.agg(F.sum("clv").alias("clv"),
+                                  F.sum("expected_purchases").alias("purchases")).first()
+        totals: dict[str, Any] = {"total_clv": float(row["clv"]),
+                                  "total_purchases": float(row["purchases"])}
+        if getattr(tmodel, "bayesian", False):
+            with step("Totals with their interval (per posterior draw)"):
+                totals = spark_value_totals(
+                    tmodel, smodel, summary,
+                    **{k: v for k, v in value_options.items() if k != "acquisition_cost"})
+        with step(f"Writing {out}"):
+            files = write_spark(tiers.frame, out, force)
+        with quiet_pandas_warnings():
+            best = tiers.frame.limit(top).toPandas()
+    finally:
+        for frame in cached:
+            frame.unpersist()
+    settings = {"horizon": str(value_options.get("horizon")),
+                "horizon_units": settings_.horizon, "time_unit": settings_.time_unit,
+                "discount_rate": settings_.discount_rate, "margin": settings_.margin}
+    return SparkForecast(tmodel, smodel, n, files, tiers.summary, totals,
+                         best.set_index(best.columns[0]), settings)
 
 
 def remove_partial(out: Path) -> None:
@@ -145,11 +281,55 @@ def remove_partial(out: Path) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def forecast_command(console: Any, input: Path, out: Path, *, name: str, spend: Any,
+def spark_overview(result: SparkForecast) -> Any:
+    """Totals (with their interval for a Bayesian model), value tiers and the top customers
+    of a Spark forecast, as the pandas forecast shows them."""
+    from rich.console import Group
+
+    from clvmodels.cli.tables import (
+        _TOP_COLUMNS,
+        _settings_rows,
+        fmt,
+        new_table,
+        table_of,
+        tiers_table,
+    )
+
+    t = result.totals
+    n = result.customers
+    totals = new_table("Customer lifetime value", ["what", "value"], numeric=["value"],
+                       show_header=False)
+    _settings_rows(totals, result.settings)
+    totals.add_row("customers", f"{n:,}")
+
+    def shown(name: str, digits: int) -> str:
+        text = f"{t[name]:,.{digits}f}"
+        if f"{name}_lower" in t:
+            text += (f" ({t['interval']:.0%} interval {t[name + '_lower']:,.{digits}f} – "
+                     f"{t[name + '_upper']:,.{digits}f})")
+        return text
+
+    totals.add_row("total CLV", shown("total_clv", 2))
+    totals.add_row("mean CLV", f"{t['total_clv'] / n:,.2f}" if n else "–")
+    totals.add_row("expected purchases (total)", shown("total_purchases", 1))
+    best = result.top
+    cols = [c for c in _TOP_COLUMNS if c in best.columns]
+    rows = [(str(cid), {c: fmt(best[c].iloc[i]) for c in cols})
+            for i, cid in enumerate(best.index)]
+    top = table_of(f"Top {len(best)} customers by CLV",
+                   str(best.index.name or "customer").replace("_", " "), rows,
+                   {c: _TOP_COLUMNS[c] for c in cols},
+                   narrow=[c for c in cols if c not in ("recency", "T")])
+    return Group(totals, tiers_table(result.tiers), top)
+
+
+def forecast_command(console: Any, input: str, out: Path, *, name: str, spend: Any,
                      method: str | None, horizon: Any, discount_rate: float, margin: float,
                      period: str, time_unit: str, observation_end: str | None,
                      customer_id: str, date: str, amount: str,
-                     acquisition_cost: float | None, bayes: dict[str, Any], covariates: bool,
+                     acquisition_cost: float | None, bayes: dict[str, Any],
+                     covariates: dict[str, list[str]], spend_covariates: dict[str, list[str]],
+                     customers: str | None, customers_id: str | None,
                      master: str, conf: list[str] | None, force: bool, strict: bool,
                      allow_unconverged: bool) -> None:
     """``clvmodels forecast --engine spark``: run :func:`forecast_spark` and report."""
@@ -164,9 +344,6 @@ def forecast_command(console: Any, input: Path, out: Path, *, name: str, spend: 
     from clvmodels.cli.tables import params_table
     from clvmodels.models import registry
 
-    if covariates:
-        raise ValueError("--engine spark: covariates and --customers are not supported yet; "
-                         "use --engine pandas or duckdb")
     spend_name = None if spend is None else resolve_method(spend.value, method)
     fit_kwargs = bayes_options(**bayes)
 
@@ -186,13 +363,17 @@ def forecast_command(console: Any, input: Path, out: Path, *, name: str, spend: 
                          period=period, acquisition_cost=acquisition_cost)
     try:
         with quiet_sampling_warnings():
-            tmodel, _, n, files = forecast_spark(
+            result = forecast_spark(
                 input, out, model=name, spend=spend_name, summary_options=summary_options,
                 value_options=value_options, fit_kwargs=fit_kwargs, master=master, conf=conf,
-                force=force, step=step, check=check)
+                force=force, step=step, check=check, covariates=covariates,
+                spend_covariates=spend_covariates, customers=customers,
+                customers_id=customers_id)
     except BaseException:
         remove_partial(out)
         raise
+    tmodel = result.transaction_model
     console.print(params_table(tmodel, f"{registry.label_of(tmodel)} parameters"))
-    console.print(f"Wrote {plural(n, 'customer')} to {out} "
-                  f"({plural(files, 'Parquet part file')})")
+    console.print(spark_overview(result))
+    console.print(f"Wrote {plural(result.customers, 'customer')} to {out} "
+                  f"({plural(result.files, 'Parquet part file')})")

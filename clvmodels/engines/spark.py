@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -80,7 +81,10 @@ __all__ = [
     "MONEY_TYPE",
     "day_summary_spark",
     "finalise_day_summary_spark",
+    "is_parquet_path",
+    "is_uri",
     "quiet_pandas_warnings",
+    "read_error",
     "session",
     "summary_attrs",
     "with_summary_attrs",
@@ -136,7 +140,8 @@ def session(master: str = "local[*]", conf: Mapping[str, object] | None = None
     settings = {"spark.sql.execution.arrow.pyspark.enabled": "true", **(conf or {})}
     for key, value in settings.items():
         builder = builder.config(key, str(value))
-    return builder.getOrCreate()
+    with quiet_pandas_warnings():  # pyspark warns about pandas 3 when the session starts
+        return builder.getOrCreate()
 
 
 # --------------------------------------------------------------------------------------
@@ -255,7 +260,31 @@ def _plain_dates(raw: pd.Series) -> object:
     return raw
 
 
+#: a path with a scheme (``s3://``, ``s3a://``, ``abfss://``, ``gs://``, ``hdfs://``,
+#: ``dbfs:/``, ``file://`` ...): handed to Spark's reader as it is; two letters at least,
+#: so a Windows drive (``C:/``) is a local path
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv")
+
+
+def is_uri(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a file system by its scheme (``s3a://bucket/tx/``,
+    ``dbfs:/mnt/tx``, ``file:///data/tx.csv``): Spark reads it, nothing checks it here."""
+    return isinstance(path, str) and _URI.match(path) is not None
+
+
+def is_parquet_path(path: str) -> bool:
+    """Parquet or CSV, by the name: a Parquet suffix; for a URI also a directory or a glob
+    without a CSV suffix (a lakehouse table is a directory of Parquet part files)."""
+    name = path.rstrip("/").lower()
+    if name.endswith(_PARQUET_SUFFIXES):
+        return True
+    return is_uri(path) and not name.endswith(_CSV_SUFFIXES)
+
+
 def _resolve(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """Local paths, globs and directories as the files they hold (checked here); URIs as
+    they are (Spark lists and reads them: globs and directories included)."""
     import glob as globlib
 
     items = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [
@@ -264,7 +293,9 @@ def _resolve(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str
         raise ValueError("no transaction files given")
     out = []
     for p in items:
-        if any(c in p for c in "*?["):
+        if is_uri(p):
+            out.append(p)
+        elif any(c in p for c in "*?["):
             found = sorted(globlib.glob(p, recursive=True))
             if not found:
                 raise FileNotFoundError(f"no files match {p!r}")
@@ -281,18 +312,68 @@ def _resolve(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str
     return out
 
 
+def read_error(paths: Sequence[str], exc: BaseException) -> OSError:
+    """Spark's error reading ``paths`` as one line naming them (a missing path:
+    FileNotFoundError; a scheme without its Hadoop connector: a hint)."""
+    java = getattr(exc, "java_exception", None)
+    reason = str(java.toString()) if java is not None else str(exc)
+    reason = next((line.strip() for line in reason.splitlines() if line.strip()), "")
+    where = paths[0] if len(paths) == 1 else list(paths)
+    if "PATH_NOT_FOUND" in reason or "Path does not exist" in reason:
+        return FileNotFoundError(f"Spark found nothing at {where}: {reason}")
+    hint = ""
+    if "No FileSystem for scheme" in reason or "ClassNotFoundException" in reason:
+        scheme = paths[0].split(":", 1)[0]
+        hint = (f" (this Spark has no file system for {scheme}:// -- add its Hadoop "
+                "connector, e.g. --packages org.apache.hadoop:hadoop-aws:<hadoop version> "
+                "for s3a://, or run on a cluster where it is configured)")
+    return OSError(f"Spark could not read {where}: {reason}{hint}")
+
+
+def _read(reader: Any, paths: list[str]) -> DataFrame:
+    """``reader(paths)``; an error of Spark's on a URI named with the paths
+    (:func:`read_error`)."""
+    try:
+        return reader(paths)
+    except Exception as exc:  # AnalysisException, Py4JJavaError, IllegalArgumentException
+        if not any(is_uri(p) for p in paths):
+            raise
+        raise read_error(paths, exc) from None
+
+
+def _local_file(path: str) -> str | None:
+    """A local file to look into for ``path`` (a file:// URI's, or a local path's); None
+    for another scheme or nothing found."""
+    import glob as globlib
+    from urllib.parse import unquote, urlparse
+
+    if is_uri(path):
+        if not path.lower().startswith("file:"):
+            return None
+        path = unquote(urlparse(path).path)
+    if any(c in path for c in "*?["):
+        found = sorted(globlib.glob(path, recursive=True))
+        path = found[0] if found else path
+    if os.path.isdir(path):
+        found = sorted(globlib.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
+        path = found[0] if found else path
+    return path if os.path.isfile(path) else None
+
+
 def _file_source(spark: SparkSession, paths: list[str], cols: list[str]) -> _Source:
-    kinds = {p.lower().endswith(_PARQUET_SUFFIXES) for p in paths}
+    kinds = {is_parquet_path(p) for p in paths}
     if len(kinds) > 1:
         raise ValueError(f"mix of Parquet and CSV files: {paths}; summarise them separately")
     description = f"transactions in {paths[0] if len(paths) == 1 else paths}"
     zone = None
     if kinds.pop():
-        sdf = spark.read.option("mergeSchema", "true").parquet(*paths)
+        sdf = _read(lambda ps: spark.read.option("mergeSchema", "true").parquet(*ps), paths)
         _check_columns(sdf, cols, description)
-        zone = _parquet_zone(paths[0], cols[1])
+        local = _local_file(paths[0])
+        zone = _parquet_zone(local, cols[1]) if local is not None else None
     else:  # every column as text (as read); ids that are all integers become numbers
-        sdf = spark.read.option("header", "true").option("inferSchema", "false").csv(paths)
+        sdf = _read(lambda ps: spark.read.option("header", "true")
+                    .option("inferSchema", "false").csv(ps), paths)
         _check_columns(sdf, cols, description)
         na = F.lit(list(_CSV_NA_STRINGS))
         sdf = sdf.select(*[F.when(~F.array_contains(na, F.col(c)), F.col(c)).alias(c)

@@ -47,8 +47,10 @@ from clvmodels._date_rules import date_format_layout
 from clvmodels._validation import ValidationError, require_columns, rows_message
 from clvmodels.engines.spark import (
     _check_columns,
+    _read,
     _resolve,
     _spark_of,
+    is_parquet_path,
     quiet_pandas_warnings,
     with_summary_attrs,
 )
@@ -60,7 +62,6 @@ _MAX_SHOWN = 5
 _ROW = "__clv_row"
 _FILE = "__clv_file"
 _OPEN = MAX_DAY_NUMBER + 1_000_000  # end of an open tenure, later than any real day
-_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 
 
 def _days_of_text(text: Column, date_format: str | None) -> tuple[Column, Column]:
@@ -140,11 +141,11 @@ def _source(subscriptions: object, cols: list[str], date_format: str | None
         paths = _resolve(subscriptions)
         spark = _spark_of(subscriptions)
         description = f"subscriptions in {paths[0] if len(paths) == 1 else paths}"
-        if all(p.lower().endswith(_PARQUET_SUFFIXES) for p in paths):
-            sdf = spark.read.parquet(*paths)
+        if all(is_parquet_path(p) for p in paths):
+            sdf = _read(lambda ps: spark.read.parquet(*ps), paths)
             _check_columns(sdf, cols, description)
         else:
-            sdf = spark.read.option("header", "true").csv(paths)
+            sdf = _read(lambda ps: spark.read.option("header", "true").csv(ps), paths)
             _check_columns(sdf, cols, description)
             na = F.lit(list(CSV_NA_STRINGS))
             sdf = sdf.select(*[F.when(~F.array_contains(na, F.col(c)), F.col(c)).alias(c)

@@ -138,7 +138,8 @@ def _spark_type(dtype: Any) -> str:
 
 def map_customers(frame: Any, models: Mapping[str, Any],
                   compute: Callable[[dict[str, Any], pd.DataFrame], pd.Series | pd.DataFrame],
-                  *, loader: Callable[[str], Any], max_draws: int = MAX_DRAWS) -> Any:
+                  *, loader: Callable[[str], Any], max_draws: int = MAX_DRAWS,
+                  keyed: bool = True) -> Any:
     """``compute(models, batch)`` on every batch of customers of the Spark summary
     ``frame``, as a Spark DataFrame ``<id column>, <compute's columns>``.
 
@@ -147,6 +148,9 @@ def map_customers(frame: Any, models: Mapping[str, Any],
     and ``compute`` receives the thinned one. ``compute`` gets a pandas frame indexed by
     customer id with the summary's attrs and returns a Series or frame on that index.
     ``frame`` must carry the summary metadata in each model's time unit.
+
+    ``keyed=False``: ``compute`` returns a frame of its own rows (not one per customer, e.g.
+    per-draw partial sums of the batch); the result is those rows, without the id column.
     """
     from clvmodels.engines.spark import quiet_pandas_warnings, with_summary_attrs
 
@@ -160,8 +164,8 @@ def map_customers(frame: Any, models: Mapping[str, Any],
         probe = frame.limit(PROBE_ROWS).toPandas()
     sample = _as_frame(compute(local, _batch(probe, id_col, attrs)))
     columns = [str(c) for c in sample.columns]
-    schema = ", ".join([f"`{id_col}` {frame.schema[id_col].dataType.simpleString()}"]
-                       + [f"`{c}` {_spark_type(sample[c].dtype)}" for c in columns])
+    key = [f"`{id_col}` {frame.schema[id_col].dataType.simpleString()}"] if keyed else []
+    schema = ", ".join(key + [f"`{c}` {_spark_type(sample[c].dtype)}" for c in columns])
     shipped = {n: ShippedModel.of(m) if hasattr(m, "save") else m for n, m in local.items()}
     try:
         bc: Any = frame.sparkSession.sparkContext.broadcast(shipped)
@@ -177,6 +181,9 @@ def map_customers(frame: Any, models: Mapping[str, Any],
             out = _as_frame(compute(fitted, _batch(pdf, id_col, attrs)))
             out.columns = [str(c) for c in out.columns]
             out = out[columns]
+            if not keyed:
+                yield out.reset_index(drop=True)
+                continue
             out.index.name = id_col
             yield out.reset_index()
 
