@@ -163,11 +163,11 @@ def test_bad_configs_exit_1_naming_the_key(workspace: Path, replace: dict[str, s
 
 def test_every_problem_is_reported_at_once(workspace: Path) -> None:
     path = _variant(workspace, "bad2.toml", {'margin = 0.3': 'margin = "high"',
-                                             'engine = "pandas"': 'engine = "spark"'})
+                                             'engine = "pandas"': 'engine = "sqlite"'})
     with pytest.raises(ConfigError) as info:
         load_config(path)
     text = str(info.value)
-    assert "input.engine: expected 'pandas' or 'duckdb', got 'spark'" in text
+    assert "input.engine: expected 'pandas', 'duckdb' or 'spark', got 'sqlite'" in text
     assert "valuation.margin" in text and "2 problem(s)" in text
 
 
@@ -266,28 +266,47 @@ def test_a_later_run_tracks_the_previous_forecast(workspace: Path, first_run: Pa
     assert not (first_run / "tracking.csv").exists()
 
 
-def test_a_glob_of_files_with_duckdb_gives_the_same_forecast(workspace: Path,
-                                                            first_run: Path) -> None:
+def test_a_glob_of_files_with_duckdb_gives_the_same_forecast(
+        workspace: Path, first_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB summarises the files itself: the transactions are never read into pandas
+    whole; the report reads only the columns it needs (id, date, amount)."""
     frame = pd.read_csv(workspace / "transactions.csv")
     parts = workspace / "parts"
     parts.mkdir()
     half = len(frame) // 2
     frame.iloc[:half].to_csv(parts / "a.csv", index=False)
-    frame.iloc[half:].to_parquet(parts / "b.parquet", index=False)
+    frame.iloc[half:].to_csv(parts / "b.csv", index=False)
+    inputs = importlib.import_module("clvmodels.runs.inputs")
+    reads: list[object] = []
+    real = inputs._read
+    monkeypatch.setattr(inputs, "_read", lambda p, cols: reads.append(cols) or real(p, cols))
     path = _variant(workspace, "glob.toml", {
-        'path = "../transactions.csv"': 'path = "../parts/*"',
+        'path = "../transactions.csv"': 'path = "../parts/*.csv"',
         'engine = "pandas"': 'engine = "duckdb"',
-        'holdout = "13W"': 'holdout = "13W"\nenabled = false',
         '"../reports/runs"': '"../glob-runs"'})
     result = _invoke("run", str(path))
     assert result.exit_code == 0, result.output
+    assert "Summarising transactions with duckdb" in result.stderr
+    assert reads == [["customer_id", "date", "amount"]] * 2  # the report's columns, per file
     d = workspace / "glob-runs" / "cdnow" / "1997-12-31"
     m = json.loads((d / "manifest.json").read_text())
-    assert [Path(f["path"]).name for f in m["input"]["files"]] == ["a.csv", "b.parquet"]
-    assert m["input"]["rows"] == len(frame)
+    assert [Path(f["path"]).name for f in m["input"]["files"]] == ["a.csv", "b.csv"]
+    assert m["input"]["rows"] == len(frame) and m["engine"] == "duckdb"
+    assert m["row_counts"]["customers"] == 2357
     got = pd.read_parquet(d / "forecasts" / "bgnbd.parquet")
     want = pd.read_parquet(first_run / "forecasts" / "bgnbd.parquet")
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
+    got_m = pd.read_csv(d / "report" / "metrics.csv", index_col=0)
+    want_m = pd.read_csv(first_run / "report" / "metrics.csv", index_col=0)
+    cols = ["mae", "rmse", "log_likelihood"]
+    pd.testing.assert_frame_equal(got_m[cols], want_m[cols], rtol=1e-9)
+    # a glob of CSV and Parquet files is refused up front for DuckDB (pandas reads both)
+    frame.iloc[half:].to_parquet(parts / "b.parquet", index=False)
+    mixed = _variant(workspace, "mixed.toml", {
+        'path = "../transactions.csv"': 'path = "../parts/*"',
+        'engine = "pandas"': 'engine = "duckdb"', '"../reports/runs"': '"../mixed-runs"'})
+    with pytest.raises(ConfigError, match=r"input\.path: .* matches both CSV and Parquet"):
+        load_config(mixed)
 
 
 def test_strict_exits_2_on_sampling_problems_writing_nothing(

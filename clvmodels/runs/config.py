@@ -11,8 +11,31 @@ input files that exist) follow in :func:`check_config`, with the same key paths.
 
 Relative paths (``input.path``, ``customers.path``, ``output.runs_dir``) are resolved
 against the folder of the configuration file, so a scheduled job may run from anywhere.
-The input files are read into one pandas frame (the comparison report and the tracking need
-the transactions themselves); ``input.engine`` is the engine of the RFM summary.
+
+Which models a run takes is decided by the model registry
+(:mod:`clvmodels.models.registry`) and the input's data kind (:mod:`clvmodels.datakinds`),
+never by a list here: ``input.kind`` names the input, and every registered family of the
+matching data kind is accepted, maximum likelihood or Bayesian (a family registered later,
+e.g. a new ``bayes-*`` model, is accepted without a change here):
+
+================= ======================================= ===============================
+``input.kind``    the input                               ``models[].family`` (data kind)
+================= ======================================= ===============================
+``transactions``  transaction rows (CSV / Parquet, glob)  continuous: bgnbd, pnbd, ...
+``discrete``      a discrete-time summary: ``frequency,   discrete: bgbb, ...
+                  recency, T`` (or ``periods``) counted
+                  in opportunities [+ weights column]
+``subscriptions`` subscription records (customer, start,  contractual: sbg, ...
+                  end; end empty while active)
+================= ======================================= ===============================
+
+``[spend]`` takes the registered spend families (gammagamma, bayes-gammagamma) for
+transactions. ``input.engine`` is the engine of the summary: "pandas", "duckdb" (the files
+are summarised by DuckDB and never read into pandas whole) or "spark" (transactions only:
+summary, fits and valuation by :mod:`clvmodels.engines.spark`; no covariates yet). The
+comparison report works on pandas frames: with "duckdb" or "spark" it reads the columns it
+needs (id, date, amount, segment/covariate columns) of the input into pandas; tracking
+materialises only a per-customer frame.
 
 Layout of a file (every table but ``input`` and ``models`` optional)::
 
@@ -20,22 +43,31 @@ Layout of a file (every table but ``input`` and ``models`` optional)::
     seed = 42                      # default seed of every sampler (a model's sampler.seed wins)
 
     [input]
+    kind = "transactions"          # or "discrete" (a summary) or "subscriptions"
     path = "../transactions.csv"   # a file or a glob (CSV / Parquet), read in sorted order
-    engine = "pandas"              # or "duckdb": the engine of the RFM summary
+    engine = "pandas"              # or "duckdb", "spark": the engine of the summary
     customer_id_col = "customer_id"
-    datetime_col = "date"
-    monetary_value_col = "amount"  # "" for none (then no spend model)
+    datetime_col = "date"          # transactions
+    monetary_value_col = "amount"  # transactions; "" for none (then no spend model)
     date_format = "%Y-%m-%d"       # optional strftime layout of text dates
-    time_unit = "W"                # D, W, M or Y
-    observation_end = "1997-12-31" # or "latest": the day of the last transaction
+    time_unit = "W"                # D, W, M or Y; default W (transactions), M (the contract
+                                   # period of subscriptions); discrete: one opportunity
+    observation_end = "1997-12-31" # or "latest" (transactions): the day of the last one
+    start_col = "start"            # subscriptions: start and end dates
+    end_col = "end"
+    revenue_col = ""               # subscriptions: revenue per period (latest record)
+    weights_col = ""               # discrete: a column counting identical customers
+    spark_master = "local[*]"      # engine "spark": the master (ignored when a session runs)
+    spark_conf = {}                # and settings, e.g. {"spark.sql.shuffle.partitions" = 8}
 
     [customers]                    # optional attribute table for covariates / segments
     path = "customers.csv"
     id_col = "customer_id"
 
     [[models]]
-    family = "bgnbd"               # bgnbd, mbgnbd, pnbd
-    method = "mle"                 # or "bayes" (the family's Bayesian twin)
+    family = "bgnbd"               # any registered family of the input's data kind
+    method = "mle"                 # or "bayes" (the family's Bayesian twin); a Bayesian
+                                   # family (family = "bayes-bgnbd") needs no method
     name = "bgnbd"                 # optional label (default: the registry name)
     penalizer = 0.0                # MLE only
     purchase_covariates = []
@@ -49,22 +81,26 @@ Layout of a file (every table but ``input`` and ``models`` optional)::
     target_accept = 0.0            # 0: the sampler's default
     seed = -1                      # -1: the run's seed
 
-    [spend]
-    family = "gammagamma"          # or "none": CLV counted in transactions
+    [spend]                        # transactions only
+    family = "gammagamma"          # a registered spend family, or "none": CLV counted in
+                                   # transactions (default: gammagamma with an amount column)
     method = "mle"
+    spend_covariates = []
 
     [valuation]
     horizon = "12M"
-    period = "M"
+    period = "M"                   # discounting period (transactions; discrete: one
+                                   # opportunity by default; subscriptions: input.time_unit)
     discount_rate = 0.10
     margin = 1.0
     acquisition_cost = 0.0
+    revenue_per_period = 1.0       # subscriptions without input.revenue_col
 
-    [report]                       # the comparison report (compare_models on a holdout)
+    [report]                       # the comparison report on a holdout
     enabled = true
     holdout = "13W"                # calibration_end = observation_end - holdout
-    baselines = true
-    backtest_cutoffs = []          # dates: also a backtest at these cut-offs
+    baselines = true               # (discrete: the summary's holdout columns instead)
+    backtest_cutoffs = []          # transactions: also a backtest at these cut-offs
     backtest_holdout = "13W"
 
     [output]
@@ -100,10 +136,13 @@ __all__ = [
     "check_config",
     "config_dict",
     "load_config",
+    "resolve_family",
+    "resolved",
 ]
 
-#: Transaction-model families a run takes (continuous time; each has a Bayesian twin).
-FAMILIES = ("bgnbd", "mbgnbd", "pnbd")
+#: ``input.kind`` -> the data kind (:data:`clvmodels.datakinds.KINDS`) of its models
+INPUT_KINDS = {"transactions": "continuous", "discrete": "discrete",
+               "subscriptions": "contractual"}
 
 
 class ConfigError(ValueError):
@@ -114,14 +153,34 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class InputConfig:
     path: str
-    engine: Literal["pandas", "duckdb"] = "pandas"
+    kind: Literal["transactions", "discrete", "subscriptions"] = "transactions"
+    engine: Literal["pandas", "duckdb", "spark"] = "pandas"
     customer_id_col: str = "customer_id"
     datetime_col: str = "date"
     monetary_value_col: str = "amount"
     date_format: str = ""
-    time_unit: Literal["D", "W", "M", "Y"] = "W"
+    #: None: W for transactions, M (the contract period) for subscriptions; discrete: the
+    #: length of one opportunity, required
+    time_unit: Literal["D", "W", "M", "Y"] | None = None
     observation_end: str = "latest"
     negative_amounts: Literal["raise", "drop"] = "raise"
+    start_col: str = "start"
+    end_col: str = "end"
+    revenue_col: str = ""
+    weights_col: str = ""
+    spark_master: str = "local[*]"
+    spark_conf: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def data_kind(self) -> str:
+        """The data kind of the models this input feeds (``continuous`` for transactions)."""
+        return INPUT_KINDS[self.kind]
+
+    @property
+    def unit(self) -> str | None:
+        """The model time unit: ``time_unit`` or the kind's default (None: not given for a
+        discrete summary)."""
+        return self.time_unit or {"transactions": "W", "subscriptions": "M"}.get(self.kind)
 
 
 @dataclass(frozen=True)
@@ -142,7 +201,8 @@ class SamplerConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     family: str
-    method: Literal["mle", "bayes"] = "mle"
+    #: None: maximum likelihood, unless ``family`` is a Bayesian registry name
+    method: Literal["mle", "bayes"] | None = None
     name: str = ""
     penalizer: float = 0.0
     purchase_covariates: list[str] = field(default_factory=list)
@@ -153,19 +213,32 @@ class ModelConfig:
 
     @property
     def registry_name(self) -> str:
-        """The registry's name of the model (``bayes-bgnbd`` for a Bayesian BG/NBD)."""
-        return f"bayes-{self.family}" if self.method == "bayes" else self.family
+        """The registry's name of the model (``bayes-bgnbd`` for ``family = "bgnbd"``,
+        ``method = "bayes"``): :func:`resolve_family`; ValueError when there is none."""
+        return resolve_family(self.family, self.method)[0]
+
+    @property
+    def bayesian(self) -> bool:
+        """Whether the model is Bayesian (its registry class says)."""
+        return bool(getattr(_registry().get_model(self.registry_name), "bayesian", False))
 
     @property
     def label(self) -> str:
         """The name outputs use: ``name`` or the registry name."""
-        return self.name or self.registry_name
+        if self.name:
+            return self.name
+        try:
+            return self.registry_name
+        except ValueError:
+            return self.family
 
 
 @dataclass(frozen=True)
 class SpendConfig:
-    family: Literal["gammagamma", "none"] = "gammagamma"
-    method: Literal["mle", "bayes"] = "mle"
+    #: a registered spend family, "none", or "" (default): the registry's maximum-likelihood
+    #: spend family for transactions with an amount column, else none
+    family: str = ""
+    method: Literal["mle", "bayes"] | None = None
     penalizer: float = 0.0
     spend_covariates: list[str] = field(default_factory=list)
     priors: dict[str, Any] = field(default_factory=dict)
@@ -173,18 +246,29 @@ class SpendConfig:
 
     @property
     def registry_name(self) -> str | None:
-        if self.family == "none":
+        """The spend model's registry name (None: no spend model); ``family`` "" must have
+        been resolved by :func:`load_config` (:func:`resolve_spend`)."""
+        if self.family in ("none", ""):
             return None
-        return f"bayes-{self.family}" if self.method == "bayes" else self.family
+        return resolve_family(self.family, self.method)[0]
+
+    @property
+    def bayesian(self) -> bool:
+        name = self.registry_name
+        return name is not None and bool(getattr(_registry().get_model(name), "bayesian",
+                                                 False))
 
 
 @dataclass(frozen=True)
 class ValuationConfig:
     horizon: str = "12M"
-    period: str = "M"
+    #: None: M for transactions, one opportunity for a discrete summary; subscriptions are
+    #: valued per contract period (input.time_unit)
+    period: str | None = None
     discount_rate: float = 0.10
     margin: float = 1.0
     acquisition_cost: float = 0.0
+    revenue_per_period: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -325,7 +409,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     problems = check_config(config)
     if problems:
         raise ConfigError(_message(p, problems))
-    return config
+    return resolved(config)
 
 
 def _message(path: Path, problems: list[str]) -> str:
@@ -365,57 +449,109 @@ def input_files(config: RunConfig) -> list[Path]:
     return [Path(pattern)] if Path(pattern).is_file() else []
 
 
+def _registry() -> Any:
+    from clvmodels.models import registry
+
+    return registry
+
+
+def _names(**filters: Any) -> dict[type, str]:
+    """Registered classes -> their registry names (``registry.models(**filters)``)."""
+    reg = _registry()
+    return dict(zip(reg.models(**filters), reg.model_names(**filters), strict=True))
+
+
+#: a data kind -> the ``input.kind`` that feeds it
+_INPUT_OF = {kind: name for name, kind in INPUT_KINDS.items()}
+
+
+def _resolve(family: str, method: str | None) -> tuple[str | None, type | None, str, str]:
+    """``(registry name, class, key, problem)``: the registered model ``family`` and
+    ``method`` name (a Bayesian family: itself; an MLE family with ``method = "bayes"``: its
+    Bayesian twin, the registered class whose ``_mle_class`` it is), or the key (``family``
+    or ``method``) and problem that prevent it."""
+    names = _names()
+    try:
+        cls = _registry().get_model(family)
+    except ValueError:
+        return None, None, "family", "unknown"
+    name = names[cls]
+    if getattr(cls, "bayesian", False):
+        if method == "mle":
+            return None, cls, "method", (f"{name!r} is a Bayesian family: set method = "
+                                         "'bayes' or leave method out")
+        return name, cls, "", ""
+    if method == "bayes":
+        twins = [c for c in names if getattr(c, "bayesian", False)
+                 and getattr(c, "_mle_class", None) is cls]
+        if not twins:
+            others = [n for c, n in names.items() if getattr(c, "bayesian", False)
+                      and c.data_kind == cls.data_kind]
+            return None, cls, "method", (f"{name!r} has no Bayesian twin in the model "
+                                         f"registry (Bayesian {cls.data_kind} families: "
+                                         f"{', '.join(others) or 'none'})")
+        return names[twins[0]], twins[0], "", ""
+    return name, cls, "", ""
+
+
+def resolve_family(family: str, method: str | None) -> tuple[str, type]:
+    """The registry name and class of ``family`` with ``method`` (:func:`_resolve`);
+    ValueError naming the problem when there is none."""
+    name, cls, _, problem = _resolve(family, method)
+    if name is None or cls is None:
+        raise ValueError(f"family {family!r}: {problem}")
+    return name, cls
+
+
+def _spend_family(config: RunConfig) -> str:
+    """``spend.family`` with its default resolved: the registry's first maximum-likelihood
+    spend family for transactions with an amount column, else "none"."""
+    family = config.spend.family
+    if family:
+        return family
+    if config.input.kind == "transactions" and config.input.monetary_value_col:
+        return _registry().model_names(role="spend", bayesian=False)[0]
+    return "none"
+
+
+def resolved(config: RunConfig) -> RunConfig:
+    """``config`` with its defaults decided (a well-formed config, :func:`check_config`):
+    every model's and the spend model's method, the spend family and the time unit — what
+    the manifest records as the configuration."""
+    models = [dataclasses.replace(m, method="bayes" if m.bayesian else "mle")
+              for m in config.models]
+    spend = dataclasses.replace(config.spend, family=_spend_family(config))
+    spend = dataclasses.replace(spend, method=(
+        "bayes" if spend.bayesian else "mle") if spend.family != "none" else spend.method)
+    inp = dataclasses.replace(config.input, time_unit=config.input.unit)
+    return dataclasses.replace(config, models=models, spend=spend, input=inp)
+
+
 def check_config(config: RunConfig) -> list[str]:
     """The problems a well-typed configuration may still have, each naming its key."""
     problems: list[str] = []
     if not config.name or any(c in config.name for c in "/\\") or config.name.startswith("."):
         problems.append(f"name: expected a plain name (no slashes, not hidden), got "
                         f"{config.name!r}")
-    if not input_files(config):
-        problems.append(f"input.path: no input file matches {config.input.path!r} (relative "
-                        f"to {config.base_dir})")
-    if config.input.observation_end != "latest":
-        _check_date(config.input.observation_end, "input.observation_end", problems)
-    if config.customers is not None and not config.resolve(config.customers.path).is_file():
-        problems.append(f"customers.path: no such file {config.customers.path!r}")
+    _check_input(config, problems)
     if not config.models:
         problems.append("models: name at least one model ([[models]] with a family)")
     labels: set[str] = set()
     for i, m in enumerate(config.models):
+        _check_model(config, i, m, problems)
         key = f"models[{i}]"
-        if m.family not in FAMILIES:
-            problems.append(f"{key}.family: expected one of {', '.join(FAMILIES)}, got "
-                            f"{m.family!r}")
         if m.label in labels:
             problems.append(f"{key}.name: {m.label!r} is used twice (give each model a name)")
         labels.add(m.label)
         if any(ch in m.label for ch in "/\\") or m.label.startswith("."):
             problems.append(f"{key}.name: expected a plain name, got {m.label!r}")
-        if m.method == "mle":
-            for opt in ("segment_col", "priors"):
-                if getattr(m, opt):
-                    problems.append(f"{key}.{opt}: applies to method = 'bayes' only")
-        elif m.penalizer:
-            problems.append(f"{key}.penalizer: applies to method = 'mle' only (set priors)")
-        if m.penalizer < 0:
-            problems.append(f"{key}.penalizer: must be >= 0, got {m.penalizer}")
-        _check_sampler(m.sampler, f"{key}.sampler", problems)
-    if config.spend.family != "none" and not config.input.monetary_value_col:
-        problems.append("spend.family: a spend model needs input.monetary_value_col "
-                        "(or set spend.family = 'none')")
-    _check_sampler(config.spend.sampler, "spend.sampler", problems)
-    v = config.valuation
-    _check_horizon(v.horizon, "valuation.horizon", problems)
-    if v.period not in ("D", "W", "M", "Y"):
-        _check_horizon(v.period, "valuation.period", problems)
-    if not v.discount_rate >= 0:
-        problems.append(f"valuation.discount_rate: must be >= 0, got {v.discount_rate}")
-    if not 0 < v.margin <= 1:
-        problems.append(f"valuation.margin: must be in (0, 1], got {v.margin}")
-    if v.acquisition_cost < 0:
-        problems.append(f"valuation.acquisition_cost: must be >= 0, got {v.acquisition_cost}")
+    _check_spend(config, problems)
+    _check_valuation(config, problems)
     _check_horizon(config.report.holdout, "report.holdout", problems)
     if config.report.backtest_cutoffs:
+        if config.input.kind != "transactions":
+            problems.append(f"report.backtest_cutoffs: backtests run on transactions "
+                            f"(input.kind = 'transactions'), not {config.input.kind}")
         _check_horizon(config.report.backtest_holdout, "report.backtest_holdout", problems)
         for i, c in enumerate(config.report.backtest_cutoffs):
             _check_date(c, f"report.backtest_cutoffs[{i}]", problems)
@@ -426,6 +562,152 @@ def check_config(config: RunConfig) -> list[str]:
     if rid and (any(c in rid for c in "/\\") or rid.startswith(".")):
         problems.append(f"output.run_id: expected a plain name, got {rid!r}")
     return problems
+
+
+def _check_input(config: RunConfig, problems: list[str]) -> None:
+    inp = config.input
+    files = input_files(config)
+    if not files:
+        problems.append(f"input.path: no input file matches {inp.path!r} (relative "
+                        f"to {config.base_dir})")
+    formats = {p.suffix.lower() in (".parquet", ".pq", ".parq") for p in files}
+    if inp.engine != "pandas" and len(formats) > 1:
+        problems.append(f"input.path: {inp.path!r} matches both CSV and Parquet files; "
+                        f"engine {inp.engine!r} reads one format at a time (convert them, "
+                        "or use engine 'pandas')")
+    if inp.observation_end != "latest":
+        _check_date(inp.observation_end, "input.observation_end", problems)
+    elif inp.kind == "subscriptions":
+        problems.append("input.observation_end: subscription records need the day they were "
+                        "observed (renewals are known up to it); 'latest' applies to "
+                        "transactions")
+    elif inp.kind == "discrete":
+        problems.append("input.observation_end: a discrete summary has no dates: give the "
+                        "day it describes (it names the run)")
+    if inp.kind == "discrete":
+        if inp.engine != "pandas":
+            problems.append(f"input.engine: a discrete summary is read with 'pandas' (the "
+                            f"engines summarise transactions and subscriptions), got "
+                            f"{inp.engine!r}")
+        if inp.time_unit is None:
+            problems.append("input.time_unit: a discrete summary needs the length of one "
+                            "transaction opportunity (e.g. 'Y' for yearly opportunities)")
+    if inp.kind == "subscriptions" and inp.engine == "spark":
+        problems.append("input.engine: 'spark' summarises transactions; subscriptions take "
+                        "'pandas' or 'duckdb'")
+    for opt, kind in (("revenue_col", "subscriptions"), ("weights_col", "discrete")):
+        if getattr(inp, opt) and inp.kind != kind:
+            problems.append(f"input.{opt}: applies to input.kind = {kind!r}, not "
+                            f"{inp.kind!r}")
+    if config.customers is not None:
+        if not config.resolve(config.customers.path).is_file():
+            problems.append(f"customers.path: no such file {config.customers.path!r}")
+        if inp.engine == "spark":
+            problems.append("customers: input.engine = 'spark' takes no attribute table "
+                            "yet (use 'pandas' or 'duckdb')")
+
+
+def _check_model(config: RunConfig, i: int, m: ModelConfig, problems: list[str]) -> None:
+    key = f"models[{i}]"
+    kind = config.input.data_kind
+    name, cls, where, problem = _resolve(m.family, m.method)
+    if problem == "unknown":
+        fits = _registry().model_names(kind=kind)
+        problems.append(f"{key}.family: expected one of {', '.join(fits)} (the registered "
+                        f"{kind} families, for input.kind = {config.input.kind!r}), got "
+                        f"{m.family!r}")
+        return
+    assert cls is not None
+    if cls.data_kind == "spend":
+        problems.append(f"{key}.family: {m.family!r} is a spend model: name it in [spend] "
+                        "(spend.family)")
+        return
+    if cls.data_kind != kind:
+        want = _INPUT_OF[cls.data_kind]
+        problems.append(f"{key}.family: {m.family!r} needs a {want} input (input.kind = "
+                        f"{want!r}); this run's input.kind is {config.input.kind!r}")
+        return
+    if problem:
+        problems.append(f"{key}.{where}: {problem}")
+        return
+    bayesian = bool(getattr(cls, "bayesian", False))
+    if not bayesian:
+        for opt in ("segment_col", "priors"):
+            if getattr(m, opt):
+                problems.append(f"{key}.{opt}: applies to Bayesian models only (method = "
+                                f"'bayes'); {name!r} is fitted by maximum likelihood")
+    elif m.penalizer:
+        problems.append(f"{key}.penalizer: applies to method = 'mle' only (set priors)")
+    if m.penalizer < 0:
+        problems.append(f"{key}.penalizer: must be >= 0, got {m.penalizer}")
+    links = getattr(cls, "covariate_links", {}) or {}
+    for group in ("purchase", "dropout"):
+        cols = getattr(m, f"{group}_covariates")
+        if cols and group not in links:
+            problems.append(f"{key}.{group}_covariates: {name!r} has no {group} covariates "
+                            f"(its covariate groups: {', '.join(links) or 'none'})")
+        elif cols and config.input.engine == "spark":
+            problems.append(f"{key}.{group}_covariates: input.engine = 'spark' takes no "
+                            "covariates yet (use 'pandas' or 'duckdb')")
+    if m.segment_col and config.input.engine == "spark":
+        problems.append(f"{key}.segment_col: input.engine = 'spark' fits no hierarchical "
+                        "model yet (use 'pandas' or 'duckdb')")
+    _check_sampler(m.sampler, f"{key}.sampler", problems)
+
+
+def _check_spend(config: RunConfig, problems: list[str]) -> None:
+    s = config.spend
+    family = _spend_family(config)
+    if family != "none":
+        if config.input.kind != "transactions":
+            problems.append(f"spend.family: a spend model is fitted on transactions "
+                            f"(input.kind = 'transactions'), not {config.input.kind}"
+                            + ("; subscriptions are valued with input.revenue_col or "
+                               "valuation.revenue_per_period"
+                               if config.input.kind == "subscriptions" else "")
+                            + " (set spend.family = 'none')")
+        elif not config.input.monetary_value_col:
+            problems.append("spend.family: a spend model needs input.monetary_value_col "
+                            "(or set spend.family = 'none')")
+        else:
+            _, cls, where, problem = _resolve(family, s.method)
+            spend_names = ", ".join(_registry().model_names(role="spend"))
+            if problem == "unknown" or (cls is not None and cls.data_kind != "spend"):
+                problems.append(f"spend.family: expected one of {spend_names} or 'none', got "
+                                f"{family!r}")
+            elif problem:
+                problems.append(f"spend.{where}: {problem}")
+            elif s.spend_covariates and config.input.engine == "spark":
+                problems.append("spend.spend_covariates: input.engine = 'spark' takes no "
+                                "covariates yet (use 'pandas' or 'duckdb')")
+    elif s.spend_covariates:
+        problems.append("spend.spend_covariates: need a spend model (spend.family)")
+    _check_sampler(s.sampler, "spend.sampler", problems)
+
+
+def _check_valuation(config: RunConfig, problems: list[str]) -> None:
+    v = config.valuation
+    _check_horizon(v.horizon, "valuation.horizon", problems)
+    if v.period is not None:
+        if config.input.kind == "subscriptions":
+            if v.period != config.input.unit:
+                problems.append(f"valuation.period: subscriptions are valued per contract "
+                                f"period (input.time_unit = {config.input.unit!r}); leave "
+                                f"valuation.period out, got {v.period!r}")
+        elif v.period not in ("D", "W", "M", "Y"):
+            _check_horizon(v.period, "valuation.period", problems)
+    if not v.discount_rate >= 0:
+        problems.append(f"valuation.discount_rate: must be >= 0, got {v.discount_rate}")
+    if not 0 < v.margin <= 1:
+        problems.append(f"valuation.margin: must be in (0, 1], got {v.margin}")
+    if v.acquisition_cost < 0:
+        problems.append(f"valuation.acquisition_cost: must be >= 0, got {v.acquisition_cost}")
+    if not v.revenue_per_period > 0:
+        problems.append(f"valuation.revenue_per_period: must be > 0, got "
+                        f"{v.revenue_per_period}")
+    elif v.revenue_per_period != 1.0 and config.input.kind != "subscriptions":
+        problems.append("valuation.revenue_per_period: applies to input.kind = "
+                        "'subscriptions' (transactions are valued with a spend model)")
 
 
 def _check_sampler(s: SamplerConfig, key: str, problems: list[str]) -> None:

@@ -105,46 +105,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_input(config: RunConfig) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The transactions of every input file (in sorted order) as one frame, the date column
-    parsed (``input.date_format`` when given), and each file's size and SHA-256."""
-    from clvmodels.rfm import read_transactions
-
-    files = input_files(config)
-    info = [{"path": os.fspath(p), "bytes": p.stat().st_size, "sha256": _sha256(p)}
-            for p in files]
-    frames = [read_transactions(p) for p in files]
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    inp = config.input
-    needed = [inp.customer_id_col, inp.datetime_col,
-              *([inp.monetary_value_col] if inp.monetary_value_col else [])]
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise ValueError(f"input: column(s) {', '.join(map(repr, missing))} not in "
-                         f"{config.input.path!r} (columns: {', '.join(map(str, frame.columns))}); "
-                         "set input.customer_id_col / datetime_col / monetary_value_col")
-    raw = frame[inp.datetime_col]
-    if not pd.api.types.is_datetime64_any_dtype(raw):
-        parsed = pd.to_datetime(raw.astype("string"), format=inp.date_format or None,
-                                errors="coerce")
-        bad = parsed.isna() & raw.notna()
-        if bad.any():
-            rows = ", ".join(map(str, frame.index[bad.to_numpy()][:5]))
-            raise ValueError(
-                f"input.date_format: {int(bad.sum()):,} value(s) of column "
-                f"{inp.datetime_col!r} are not dates"
-                f"{' in the layout ' + repr(inp.date_format) if inp.date_format else ''} "
-                f"(rows {rows}; first: {raw[bad].iloc[0]!r})")
-        frame = frame.assign(**{inp.datetime_col: parsed})
-    return frame, info
-
-
-def _observation_end(config: RunConfig, frame: pd.DataFrame) -> pd.Timestamp:
-    if config.input.observation_end == "latest":
-        return pd.Timestamp(frame[config.input.datetime_col].max()).normalize()
-    return pd.Timestamp(config.input.observation_end).normalize()
-
-
 def _sampler_kwargs(sampler: Any, seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"draws": sampler.draws, "tune": sampler.tune,
                            "chains": sampler.chains,
@@ -165,7 +125,7 @@ def build_models(config: RunConfig) -> tuple[dict[str, Any], Any]:
         cov = {k: list(v) for k, v in (("purchase_covariates", m.purchase_covariates),
                                         ("dropout_covariates", m.dropout_covariates)) if v}
         try:
-            if m.method == "bayes":
+            if m.bayesian:
                 models[m.label] = cls(priors=m.priors or None, segment_col=m.segment_col or None,
                                       **cov)
             else:
@@ -178,38 +138,11 @@ def build_models(config: RunConfig) -> tuple[dict[str, Any], Any]:
         cls = registry.get_model(s.registry_name)
         cov = {"spend_covariates": list(s.spend_covariates)} if s.spend_covariates else {}
         try:
-            spend = cls(priors=s.priors or None, **cov) if s.method == "bayes" else \
+            spend = cls(priors=s.priors or None, **cov) if s.bayesian else \
                 cls(penalizer=s.penalizer, **cov)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"spend: {exc}") from None
     return models, spend
-
-
-def _attributes(config: RunConfig) -> list[str]:
-    cols = [c for m in config.models for c in (*m.purchase_covariates, *m.dropout_covariates)]
-    cols += [m.segment_col for m in config.models if m.segment_col]
-    cols += list(config.spend.spend_covariates)
-    return list(dict.fromkeys(cols))
-
-
-def _summary(config: RunConfig, frame: pd.DataFrame, obs_end: pd.Timestamp) -> pd.DataFrame:
-    from clvmodels.evaluation.fitting import attach_covariates
-    from clvmodels.rfm import rfm_summary
-
-    inp = config.input
-    data = rfm_summary(frame, customer_id_col=inp.customer_id_col,
-                       datetime_col=inp.datetime_col,
-                       monetary_value_col=inp.monetary_value_col or None,
-                       observation_end=obs_end, time_unit=inp.time_unit, engine=inp.engine,
-                       negative_amounts=inp.negative_amounts)
-    wanted = _attributes(config)
-    if wanted:
-        customers = config.resolve(config.customers.path) if config.customers else None
-        data = attach_covariates(
-            data, wanted, customers=customers,
-            customers_id_col=(config.customers.id_col or None) if config.customers else None,
-            transactions=frame, customer_id_col=inp.customer_id_col)
-    return data
 
 
 def _convergence(models: dict[str, Any]) -> list[str]:
@@ -294,9 +227,12 @@ def execute(config: RunConfig, *, force: bool = False, strict: bool = False,
     and nothing is written. Bad input raises :class:`ValueError` / :class:`OSError` with
     nothing written.
     """
+    from clvmodels.runs.config import resolved
+    from clvmodels.runs.inputs import load_input
     from clvmodels.runs.tracking import find_previous, write_tracking
 
     say = progress or (lambda _m: None)
+    config = resolved(config)
     if observation_end is not None:
         inp = dataclasses.replace(config.input, observation_end=observation_end)
         config = dataclasses.replace(config, input=inp)
@@ -311,36 +247,38 @@ def execute(config: RunConfig, *, force: bool = False, strict: bool = False,
         warnings.simplefilter("default")
         with clock.step("check", "Checking the models"):
             models, spend = build_models(config)
-        with clock.step("read", f"Reading {config.input.path}"):
-            frame, files = read_input(config)
-            obs_end = _observation_end(config, frame)
+        run = load_input(config, clock.step)
+        obs_end = run.observation_end
         run_dir = run_directory(config, obs_end)
         if run_dir.exists() and not force:
             raise FileExistsError(f"run directory {os.fspath(run_dir)!r} already exists; pass "
                                   "--force to replace it")
-        with clock.step("summary", "Summarising transactions"):
-            data = _summary(config, frame, obs_end)
-        fitted, spend_fitted, convergence = _fit_all(config, models, spend, data, clock)
+        fitted, spend_fitted, convergence = _fit_all(config, models, spend, run, clock)
         _check_strict(convergence, strict)
         with _staging(run_dir, force=force) as tmp:
-            outputs = _write_models_and_forecasts(config, fitted, spend_fitted, data, tmp,
+            outputs = _write_models_and_forecasts(config, fitted, spend_fitted, run, tmp,
                                                   clock)
-            comparison_problems = _reports(config, frame, obs_end, tmp, clock, outputs)
+            comparison_problems = _reports(config, run, obs_end, tmp, clock, outputs)
             convergence += comparison_problems
             _check_strict(comparison_problems, strict)
             previous = find_previous(run_dir, config.name, obs_end)
-            if previous is not None:
+            if previous is not None and config.input.kind == "transactions":
                 with clock.step("tracking", f"Tracking the forecast of {previous.name}"):
-                    outputs["tracking"] = write_tracking(
-                        previous, tmp, frame, config, obs_end)
+                    outputs["tracking"] = write_tracking(previous, tmp, run, config, obs_end)
+            elif previous is not None:
+                warnings.warn(f"tracking: the forecast of {previous.name} is not tracked: "
+                              f"tracking compares transaction forecasts with the transactions "
+                              f"since, and this input is {config.input.kind}", stacklevel=1)
             for w in records:
                 message = " ".join(str(w.message).split())
                 if message not in caught:
                     caught.append(message)
-            manifest = _manifest(config, config_path, run_dir, obs_end, files, frame, data,
-                                 fitted, outputs, clock, caught, convergence, previous)
+            manifest = _manifest(config, config_path, run_dir, obs_end, run, fitted, outputs,
+                                 clock, caught, convergence, previous)
             (tmp / "manifest.json").write_text(json.dumps(_json_safe(manifest), indent=2)
                                                + "\n", encoding="utf-8")
+        if run.is_spark:
+            run.data.unpersist()
     for message in caught:
         say(f"Warning: {message}")
     say(f"Wrote {run_dir}")
@@ -354,17 +292,22 @@ def _check_strict(lines: list[str], strict: bool) -> None:
             + "; ".join(lines))
 
 
-def _fit_all(config: RunConfig, models: dict[str, Any], spend: Any, data: pd.DataFrame,
+def _fit_all(config: RunConfig, models: dict[str, Any], spend: Any, run: Any,
              clock: _Clock) -> tuple[dict[str, Any], Any, list[str]]:
+    data = run.data
+    what = f"{run.customers:,} customers"
+    if run.weights is not None:
+        what = f"{len(data):,} rows ({what})"
+    weights = {"weights": config.input.weights_col} if config.input.weights_col else {}
     fitted = {}
     for m in config.models:
-        kwargs = _sampler_kwargs(m.sampler, config.seed) if m.method == "bayes" else {}
-        with clock.step(f"fit:{m.label}", f"Fitting {m.label} on {len(data):,} customers"):
-            fitted[m.label] = models[m.label].fit(data, **kwargs)
+        kwargs = _sampler_kwargs(m.sampler, config.seed) if m.bayesian else {}
+        with clock.step(f"fit:{m.label}", f"Fitting {m.label} on {what}"):
+            fitted[m.label] = models[m.label].fit(data, **kwargs, **weights)
     spend_fitted = None
     if spend is not None:
         kwargs = (_sampler_kwargs(config.spend.sampler, config.seed)
-                  if config.spend.method == "bayes" else {})
+                  if config.spend.bayesian else {})
         with clock.step("fit:spend", f"Fitting {config.spend.registry_name}"):
             spend_fitted = spend.fit(data, **kwargs)
     lines = _convergence({**fitted, "spend": spend_fitted})
@@ -373,29 +316,47 @@ def _fit_all(config: RunConfig, models: dict[str, Any], spend: Any, data: pd.Dat
     return fitted, spend_fitted, lines
 
 
+def _value_period(config: RunConfig) -> str | None:
+    """The discounting period: transactions ``valuation.period`` (default M); a discrete
+    summary's (default: one opportunity); subscriptions: their contract period (None)."""
+    if config.input.kind == "transactions":
+        return config.valuation.period or "M"
+    if config.input.kind == "discrete":
+        return config.valuation.period
+    return None
+
+
 def _write_models_and_forecasts(config: RunConfig, fitted: dict[str, Any], spend: Any,
-                                data: pd.DataFrame, tmp: Path, clock: _Clock
-                                ) -> dict[str, Any]:
+                                run: Any, tmp: Path, clock: _Clock) -> dict[str, Any]:
     from clvmodels.kpis import value_tiers
     from clvmodels.valuation import customer_lifetime_value
 
     v = config.valuation
+    data = run.data
     outputs: dict[str, Any] = {"forecasts": {}, "models": {}}
     (tmp / "forecasts").mkdir()
+    money: Any = run.revenue if config.input.kind == "subscriptions" else (
+        spend if spend is not None else 1.0)
     for label, model in fitted.items():
         with clock.step(f"value:{label}", f"Valuing customers with {label}"):
             value = customer_lifetime_value(
-                model, spend if spend is not None else 1.0, data, horizon=v.horizon,
-                discount_rate=v.discount_rate, margin=v.margin, period=v.period,
+                model, money, data, horizon=v.horizon, discount_rate=v.discount_rate,
+                margin=v.margin, period=_value_period(config),
                 acquisition_cost=v.acquisition_cost or None)
+            if run.is_spark:
+                outputs["forecasts"][label] = _write_spark_forecast(
+                    config, data, value, tmp / "forecasts" / label, run.customers)
+                continue
             labels, _ = value_tiers(value["clv"])
             out = pd.concat([data, value], axis=1)
             out["value_tier"] = labels.astype(str) if hasattr(labels, "astype") else labels
             out.attrs = {}
+            w = run.weights if run.weights is not None else np.ones(len(out))
             outputs["forecasts"][label] = {
                 "files": [f"forecasts/{n}" for n in _write_forecast(
                     out, tmp / "forecasts" / label, config.output.partition_rows)],
-                "rows": len(out), "total_clv": float(value["clv"].sum())}
+                "rows": len(out),
+                "total_clv": float(np.sum(w * value["clv"].to_numpy(dtype=float)))}
     if config.output.save_models:
         (tmp / "models").mkdir()
         with clock.step("save", "Saving the models"):
@@ -411,31 +372,151 @@ def _write_models_and_forecasts(config: RunConfig, fitted: dict[str, Any], spend
     return outputs
 
 
-def _reports(config: RunConfig, frame: pd.DataFrame, obs_end: pd.Timestamp, tmp: Path,
+def _write_spark_forecast(config: RunConfig, summary: Any, value: Any, dest: Path,
+                          n: int) -> dict[str, Any]:
+    """A Spark valuation joined to its summary, written by Spark as ``dest/part-*.parquet``
+    (``ceil(n / output.partition_rows)`` parts, ranged and sorted by customer id)."""
+    from pyspark.sql import functions as F
+
+    id_col = summary.columns[0]
+    out = summary.join(value.drop(*[c for c in value.columns
+                                    if c != id_col and c in summary.columns]), on=id_col)
+    parts = max(1, math.ceil(n / config.output.partition_rows))
+    out = out.repartitionByRange(parts, id_col).sortWithinPartitions(id_col)
+    out.write.parquet(os.fspath(dest))
+    for extra in dest.iterdir():  # Spark's markers and checksums: not outputs
+        if not extra.name.endswith(".parquet"):
+            extra.unlink()
+    files = sorted(p.name for p in dest.glob("*.parquet"))
+    total = value.agg(F.sum("clv")).collect()[0][0]
+    return {"files": [f"forecasts/{dest.name}/{f}" for f in files], "rows": n,
+            "total_clv": float(total or 0.0)}
+
+
+def _segment_frame(config: RunConfig, frame: pd.DataFrame, segment: str | None
+                   ) -> pd.DataFrame:
+    """The transactions with the segment column: from the customer table when the
+    transactions lack it (the comparison reads a segment from the transactions)."""
+    if segment is None or segment in frame.columns or config.customers is None:
+        return frame
+    from clvmodels.evaluation.fitting import read_customers
+
+    table = read_customers(config.resolve(config.customers.path))
+    id_col = config.customers.id_col or config.input.customer_id_col
+    keyed = table.set_index(id_col) if id_col in table.columns else table
+    if segment not in keyed.columns:
+        return frame
+    values = keyed[segment].reindex(frame[config.input.customer_id_col]).to_numpy()
+    return frame.assign(**{segment: values})
+
+
+def _reports(config: RunConfig, run: Any, obs_end: pd.Timestamp, tmp: Path,
              clock: _Clock, outputs: dict[str, Any]) -> list[str]:
     """The comparison report (and backtest); their Bayesian fits' sampling problems."""
-    from clvmodels.evaluation import backtest, compare_models
     from clvmodels.report import write_report
     from clvmodels.valuation import parse_horizon
 
     r = config.report
     if not r.enabled:
         return []
-    inp = config.input
-    days = parse_horizon(r.holdout, "D")
-    cal_end = obs_end - pd.Timedelta(days=round(days))
     bayes = next((_sampler_kwargs(m.sampler, config.seed) for m in config.models
-                  if m.method == "bayes"), None)
+                  if m.bayesian), None)
     segment = next((m.segment_col for m in config.models if m.segment_col), None)
+    cal_end = obs_end - pd.Timedelta(days=round(parse_horizon(r.holdout, "D")))
+
+    def say(message: str) -> None:
+        clock.say(f"  {message}")
+
+    if config.input.kind == "discrete":
+        comparison = _discrete_report(config, run, clock, bayes, segment)
+        if comparison is None:
+            return []
+    elif config.input.kind == "subscriptions":
+        from clvmodels.evaluation import compare_contractual
+
+        inp = config.input
+        with clock.step("report", f"Comparing the models ({cal_end.date()} to "
+                                  f"{obs_end.date()})"):
+            source = run.frame if run.frame is not None else [
+                os.fspath(p) for p in input_files(config)]
+            comparison = compare_contractual(
+                source, calibration_end=cal_end, observation_end=obs_end,
+                models=build_models(config)[0], period=inp.unit or "M",
+                customer_id_col=inp.customer_id_col, start_col=inp.start_col,
+                end_col=inp.end_col, segment_col=segment, baselines=r.baselines,
+                bayes_kwargs=bayes, date_format=inp.date_format or None, engine=inp.engine,
+                progress=say, **_customers_kw(config))
+    else:
+        return _transaction_reports(config, run, obs_end, cal_end, tmp, clock, outputs,
+                                    bayes, segment)
+    problems = [f"report {line}" for line in _convergence(comparison.models)]
+    write_report(comparison, tmp / "report", title=f"{config.name}: model comparison")
+    outputs["report"] = "report/report.html"
+    if config.input.kind == "subscriptions":
+        outputs["calibration_end"] = str(cal_end.date())
+    return problems
+
+
+def _customers_kw(config: RunConfig) -> dict[str, Any]:
+    """``customers=`` / ``customers_id_col=`` for a comparison: the attribute table when a
+    model has covariates (the comparisons refuse a table no model reads)."""
+    has_cov = any(m.purchase_covariates or m.dropout_covariates for m in config.models) \
+        or bool(config.spend.spend_covariates)
+    if config.customers is None or not has_cov:
+        return {}
+    return {"customers": config.resolve(config.customers.path),
+            "customers_id_col": config.customers.id_col or None}
+
+
+def _discrete_report(config: RunConfig, run: Any, clock: _Clock, bayes: Any,
+                     segment: str | None) -> Any:
+    """:func:`clvmodels.evaluation.compare_discrete` on the summary's own holdout columns
+    (``frequency_holdout``, ``duration_holdout``); none (a warning) without them."""
+    from clvmodels.evaluation import compare_discrete
+
+    need = ["frequency_holdout", "duration_holdout"]
+    if not set(need) <= set(run.data.columns):
+        warnings.warn("report: no comparison: the discrete summary has no holdout columns "
+                      f"({', '.join(need)}), which compare_discrete scores (set "
+                      "report.enabled = false to silence this)", stacklevel=2)
+        return None
+    with clock.step("report", "Comparing the models on the summary's holdout"):
+        return compare_discrete(
+            run.data, models=build_models(config)[0], segment_col=segment,
+            baselines=config.report.baselines, bayes_kwargs=bayes,
+            progress=lambda m: clock.say(f"  {m}"), **_customers_kw(config))
+
+
+def _transaction_reports(config: RunConfig, run: Any, obs_end: pd.Timestamp,
+                         cal_end: pd.Timestamp, tmp: Path, clock: _Clock,
+                         outputs: dict[str, Any], bayes: Any, segment: str | None
+                         ) -> list[str]:
+    """compare_models (and backtest) on the transactions in pandas: the whole frame with
+    engine "pandas", else only the columns they read (id, date, amount, segment and
+    covariate columns the customer table lacks)."""
+    from clvmodels.evaluation import backtest, compare_models
+    from clvmodels.report import write_report
+    from clvmodels.runs.inputs import attributes, transaction_columns
+
+    r = config.report
+    inp = config.input
+    table_cols: set[str] = set()
+    if config.customers is not None:
+        from clvmodels.evaluation.fitting import read_customers
+
+        table_cols = set(read_customers(config.resolve(config.customers.path)).columns)
+    with clock.step("report", "Reading the transactions for the report"
+                    if run.frame is None else "Preparing the report"):
+        frame = transaction_columns(config, run,
+                                    [c for c in attributes(config) if c not in table_cols])
+        frame = _segment_frame(config, frame, segment)
     common: dict[str, Any] = dict(
-        time_unit=inp.time_unit, spend_model=config.spend.registry_name,
+        time_unit=inp.unit or "W", spend_model=config.spend.registry_name,
         baselines=r.baselines, customer_id_col=inp.customer_id_col,
         datetime_col=inp.datetime_col, monetary_value_col=inp.monetary_value_col or None,
         negative_amounts=inp.negative_amounts, bayes_kwargs=bayes,
         clv_horizon=config.valuation.horizon, discount_rate=config.valuation.discount_rate,
-        margin=config.valuation.margin, segment_col=segment,
-        customers=config.resolve(config.customers.path) if config.customers else None,
-        customers_id_col=(config.customers.id_col or None) if config.customers else None)
+        margin=config.valuation.margin, segment_col=segment, **_customers_kw(config))
     problems: list[str] = []
     with clock.step("report", f"Comparing the models ({cal_end.date()} to {obs_end.date()})"):
         comparison = compare_models(frame, calibration_end=cal_end, observation_end=obs_end,
@@ -457,39 +538,43 @@ def _reports(config: RunConfig, frame: pd.DataFrame, obs_end: pd.Timestamp, tmp:
 
 
 def _manifest(config: RunConfig, config_path: str | os.PathLike | None, run_dir: Path,
-              obs_end: pd.Timestamp, files: list[dict[str, Any]], frame: pd.DataFrame,
-              data: pd.DataFrame, fitted: dict[str, Any], outputs: dict[str, Any],
-              clock: _Clock, caught: list[str], convergence: list[str],
-              previous: Path | None) -> dict[str, Any]:
+              obs_end: pd.Timestamp, run: Any, fitted: dict[str, Any],
+              outputs: dict[str, Any], clock: _Clock, caught: list[str],
+              convergence: list[str], previous: Path | None) -> dict[str, Any]:
     from clvmodels.report.parts import versions
 
     resolved = config_dict(config)
     resolved["input"]["observation_end"] = str(obs_end.date())
     resolved["output"]["run_id"] = run_dir.name
     seeds = {m.label: (_sampler_kwargs(m.sampler, config.seed)["random_seed"]
-                       if m.method == "bayes" else None) for m in config.models}
-    if config.spend.method == "bayes" and config.spend.registry_name:
+                       if m.bayesian else None) for m in config.models}
+    if config.spend.bayesian:
         seeds["spend"] = _sampler_kwargs(config.spend.sampler, config.seed)["random_seed"]
     config_file = None
     if config_path is not None:
         p = Path(config_path)
         config_file = {"path": os.fspath(p.resolve()), "sha256": _sha256(p)}
+    row_kind = {"transactions": "transactions", "discrete": "summary_rows",
+                "subscriptions": "subscription_records"}[config.input.kind]
+    counts: dict[str, Any] = {row_kind: run.rows}
+    if run.frame is not None and config.input.kind == "transactions":
+        counts["transactions_to_observation_end"] = int(
+            (run.frame[config.input.datetime_col] <= obs_end).sum())
+    counts["customers"] = run.customers
+    counts.update({f"forecast:{k}": v["rows"] for k, v in outputs["forecasts"].items()})
     return {
         "manifest_version": MANIFEST_VERSION,
         "name": config.name,
         "run_id": run_dir.name,
         "observation_end": str(obs_end.date()),
-        "time_unit": config.input.time_unit,
+        "time_unit": config.input.unit,
+        "data_kind": config.input.data_kind,
+        "engine": config.input.engine,
         "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         "config_file": config_file,
         "config": resolved,
-        "input": {"files": files, "rows": len(frame)},
-        "row_counts": {"transactions": len(frame),
-                       "transactions_to_observation_end": int(
-                           (frame[config.input.datetime_col] <= obs_end).sum()),
-                       "customers": len(data),
-                       **{f"forecast:{k}": v["rows"]
-                          for k, v in outputs["forecasts"].items()}},
+        "input": {"files": run.files, "rows": run.rows},
+        "row_counts": counts,
         "models": {m.label: {"registry_name": m.registry_name,
                              "file": outputs["models"].get(m.label),
                              "forecast": outputs["forecasts"][m.label]["files"]}

@@ -20,7 +20,9 @@ recency, T`` and covariates as of ``t0``, from ``forecasts/<model>.parquet``):
 * actual purchases and revenue: :func:`clvmodels.calibration_holdout_split` of the new
   run's transactions at ``calibration_end = t0``, ``observation_end = t1`` —
   ``frequency_holdout`` (transaction days in the period: all repeat purchases) and
-  ``frequency_holdout × monetary_value_holdout``.
+  ``frequency_holdout × monetary_value_holdout``. It runs on the run's engine: the pandas
+  frame, or the input files read by DuckDB or Spark, which materialise only the
+  per-customer result (with Spark: the id and the two holdout columns are collected).
 
 ``tracking.csv`` holds one row per (model, customer); the report's tracking section shows
 the totals per model (predicted, actual, error = predicted / actual - 1, mean absolute error
@@ -70,13 +72,39 @@ def find_previous(run_dir: Path, name: str, observation_end: pd.Timestamp) -> Pa
     return best[1] if best else None
 
 
-def tracking_tables(previous: Path, frame: pd.DataFrame, config: Any,
+def _actuals(transactions: Any, config: Any, t0: pd.Timestamp, t1: pd.Timestamp,
+             unit: str) -> pd.DataFrame:
+    """Per customer: ``frequency_holdout[, monetary_value_holdout]`` in ``(t0, t1]``, from a
+    pandas frame of transactions or (DuckDB, Spark) the input files."""
+    from clvmodels.rfm import calibration_holdout_split
+
+    inp = config.input
+    split = calibration_holdout_split(
+        transactions, calibration_end=t0, observation_end=t1,
+        customer_id_col=inp.customer_id_col, datetime_col=inp.datetime_col,
+        monetary_value_col=inp.monetary_value_col or None, time_unit=unit,
+        engine=inp.engine if not isinstance(transactions, pd.DataFrame) else "pandas",
+        negative_amounts=inp.negative_amounts,
+        date_format=(inp.date_format or None) if not isinstance(transactions, pd.DataFrame)
+        else None)
+    if isinstance(split, pd.DataFrame):
+        return split
+    from clvmodels.engines.spark import quiet_pandas_warnings
+
+    id_col = split.columns[0]
+    cols = [c for c in ("frequency_holdout", "monetary_value_holdout") if c in split.columns]
+    with quiet_pandas_warnings():
+        return split.select(id_col, *cols).toPandas().set_index(id_col)
+
+
+def tracking_tables(previous: Path, transactions: Any, config: Any,
                     observation_end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame,
                                                              dict[str, Any]]:
     """``(per customer, totals per model, about)`` for the previous run's forecasts over
-    the period since it (module docstring)."""
+    the period since it (module docstring). ``transactions``: a pandas frame, or the input
+    files (a path or a list) for the configuration's engine."""
     from clvmodels.models.persistence import load_model
-    from clvmodels.rfm import calibration_holdout_split, time_unit_days
+    from clvmodels.rfm import time_unit_days
 
     manifest = _manifest(previous)
     if manifest is None:
@@ -84,12 +112,7 @@ def tracking_tables(previous: Path, frame: pd.DataFrame, config: Any,
     t0 = pd.Timestamp(manifest["observation_end"])
     unit = manifest.get("time_unit", "W")
     h = (observation_end - t0).days / time_unit_days(unit)
-    inp = config.input
-    actual = calibration_holdout_split(
-        frame, calibration_end=t0, observation_end=observation_end,
-        customer_id_col=inp.customer_id_col, datetime_col=inp.datetime_col,
-        monetary_value_col=inp.monetary_value_col or None, time_unit=unit,
-        engine=inp.engine, negative_amounts=inp.negative_amounts)
+    actual = _actuals(transactions, config, t0, observation_end, unit)
     y = actual["frequency_holdout"].astype(float)
     if "monetary_value_holdout" in actual.columns:
         revenue = (y * actual["monetary_value_holdout"].astype(float).fillna(0.0))
@@ -102,6 +125,9 @@ def tracking_tables(previous: Path, frame: pd.DataFrame, config: Any,
         model = load_model(previous / info["file"])
         parts = [pd.read_parquet(previous / f) for f in info["forecast"]]
         before = pd.concat(parts) if len(parts) > 1 else parts[0]
+        id_col = config.input.customer_id_col
+        if before.index.name != id_col and id_col in before.columns:  # a Spark forecast
+            before = before.set_index(id_col)
         before.attrs = {"time_unit": unit, "observation_end": str(t0.date())}
         yhat = model.expected_purchases(before, float(h))
         yhat = yhat["expected_purchases"] if isinstance(yhat, pd.DataFrame) else yhat
@@ -149,13 +175,21 @@ def _ratio(pred: pd.Series, actual: pd.Series) -> pd.Series:
                          index=pred.index)
 
 
-def write_tracking(previous: Path, out_dir: Path, frame: pd.DataFrame, config: Any,
+def write_tracking(previous: Path, out_dir: Path, run: Any, config: Any,
                    observation_end: pd.Timestamp) -> dict[str, Any]:
     """Write ``tracking.csv``, ``figures/tracking.png`` and the report's tracking section
-    (when ``out_dir/report/report.html`` exists); return what was written and the totals."""
+    (when ``out_dir/report/report.html`` exists); return what was written and the totals.
+    ``run``: the run's :class:`~clvmodels.runs.inputs.RunInput` (its pandas transactions,
+    or else its input files, read by the engine)."""
     from clvmodels.report.tracking import add_tracking_section, tracking_figure
+    from clvmodels.runs.config import input_files
 
-    per_customer, totals, about = tracking_tables(previous, frame, config, observation_end)
+    transactions: Any = run.frame
+    if transactions is None:
+        files = [os.fspath(p) for p in input_files(config)]
+        transactions = files[0] if len(files) == 1 else files
+    per_customer, totals, about = tracking_tables(previous, transactions, config,
+                                                  observation_end)
     per_customer.to_csv(out_dir / "tracking.csv", index=False)
     figure = tracking_figure(per_customer, totals, about)
     (out_dir / "figures").mkdir(exist_ok=True)
