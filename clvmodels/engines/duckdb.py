@@ -23,6 +23,10 @@ the message: index labels for a DataFrame, the file and its line (CSV) or row (P
 files. Each call uses a fresh in-memory connection, closed afterwards, whose spill files go
 to a private temporary directory.
 
+Money is summed exactly: each amount as a ``DECIMAL(15, k)``, ``k`` decided once for the
+whole column, the sums as ``DECIMAL(38, k)``, returned as doubles (see
+:mod:`.duckdb_read`); a column of amounts that are no such decimals is summed with ``fsum``.
+
 The queries run in a worker thread, so that Ctrl-C (a ``KeyboardInterrupt`` in the main
 thread) interrupts the running query at once and surfaces as a ``KeyboardInterrupt``
 without a chained DuckDB traceback (:func:`run_interruptibly`).
@@ -78,17 +82,21 @@ from clvmodels.engines.duckdb_read import (
     Check,
     ReadPlan,
     checks_for,
+    choose_scale,
     date_literal,
     date_plan,
     guess_confirmed,
+    guess_scale,
     half_limit,
     ident,
     is_text_type,
     list_literal,
     literal,
     money_sql,
+    money_total_sql,
     one_row,
     parsed_view_sql,
+    scale_counts_sql,
 )
 from clvmodels.engines.duckdb_read import SPACED_TABLE as _SPACED
 
@@ -115,11 +123,6 @@ _CSV_NA_STRINGS = (
     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 )
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-
-
-# --------------------------------------------------------------------------------------
-# small SQL helpers
-# --------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------
@@ -646,6 +649,12 @@ def _summarise(
                      options.dayfirst, guess=True)
     plan.text_ids = is_text_type(source.columns[customer_id_col])
     plan.strip_ids = options.strip_ids and plan.text_ids
+    if monetary_value_col is not None:  # the money column's DECIMAL scale, confirmed in pass 1
+        plan.scale = guess_scale(con, source.sql, source.columns, monetary_value_col)
+    # rows in the source when known without a scan (Parquet: metadata): see ``money_sql``
+    n_source = len(source.frame) if source.frame is not None else None
+    if source.frame is None and source.csv_files is None:
+        n_source = int(one_row(con, f"SELECT count(*) FROM {source.sql}")[0])
 
     def create_views() -> None:
         con.execute(
@@ -685,27 +694,22 @@ def _summarise(
         key = bad_key
         if plan.text_ids:
             key += f" OR regexp_matches(id, {literal(ID_BLANK_REGEX)})"
-        money, n_bad, where = money_sql(monetary_value_col, negative_amounts, key)
+        money, relation, n_bad = money_sql(_PARSED, monetary_value_col, negative_amounts, key,
+                                           plan.scale, n_source)
         con.execute("SET preserve_insertion_order = false")
         con.execute(f"DROP TABLE IF EXISTS {_DAILY}")
-        con.execute(
-            f"CREATE TEMP TABLE {_DAILY} AS "
-            f"SELECT id, day, {money} AS amount, count(*) AS n_rows, {n_bad} AS n_bad"
-            + "".join(f", {c}" for c in confirm)
-            + f" FROM {_PARSED} {where} GROUP BY id, day"
-        )
+        con.execute(f"CREATE TEMP TABLE {_DAILY} AS SELECT id, day, {money}"
+                    + "".join(f", {c}" for c in confirm) + f" FROM {relation} GROUP BY id, day")
         sums = "".join(f", COALESCE(sum({c.rsplit(' AS ', 1)[1]}), 0)" for c in confirm)
-        row = one_row(
-            con, f"SELECT count(*), COALESCE(sum(n_bad), 0) "
-                 f"+ COALESCE(sum(n_rows) FILTER (WHERE {key} OR NOT isfinite(amount)), 0), "
-                 f"min(day), max(day){sums} FROM {_DAILY}")
+        row = one_row(con, f"SELECT count(*), {n_bad}, min(day), max(day){sums} FROM {_DAILY}")
         return tuple(row) + (0,) * (1 + 2 * len(plan.twins) - len(confirm))
 
     summary = pass_one()
     if not guess_confirmed(plan, summary[4:]):
         decided = date_plan(con, source.sql, source.columns, datetime_col,
                             options.date_format, options.dayfirst, guess=False)
-        decided.text_ids, decided.strip_ids = plan.text_ids, plan.strip_ids
+        decided.text_ids, decided.strip_ids, decided.scale = (plan.text_ids, plan.strip_ids,
+                                                              plan.scale)
         rerun = decided.layout != plan.layout or decided.rival is not None
         plan = decided
         if rerun:
@@ -721,11 +725,16 @@ def _summarise(
         checks = checks_for(source.columns, plan, customer_id_col, datetime_col, monetary_value_col,
                          negative_amounts)
         con.execute("SET preserve_insertion_order = true")
-        counts_sql = ", ".join(f"count(*) FILTER (WHERE {c.condition})" for c in checks)
-        counts = one_row(con, f"SELECT {counts_sql} FROM {_PARSED}")
-        for check, n_bad in zip(checks, counts, strict=True):
+        counts_sql = [f"count(*) FILTER (WHERE {c.condition})" for c in checks]
+        if plan.scale is not None:  # in the same scan: the money scale, from every row
+            counts_sql += scale_counts_sql("amt")
+        counts = one_row(con, f"SELECT {', '.join(counts_sql)} FROM {_PARSED}")
+        for check, n_bad in zip(checks, counts, strict=False):
             if n_bad:
                 _fail(con, source, plan, check, int(n_bad), cols, monetary_value_col)
+        if plan.scale is not None and choose_scale(counts[len(checks):]) != plan.scale:
+            plan.scale = choose_scale(counts[len(checks):])  # the guess did not hold
+            n_groups, n_bad_rows, first_day, last_day = pass_one()[:4]
     if n_groups == 0:
         if not one_row(con, f"SELECT count(*) FROM {source.sql}")[0]:
             raise empty_error()
@@ -748,18 +757,19 @@ def _summarise(
     # without a holdout every kept day is in the calibration period: no FILTER needed
     in_cal = f" FILTER (WHERE day <= {date_literal(cut)})" if holdout else ""
     epoch = "DATE '1970-01-01'"
+    total = money_total_sql(plan.scale)  # exact DECIMAL sums, returned as doubles
     fields = [
         f"count(*){in_cal} AS n_days",
         f"min(day){in_cal} - {epoch} AS first_day",
         f"max(day){in_cal} - {epoch} AS last_day",
-        f"fsum(amount){in_cal} AS total",
-        f"arg_min(amount, day){in_cal} AS first_total",
+        f"CAST({total}(amount){in_cal} AS DOUBLE) AS total",
+        f"CAST(arg_min(amount, day){in_cal} AS DOUBLE) AS first_total",
     ]
     if holdout:
         not_cal = f" FILTER (WHERE day > {date_literal(cut)})"
         fields += [
             f"count(*){not_cal} AS n_days_holdout",
-            f"COALESCE(fsum(amount){not_cal}, 0.0) AS total_holdout",
+            f"COALESCE(CAST({total}(amount){not_cal} AS DOUBLE), 0.0) AS total_holdout",
         ]
     sql = (
         f"SELECT id, {', '.join(fields)} FROM {_DAILY} "

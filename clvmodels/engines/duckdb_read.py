@@ -7,8 +7,15 @@
   (:class:`DuckDateStats`): guessed from the first rows, then confirmed on every row in
   the engine's first pass (:func:`guess_confirmed`) -- or decided from a scan of the whole
   column when the guess does not hold;
-* :class:`ReadPlan`: how a summary reads its columns (date layout, ids), and small SQL
-  helpers.
+* money is summed exactly, as DECIMAL (:func:`money_sql`): each amount, read as a number
+  as the pandas engine reads it (a double), becomes a ``DECIMAL(15, k)`` with ONE scale
+  ``k`` for the whole column (:data:`SCALES`, :func:`choose_scale`), guessed from the first
+  rows and confirmed on every row in the first pass, and the days' and customers' sums are
+  ``DECIMAL(38, k)`` -- exact whatever the order of the rows. A column with no such scale
+  (amounts that are no decimal numbers of 15 significant digits, e.g. the noise of float
+  arithmetic such as 0.1 + 0.2 = 0.30000000000000004) is summed with ``fsum`` instead;
+* :class:`ReadPlan`: how a summary reads its columns (date layout, ids, money scale), and
+  small SQL helpers.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from clvmodels._summary_rules import (
     decide_date_layout,
 )
 
-__all__ = ["Check", "ReadPlan", "checks_for", "date_plan", "guess_confirmed", "parsed_view_sql",
-           "read_layout"]
+__all__ = ["SCALES", "Check", "ReadPlan", "checks_for", "choose_scale", "date_plan",
+           "guess_confirmed", "guess_scale", "money_sql", "parsed_view_sql", "read_layout",
+           "scale_counts_sql"]
 
 #: the temporary table of ids that differ only by spaces at their ends (see the engine)
 SPACED_TABLE = "__clv_spaced_ids"
@@ -192,6 +200,8 @@ class ReadPlan:
     #: same-shape rivals of a layout guessed from a sample, counted in pass 1 to confirm it
     twins: list[DateLayout] = field(default_factory=list)
     spaced: list[str] = field(default_factory=list)  # ids that clash but for spaces
+    #: the money column's scale: amounts are summed as DECIMAL(38, scale); None: ``fsum``
+    scale: int | None = None
 
 
 class DuckDateStats:
@@ -303,6 +313,48 @@ def amount_expr(raw: str, sql_type: str) -> str:
     return f"TRY_CAST({raw} AS DOUBLE)"
 
 
+#: significant digits of one amount as an exact decimal: DECIMAL(15, k) (an int64). A double
+#: keeps every decimal of 15 significant digits (DBL_DIG), so the decimal of a double, when
+#: there is one at scale k, is unique and exactly the one its text was (0.1 is 0.1).
+AMOUNT_DIGITS = 15
+#: the scales tried for a money column, in order: cents first (a column whose first rows are
+#: whole amounts needs no second look when cents come later), then finer, then coarser
+SCALES: tuple[int, ...] = (*range(2, AMOUNT_DIGITS + 1), 0, 1)
+#: rows of the money column from which the engine guesses its scale before pass 1
+_GUESS_AMOUNTS = 10_000
+
+
+def decimal_sql(amt: str, scale: int) -> str:
+    """The DOUBLE ``amt`` as DECIMAL(15, scale), rounded to the scale (NULL: does not fit)."""
+    return f"TRY_CAST({amt} AS DECIMAL({AMOUNT_DIGITS}, {int(scale)}))"
+
+
+def scale_counts_sql(amt: str) -> list[str]:
+    """Aggregates counting, per scale of :data:`SCALES`, the finite amounts that are not
+    exactly a DECIMAL(15, scale) (rounded to it they read back as another double)."""
+    return [f"count(*) FILTER (WHERE isfinite({amt}) AND CAST({decimal_sql(amt, k)} AS DOUBLE)"
+            f" IS DISTINCT FROM {amt})" for k in SCALES]
+
+
+def choose_scale(inexact: Sequence[int]) -> int | None:
+    """The column's scale: the first of :data:`SCALES` at which no amount is inexact
+    (``inexact``: the counts of :func:`scale_counts_sql`); None when there is none -- the
+    amounts are then summed with ``fsum`` (compensated summation, as the pandas engine's
+    sums: the same to the cent, exact but for the doubles' own rounding)."""
+    return next((k for k, n in zip(SCALES, inexact, strict=True) if not n), None)
+
+
+def guess_scale(con: duckdb.DuckDBPyConnection, source_sql: str, columns: dict[str, str],
+                column: str) -> int | None:
+    """The scale of the money column decided from its first rows: a guess that pass 1
+    confirms on every row (a row inexact at it sends the engine to decide from the whole
+    column). None (``fsum``) is final: more rows cannot make the amounts decimals again."""
+    amt = amount_expr(ident(column), columns[column])
+    return choose_scale(one_row(con, f"SELECT {', '.join(scale_counts_sql('a'))} FROM "
+                                     f"(SELECT {amt} AS a FROM {source_sql} "
+                                     f"LIMIT {_GUESS_AMOUNTS})"))
+
+
 @dataclass
 class Check:
     """A row check: the column it names, the problem, the SQL condition of its rows."""
@@ -410,34 +462,73 @@ def parsed_view_sql(
     extras = "".join(f", {ident(c)}" for c in extra)
     twins = "".join(f", {t}" for t in twin_days)
     twin_names = "".join(f", twin{j}" for j in range(len(twin_days)))
+    # the amount as the column's DECIMAL; NULL where it is not exactly that decimal
+    scale = plan.scale if monetary_value_col is not None else None
+    dec, exact = "", ""
+    if scale is not None:
+        dec = f", {decimal_sql('amt', scale)} AS __dec"
+        exact = ", CASE WHEN CAST(__dec AS DOUBLE) = amt THEN __dec END AS dec"
     middle = (f"SELECT id, id_shown, d_raw, __t, {day0} AS day0, {day_alt} AS day_alt{twins}, "
-              f"a_raw, amt{extras} FROM (SELECT {', '.join(inner)}{extras} FROM {source_sql})")
+              f"a_raw, amt{dec}{extras} FROM (SELECT {', '.join(inner)}{extras} "
+              f"FROM {source_sql})")
     # like the pandas engine: days outside the range of datetime64[ns] are unparseable
     in_range = f"day0 BETWEEN {date_literal(FIRST_DAY)} AND {date_literal(LAST_DAY)}"
     return (
         f"SELECT id, id_shown, d_raw, __t, day0, day_alt{twin_names}, "
-        f"CASE WHEN {in_range} THEN day0 END AS day, a_raw, amt{extras} FROM ({middle})"
+        f"CASE WHEN {in_range} THEN day0 END AS day, a_raw, amt{exact}{extras} "
+        f"FROM ({middle})"
     )
 
 
 def money_sql(
-    monetary_value_col: str | None, negative_amounts: NegativeAmounts, bad_key: str
+    parsed: str,
+    monetary_value_col: str | None,
+    negative_amounts: NegativeAmounts,
+    bad_key: str,
+    scale: int | None = None,
+    n_source: int | None = None,
 ) -> tuple[str, str, str]:
-    """(the day's spend, its count of rows with a bad amount, the WHERE clause) for pass 1.
+    """Pass 1's money and row counts: (the aggregates, after ``id, day``; the relation they
+    read, ``parsed`` plus the column ``v``; the SQL, over the daily table, of a count that is
+    non-zero when some row is bad).
 
-    The spend is ``fsum`` (compensated summation). The checks on amounts cost one per-row
-    test at most: a missing amount is not counted by ``count(amt)``, one that is not a
-    number or not finite makes the day's sum not finite (tested on the daily table), and a
-    negative one (refused) is counted. The WHERE clause drops negative amounts
-    (``negative_amounts="drop"``) unless the row is bad otherwise, to be refused as the
-    pandas engine does (``bad_key``: SQL true for a missing id or day).
+    ``v`` is the amount to sum -- with a ``scale``, ``dec`` of the parsed view (the amount as
+    DECIMAL(15, scale)), summed exactly as DECIMAL(38, scale); without one the double, summed
+    by ``fsum`` -- and NULL for a bad amount: missing, not a number, not finite, not exactly a
+    decimal at the scale, or negative (refused). So the checks cost no aggregate of their
+    own: with the number of source rows known (``n_source``: a DataFrame, Parquet metadata)
+    and negatives refused, the day's ``count(v)`` is its row count, and the rows' total short
+    of ``n_source`` counts the bad amounts. Otherwise (CSV; negatives dropped by the WHERE
+    clause unless the row is bad otherwise, to be refused as the pandas engine does) the
+    day also counts ``count(*)``. A missing id or day is a group key (``bad_key``, checked
+    per group). When the count is non-zero the engine names the problem, or -- when none is
+    found -- decides the scale again from every row.
     """
     if monetary_value_col is None:
-        return "0.0", "0", ""
-    if negative_amounts == "drop":
-        where = f"WHERE NOT COALESCE(amt < 0, false) OR amt = '-inf' OR {bad_key}"
-        return "fsum(amt)", "count(*) - count(amt)", where
-    return "fsum(amt)", "count(*) - count(amt) + count(*) FILTER (WHERE amt < 0)", ""
+        value, where = "0.0", ""
+    else:
+        good = "isfinite(amt)" if scale is None else "dec IS NOT NULL"
+        where = ""
+        if negative_amounts == "drop":
+            where = f" WHERE NOT COALESCE(amt < 0, false) OR amt = '-inf' OR {bad_key}"
+        else:
+            good += " AND amt >= 0"
+        value = f"CASE WHEN {good} THEN {'amt' if scale is None else 'dec'} END"
+    total = money_total_sql(scale)
+    keyed = f"COALESCE(sum(n_rows) FILTER (WHERE {bad_key}), 0)"
+    relation = f"(SELECT *, {value} AS v FROM {parsed}{where})"
+    if n_source is not None and not where:
+        return (f"{total}(v) AS amount, count(v) AS n_rows", relation,
+                f"{int(n_source)} - COALESCE(sum(n_rows), 0) + {keyed}")
+    return (f"{total}(v) AS amount, count(*) AS n_rows, count(*) - count(v) AS n_bad",
+            relation, f"COALESCE(sum(n_bad), 0) + {keyed}")
+
+
+def money_total_sql(scale: int | None) -> str:
+    """The aggregate summing the daily table's spend: exact ``sum`` of DECIMAL(38, scale), or
+    ``fsum`` of doubles (no scale). Cast to DOUBLE for the result, the pandas engine's dtype:
+    the double nearest the exact decimal sum (below 2**53 units of the scale)."""
+    return "fsum" if scale is None else "sum"
 
 
 _UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10,
