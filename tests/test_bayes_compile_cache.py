@@ -5,6 +5,7 @@ on-disk cache goes where CLVMODELS_CACHE_DIR says and holds compiled code only."
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -92,34 +93,59 @@ def test_key_same_structure_and_invalidation() -> None:
     assert hier3 != hier  # number of segments
 
 
-def test_refit_reuses_compiled_sampler_and_matches_fresh_compile(cache_dir: Path) -> None:
+def test_refit_reuses_compiled_sampler_and_matches_fresh_compile(
+        cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = _fit(_data(1))
     assert first.fit_timings_["compile_cache_hit"] == 0.0
     assert compiled.cache_info()["misses"] == 1
     b = _data(2)
     hit = _fit(b)
-    assert compiled.cache_info() == {"hits": 1, "misses": 1, "size": 1}
+    assert compiled.cache_info() == {"hits": 1, "disk_hits": 0, "misses": 1, "size": 1}
     assert hit.fit_timings_["compile_cache_hit"] == 1.0
     # the refit saw its own data, not the first fit's
     assert hit.n_unique_rows_ == hit._fit_rows.n_rows != first.n_unique_rows_
-    # a fresh compile of the same model with the same seed: the same draws, bit for bit
+    # as a new process would: loaded from the disk cache by the structure key
+    compiled.clear_session_cache()
+    loaded = _fit(b)
+    assert compiled.cache_info() == {"hits": 0, "disk_hits": 1, "misses": 0, "size": 1}
+    assert loaded.fit_timings_["compile_disk_hit"] == 1.0
+    # a fresh compile (another cache directory) of the same model with the same seed: the
+    # same draws, bit for bit, as the session hit and the disk load
+    monkeypatch.setenv("CLVMODELS_CACHE_DIR", str(tmp_path / "other-cache"))
     compiled.clear_session_cache()
     fresh = _fit(b)
-    assert compiled.cache_info() == {"hits": 0, "misses": 1, "size": 1}
+    assert compiled.cache_info() == {"hits": 0, "disk_hits": 0, "misses": 1, "size": 1}
     for name in ("r", "alpha", "a", "b"):
-        np.testing.assert_array_equal(hit.idata_.posterior[name].to_numpy(),
-                                      fresh.idata_.posterior[name].to_numpy())
+        expect = fresh.idata_.posterior[name].to_numpy()
+        np.testing.assert_array_equal(hit.idata_.posterior[name].to_numpy(), expect)
+        np.testing.assert_array_equal(loaded.idata_.posterior[name].to_numpy(), expect)
     assert not np.array_equal(first.idata_.posterior["r"].to_numpy(),
                               fresh.idata_.posterior["r"].to_numpy())
 
-    # the on-disk cache: where CLVMODELS_CACHE_DIR says, numba index and object code only,
-    # and the data are nowhere in it
+    # the on-disk cache: where CLVMODELS_CACHE_DIR says; numba's index and object code, and
+    # one manifest per structure holding its layout only; the data are nowhere in it
+    monkeypatch.setenv("CLVMODELS_CACHE_DIR", str(cache_dir))
     assert compiled.cache_dir() == cache_dir
     files = [p for p in cache_dir.rglob("*") if p.is_file()]
-    assert files and {p.suffix for p in files} <= {".nbi", ".nbc"}
+    assert files and {p.suffix for p in files} <= {".nbi", ".nbc", ".json"}
+    (manifest,) = [p for p in files if p.suffix == ".json"]
+    layout = json.loads(manifest.read_text())
+    assert set(layout) == {"version", "key", "n_dim", "n_expanded", "names", "slices",
+                           "shapes", "n_free", "shared", "shared_dtypes", "shared_ndims",
+                           "logp_names", "expand_names"}
+    assert layout["names"][:4] == ["r_log__", "alpha_log__", "a_log__", "b_log__"]
     t_values = np.unique(b["T"].to_numpy(float))
     needle = np.ascontiguousarray(t_values[:6]).tobytes()
     assert not any(needle in p.read_bytes() for p in files)
+
+    # a manifest whose compiled callbacks went missing: compiled again, same draws
+    for p in cache_dir.glob("*clv_logp_*"):
+        p.unlink()
+    compiled.clear_session_cache()
+    again = _fit(b)
+    assert compiled.cache_info() == {"hits": 0, "disk_hits": 0, "misses": 1, "size": 1}
+    np.testing.assert_array_equal(again.idata_.posterior["r"].to_numpy(),
+                                  fresh.idata_.posterior["r"].to_numpy())
 
 
 def test_cache_can_be_turned_off(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

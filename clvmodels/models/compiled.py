@@ -23,30 +23,43 @@ Cache key
 :func:`structure_key` hashes (sha256) the printed logp and deterministics graph (shared
 variables appear by name only, never by value) with the dimension lengths of the free
 parameters. Equal keys mean the same compiled program; the data are swapped in through
-nutpie's ``CompiledPyMCModel.with_data``. So a cache hit gives exactly the draws a fresh
-compile would give with the same seed (tests/test_bayes_compile_cache.py checks this).
+nutpie's ``CompiledPyMCModel.with_data``. So a cache hit — in the session or from disk —
+gives exactly the draws a fresh compile would give with the same seed
+(tests/test_bayes_compile_cache.py checks this).
 
 Two levels
 ----------
 * **In the session**: :data:`_SESSION`, the last :data:`SESSION_SIZE` compiled samplers by
-  key (:func:`cache_info` counts hits and misses; :func:`clear_session_cache` empties it).
-* **Across processes**: PyTensor compiles the logp-and-gradient graph with numba and caches
-  the machine code on disk keyed on the graph (which, with the data as inputs, no longer
-  contains the data); nutpie's C callbacks around it are generated here as cacheable source
-  (:func:`_compile_numba_cached`), so a new process loads the whole sampler. Two PyTensor
-  details are handled: ``psi`` (the gradient of ``gammaln``) calls scipy through a function
-  pointer numba will not cache, so inside our compiles it is :func:`_digamma`; and
-  PyTensor's key of a graph depends on its topological order, which can differ between
-  processes (object ids), so a few variants of one model may each be compiled once before
-  every new process hits. :func:`disk_cache` directs the cache, for our compiles only, to
-  :func:`cache_dir`: ``$CLVMODELS_CACHE_DIR`` or ``$XDG_CACHE_HOME/clvmodels/numba``
-  (default ``~/.cache/clvmodels/numba``). What is stored: numba's cache files only —
-  ``*.nbi`` (an index: the function's type signature and target) and ``*.nbc`` (the
-  compiled object code and its type metadata, in numba's own serialised format). No data
-  (tests/test_bayes_compile_cache.py checks that the data's values are in no file), no
-  model, no pickle of ours; deleting the directory at any time only costs a recompile.
-  ``CLVMODELS_COMPILE_CACHE=0`` turns both levels off (every fit compiles afresh, with
-  nutpie's own compile).
+  key (:func:`cache_info` counts hits; :func:`clear_session_cache` empties it).
+* **Across processes, by the structure key**: nutpie's two C callbacks (logp-and-gradient,
+  and the expansion to the trace) are generated here as cacheable source and stored in
+  numba's on-disk cache under the structure key, with a small JSON manifest of the layout
+  (:func:`_compile_numba_cached`). A new process that builds a model of the same structure
+  finds the manifest, generates the same callbacks and numba loads them — nothing of
+  PyTensor is rewritten or compiled (:func:`_load_by_key`; ``cache_info()["disk_hits"]``).
+  numba stores a callback with the functions it calls linked in, so the two cache entries
+  are the whole sampler's compiled code. The key is ours, not PyTensor's: PyTensor's key of
+  the rewritten graph differs between processes for one model (its rewrites name the fused
+  loops' temporaries and choose which of two equal-length index arrays gives a shape in an
+  order that depends on object ids), so a lookup by it missed in some processes.
+* **Below that, on a miss**: PyTensor compiles the logp-and-gradient graph with numba and
+  caches each op's machine code on disk keyed on the op (which, with the data as inputs,
+  no longer contains the data). ``psi`` (the gradient of ``gammaln``) calls scipy through
+  a function pointer numba will not cache, and one uncacheable op makes the callbacks
+  uncacheable, so inside our compiles it is :func:`_digamma`.
+
+:func:`disk_cache` directs the cache, for our compiles only, to :func:`cache_dir`:
+``$CLVMODELS_CACHE_DIR`` or ``$XDG_CACHE_HOME/clvmodels/numba`` (default
+``~/.cache/clvmodels/numba``). What is stored: numba's cache files — ``*.nbi`` (an index:
+the function's type signature and target) and ``*.nbc`` (the compiled object code and its
+type metadata, in numba's own serialised format) — and one ``clvmodels-<key>.json`` per
+structure (the trace's variable names, slices and shapes; the shared variables' names,
+dtypes and ranks). No data (tests/test_bayes_compile_cache.py checks that the data's values
+are in no file), no model, no pickle of ours; deleting the directory at any time only costs
+a recompile (a manifest whose callbacks went missing is compiled again). A cache entry
+compiled for another CPU is not loaded (numba's index records the target), nor one of
+other library versions (part of the key). ``CLVMODELS_COMPILE_CACHE=0`` turns every level
+off (every fit compiles afresh, with nutpie's own compile).
 """
 
 from __future__ import annotations
@@ -55,6 +68,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import json
 import math
 import os
 import re
@@ -85,7 +99,7 @@ __all__ = [
 #: compiled samplers kept in the session (least recently used dropped first)
 SESSION_SIZE = 8
 _SESSION: OrderedDict[str, Any] = OrderedDict()
-_STATS = {"hits": 0, "misses": 0}
+_STATS = {"hits": 0, "disk_hits": 0, "misses": 0}
 _LOCK = threading.RLock()
 #: the data inputs of each PyMC model built by BayesianModel._build_model
 _INPUTS: weakref.WeakKeyDictionary[Any, DataInputs] = weakref.WeakKeyDictionary()
@@ -108,7 +122,9 @@ def cache_dir() -> Path:
 
 
 def cache_info() -> dict[str, int]:
-    """Session cache counters: ``hits``, ``misses`` and ``size`` (samplers kept)."""
+    """Counters of :func:`compile_nutpie`: ``hits`` (this session's sampler reused),
+    ``disk_hits`` (loaded from the on-disk cache), ``misses`` (compiled) and ``size``
+    (samplers kept in the session)."""
     return {**_STATS, "size": len(_SESSION)}
 
 
@@ -116,7 +132,7 @@ def clear_session_cache() -> None:
     """Forget the compiled samplers of this session and reset the counters."""
     with _LOCK:
         _SESSION.clear()
-        _STATS.update(hits=0, misses=0)
+        _STATS.update(hits=0, disk_hits=0, misses=0)
 
 
 class DataInputs:
@@ -280,12 +296,16 @@ def disk_cache(path: Path | None = None) -> Iterator[Path | None]:
 
 
 def compile_nutpie(model: pm.Model) -> tuple[Any, str]:
-    """nutpie's compiled sampler for ``model``: ``(compiled, "hit" | "miss" | "off")``.
+    """nutpie's compiled sampler for ``model``: ``(compiled, status)``, status ``"hit"``
+    (this session's sampler of the same structure), ``"disk"`` (loaded from the on-disk
+    cache by the structure key, nothing compiled), ``"miss"`` (compiled) or ``"off"``.
 
     A model built with :class:`DataInputs` (registered) is looked up by
-    :func:`structure_key`; on a hit the session's compiled sampler gets this model's data
-    (``with_data``) and its coordinates. Otherwise it is compiled (numba backend), with the
-    on-disk cache of :func:`disk_cache`, and kept for the next fit.
+    :func:`structure_key`: on a session hit the session's compiled sampler gets this
+    model's data (``with_data``) and its coordinates; else, when the on-disk cache holds the
+    structure (:func:`_load_by_key`), its C callbacks are loaded without building or
+    rewriting any PyTensor graph; otherwise it is compiled (numba backend), stored on disk
+    under the key, and kept for the next fit.
     """
     import nutpie
 
@@ -302,30 +322,35 @@ def compile_nutpie(model: pm.Model) -> tuple[Any, str]:
         if swapped is not None:
             _STATS["hits"] += 1
             return swapped, "hit"
+    status = "miss"
     with disk_cache() as where:
         compiled = None
         if where is not None:
             try:
-                compiled = _compile_numba_cached(model)
+                compiled = _load_by_key(model, inputs, key, where)
             except Exception:
                 compiled = None
+            if compiled is not None:
+                status = "disk"
+            else:
+                try:
+                    compiled = _compile_numba_cached(model, key, where)
+                except Exception:
+                    compiled = None
         if compiled is None:
             compiled = nutpie.compile_pymc_model(model, backend="numba")
     with _LOCK:
-        _STATS["misses"] += 1
+        _STATS["disk_hits" if status == "disk" else "misses"] += 1
         _SESSION[key] = compiled
         while len(_SESSION) > SESSION_SIZE:
             _SESSION.popitem(last=False)
-    return compiled, "miss"
+    return compiled, status
 
 
 def _with_data(compiled: Any, model: pm.Model, inputs: DataInputs) -> Any | None:
     """``compiled`` with ``model``'s data and coordinates (None if a shared variable of the
     compiled sampler is unknown here: then it is recompiled)."""
-    values = inputs.values()
-    for name, length in model.dim_lengths.items():
-        if hasattr(length, "get_value"):
-            values.setdefault(name, length.get_value())
+    values = _data_values(model, inputs)
     missing = [n for n in compiled.shared_data if n not in values]
     if missing:
         return None
@@ -340,23 +365,47 @@ def _with_data(compiled: Any, model: pm.Model, inputs: DataInputs) -> Any | None
     return out
 
 
-#: version of the C wrappers below (part of their on-disk cache key)
-_WRAPPER_VERSION = "1"
+#: version of the C wrappers and of the manifest below (part of their on-disk cache key)
+_WRAPPER_VERSION = "2"
 
 
-def _compile_numba_cached(model: pm.Model) -> Any:
+def _manifest_path(where: Path, key: str) -> Path:
+    return where / f"clvmodels-{key[:40]}.json"
+
+
+def _data_values(model: pm.Model, inputs: DataInputs) -> dict[str, np.ndarray]:
+    """The model's shared values by name: the data inputs and PyMC's dimension lengths."""
+    values = inputs.values()
+    for name, length in model.dim_lengths.items():
+        if hasattr(length, "get_value"):
+            values.setdefault(name, length.get_value())
+    return values
+
+
+def _wrapper_tag(key: str, record: np.dtype, n_dim: int, n_expanded: int,
+                 logp_names: list[str], expand_names: list[str]) -> str:
+    import nutpie
+
+    return hashlib.sha256(
+        f"{_WRAPPER_VERSION}|{nutpie.__version__}|{record.descr}|{n_dim}|{n_expanded}|"
+        f"{key}|{logp_names}|{expand_names}".encode()).hexdigest()
+
+
+def _compile_numba_cached(model: pm.Model, key: str, where: Path) -> Any:
     """nutpie's numba compile (``nutpie.compile_pymc_model(model, backend="numba")``, same
-    initial points, functions and result) with C wrappers numba can cache on disk.
+    initial points, functions and result) with C wrappers numba caches on disk under the
+    structure ``key``, and a manifest (:func:`_load_by_key`) beside them.
 
     nutpie wraps the logp-and-gradient function in a C callback that reads the shared
-    variables from its user data; it is built from closures numba cannot cache, and
-    compiling it is most of a compile even when PyTensor's function is loaded from the disk
-    cache. Here the wrapper is generated as source for the model's layout (number of
-    parameters, shared variables by name and rank) and registered with PyTensor's cache
-    locator under a key made of PyTensor's own key of the wrapped function, so a new
-    process loads it too. Returns None when PyTensor gives the function no cache key.
+    variables from its user data; it is built from closures numba cannot cache. Here the
+    wrapper is generated as source for the model's layout (number of parameters, shared
+    variables by name and rank) and registered with PyTensor's cache locator under a key
+    made of :func:`structure_key` — not of PyTensor's key of the rewritten graph, which can
+    differ between processes for one model — so a new process finds it by the structure
+    alone. numba stores a callback's code with the functions it calls linked in, so the
+    cached wrapper is the whole compiled logp-and-gradient (or expand) function. Returns
+    None when PyTensor gives the wrapped function no cache key (an uncacheable op).
     """
-    import nutpie
     import nutpie.compile_pymc as nc
     from pymc.initial_point import make_initial_point_fn
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
@@ -368,8 +417,7 @@ def _compile_numba_cached(model: pm.Model) -> Any:
         model, mode="NUMBA", compute_grad=True, join_expanded=True,
         pymc_initial_point_fn=point_fn, var_names=None)
     logp_fn, expand_fn = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
-    keys = [CACHED_SRC_FUNCTIONS.get(f.py_func) for f in (logp_fn, expand_fn)]
-    if None in keys:
+    if None in [CACHED_SRC_FUNCTIONS.get(f.py_func) for f in (logp_fn, expand_fn)]:
         return None
     shared_data: dict[str, np.ndarray] = {}
     shared_vars: dict[str, Any] = {}
@@ -385,13 +433,27 @@ def _compile_numba_cached(model: pm.Model) -> Any:
     user_data = nc.make_user_data(shared_vars, shared_data)
     logp_names = [v.name for v in logp_pt.get_shared()]
     expand_names = [v.name for v in expand_pt.get_shared()]
-    tag = hashlib.sha256(
-        f"{_WRAPPER_VERSION}|{nutpie.__version__}|{user_data.dtype.descr}|{n_dim}|"
-        f"{n_expanded}|{keys}|{logp_names}|{expand_names}".encode()).hexdigest()
-    logp_c = _c_wrapper("logp", tag, keys[0], n_dim, n_expanded, logp_fn, logp_names,
-                        shared_data, user_data.dtype)
-    expand_c = _c_wrapper("expand", tag, keys[1], n_dim, n_expanded, expand_fn,
-                          expand_names, shared_data, user_data.dtype)
+    tag = _wrapper_tag(key, user_data.dtype, n_dim, n_expanded, logp_names, expand_names)
+    logp_c = _c_wrapper("logp", tag, n_dim, n_expanded, logp_fn, logp_names, shared_data,
+                        user_data.dtype)
+    expand_c = _c_wrapper("expand", tag, n_dim, n_expanded, expand_fn, expand_names,
+                          shared_data, user_data.dtype)
+    names, slices, shapes = shape_info
+    manifest = {
+        "version": _WRAPPER_VERSION, "key": key, "n_dim": int(n_dim),
+        "n_expanded": int(n_expanded), "names": list(names),
+        "slices": [[int(sl.start), int(sl.stop)] for sl in slices],
+        "shapes": [[int(v) for v in shape] for shape in shapes],
+        "n_free": len(model.free_RVs), "shared": list(shared_data),
+        "shared_dtypes": [shared_data[n].dtype.str for n in shared_data],
+        "shared_ndims": [int(shared_data[n].ndim) for n in shared_data],
+        "logp_names": logp_names, "expand_names": expand_names}
+    stored = [list(where.glob(f"*clv_{kind}_{tag[:16]}*.nbi")) for kind in ("logp", "expand")]
+    if all(stored):  # both callbacks are in numba's cache: the structure can be loaded
+        path = _manifest_path(where, key)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(manifest))
+        os.replace(tmp, path)
     dims, coords = nc._prepare_dims_and_coords(model, shape_info)
     return nc.CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
@@ -402,11 +464,74 @@ def _compile_numba_cached(model: pm.Model) -> Any:
         expand_func=expand_pt)
 
 
-def _c_wrapper(kind: str, tag: str, inner_key: str, n_dim: int, n_expanded: int,
-               inner: Any, names: list[str], shared_data: dict[str, np.ndarray],
-               record: np.dtype) -> Any:
+def _load_by_key(model: pm.Model, inputs: DataInputs, key: str, where: Path) -> Any:
+    """The compiled sampler of structure ``key`` from the on-disk cache, or None.
+
+    The manifest ``clvmodels-<key>.json`` (written by :func:`_compile_numba_cached`) holds
+    the layout only: the trace's variable names, slices and shapes, and the shared
+    variables' names, dtypes and ranks — no data. With it the two C callbacks are generated
+    again (the same source, so the same numba cache entry) and loaded from numba's cache
+    without a PyTensor graph being rewritten or compiled; the callbacks' inner function is
+    then never needed (it is a placeholder numba cannot compile, so a cache entry that went
+    missing makes this return None and the model is compiled). The initial point function
+    is PyMC's, as in nutpie's own compile, so the draws equal a fresh compile's.
+    """
+    import nutpie.compile_pymc as nc
+    from pymc.initial_point import make_initial_point_fn
+
+    path = _manifest_path(where, key)
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text())
+    if manifest.get("version") != _WRAPPER_VERSION or manifest.get("key") != key:
+        return None
+    values = _data_values(model, inputs)
+    shared_data: dict[str, np.ndarray] = {}
+    for name, dtype, ndim in zip(manifest["shared"], manifest["shared_dtypes"],
+                                 manifest["shared_ndims"], strict=True):
+        if name not in values or np.ndim(values[name]) != ndim:
+            return None
+        shared_data[name] = np.array(values[name], dtype=np.dtype(dtype), order="C", copy=True)
+        shared_data[name].flags.writeable = False
+    user_data = nc.make_user_data(shared_data, shared_data)
+    n_dim, n_expanded = int(manifest["n_dim"]), int(manifest["n_expanded"])
+    logp_names, expand_names = manifest["logp_names"], manifest["expand_names"]
+    tag = _wrapper_tag(key, user_data.dtype, n_dim, n_expanded, logp_names, expand_names)
+    logp_c = _c_wrapper("logp", tag, n_dim, n_expanded, None, logp_names, shared_data,
+                        user_data.dtype, load_only=True)
+    expand_c = _c_wrapper("expand", tag, n_dim, n_expanded, None, expand_names, shared_data,
+                          user_data.dtype, load_only=True)
+    if logp_c is None or expand_c is None:
+        return None
+    names = list(manifest["names"])
+    slices = [slice(a, b) for a, b in manifest["slices"]]
+    shapes = [tuple(shape) for shape in manifest["shapes"]]
+    free = [model.rvs_to_values[v].name for v in model.free_RVs]
+    n_free = int(manifest["n_free"])
+    if free != names[:n_free]:
+        return None
+    point_fn = nc._wrap_with_lock(make_initial_point_fn(
+        model=model, overrides=None, default_strategy="support_point",
+        jitter_rvs=set(model.free_RVs), return_transformed=True))
+    initial_point_fn = nc._rv_dict_to_flat_array_wrapper(point_fn, names=names[:n_free],
+                                                         shapes=shapes[:n_free])
+    shape_info = (names, slices, shapes)
+    dims, coords = nc._prepare_dims_and_coords(model, shape_info)
+    return nc.CompiledPyMCModel(
+        _n_dim=n_dim, dims=dims, _coords=coords,
+        _shapes=dict(zip(names, shapes, strict=True)),
+        compiled_logp_func=logp_c, compiled_expand_func=expand_c,
+        initial_point_func=initial_point_fn, shared_data=shared_data, user_data=user_data,
+        n_expanded=n_expanded, shape_info=shape_info, logp_func=None, expand_func=None)
+
+
+def _c_wrapper(kind: str, tag: str, n_dim: int, n_expanded: int, inner: Any,
+               names: list[str], shared_data: dict[str, np.ndarray], record: np.dtype,
+               *, load_only: bool = False) -> Any:
     """The C callback nutpie calls (``kind`` "logp" or "expand"), as cacheable source:
-    each shared variable is read from the user data by its literal field name."""
+    each shared variable is read from the user data by its literal field name. Its numba
+    cache key is ``tag`` (the structure key and layout) and the source. ``load_only``:
+    from numba's cache or None (``inner`` is then not needed)."""
     import numba
     from nutpie.compile_pymc import address_as_void_pointer
     from pytensor.link.numba.cache import compile_numba_function_src
@@ -466,10 +591,16 @@ def _c_wrapper(kind: str, tag: str, inner_key: str, n_dim: int, n_expanded: int,
     env = {"__name__": __name__, "numba": numba, "np": np, "record": record, "inner": inner,
            "address_as_void_pointer": address_as_void_pointer,
            **{f"dtype_{i}": shared_data[n].dtype for i, n in enumerate(names)}}
-    key = hashlib.sha256(f"{tag}|{kind}|{inner_key}|{src}".encode()).hexdigest()
+    key = hashlib.sha256(f"{tag}|{kind}|{src}".encode()).hexdigest()
     fn = compile_numba_function_src(src, fname, env, cache_key=key)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", numba.NumbaWarning)
-        return numba.cfunc(sig, cache=True)(fn)
+        if not load_only:
+            return numba.cfunc(sig, cache=True)(fn)
+        try:  # ``inner`` is None: numba cannot compile this, it can only load it
+            out = numba.cfunc(sig, cache=True)(fn)
+        except Exception:
+            return None
+    return out if out._cache_hits else None

@@ -52,8 +52,9 @@ def sample(model: pm.Model, sampler: Sampler, *, draws: int, tune: int, chains: 
     """Sample ``model`` with NUTS: ``(idata, the sampler used)``.
 
     ``sampler="nutpie"`` falls back to PyMC, with a warning, when nutpie is not installed.
-    ``timings`` receives ``compile_s`` and ``compile_cache_hit`` (1.0 when a compiled
-    sampler of the same structure was reused; nutpie) and ``sample_s``.
+    ``timings`` receives ``compile_s``, ``compile_cache_hit`` (1.0 when this session's
+    compiled sampler of the same structure was reused; nutpie), ``compile_disk_hit`` (1.0
+    when it was loaded from the on-disk cache) and ``sample_s``.
     """
     if sampler == "nutpie":
         try:
@@ -79,6 +80,7 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores: i
     compiled, cache = compile_nutpie(model)
     timings["compile_s"] = time.perf_counter() - t0
     timings["compile_cache_hit"] = float(cache == "hit")
+    timings["compile_disk_hit"] = float(cache == "disk")
     t0 = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
                           seed=seed, progress_bar=progressbar, save_warmup=False,
