@@ -4,7 +4,8 @@ Spark engines, and the whole Spark batch job (RFM -> BG/NBD + Gamma-Gamma -> CLV
 Usage::
 
     .venv/bin/python bench/bench_engines_10m.py gen /tmp/e10m           # tx.parquet
-    .venv/bin/python bench/bench_engines_10m.py run /tmp/e10m [--only duckdb pandas spark job]
+    .venv/bin/python bench/bench_engines_10m.py run /tmp/e10m [--only duckdb pandas lifetimes
+                                                               spark job]
 
 ``run`` starts each measurement in its own subprocess (``child STEP DIR``) and reads, from
 ``wait4``, the CPU seconds of the whole process tree that was waited for (the child, its
@@ -14,6 +15,12 @@ exit before it; the sampled figure below covers them anyway) and the child's own
 the child *and all its descendants* (for Spark: the JVM and the Python workers). Each
 child prints a JSON line with its per-step wall times; ``pandas`` and ``job`` also write
 the fitted BG/NBD and Gamma-Gamma parameters, compared to 1e-8 relative at the end.
+
+``lifetimes`` (the tool we replace, too slow for all 10M rows) runs
+``summary_data_from_transaction_data`` (weeks, as the engines' default) on a slice of whole
+customers -- ids up to ``--lifetimes-customers`` (default 200,000 of 2M: about 1M rows), read
+with pandas outside the clock -- and its time is extrapolated per row to the 10M rows
+(linearly: a lower bound, as its group-bys grow a little faster than the rows).
 
 Data (``gen``): DuckDB writes ``tx.parquet``: ``customer_id`` BIGINT (ids 1..2M, each buys
 at least once; the other 8M rows go to hashed ids), ``date`` TIMESTAMP uniform over 548
@@ -90,6 +97,22 @@ def child(step: str, out: Path) -> None:
         gg = clvmodels.GammaGamma().fit(rfm)
         steps["fit_gammagamma"] = time.perf_counter() - t
         (out / "params_pandas.json").write_text(json.dumps(_fit_params(bg, gg)))
+    elif step == "lifetimes":
+        import pandas as pd
+        from lifetimes.utils import summary_data_from_transaction_data
+
+        n_customers = int(os.environ.get("CLV_BENCH_LIFETIMES_CUSTOMERS", "200000"))
+        df = pd.read_parquet(tx, filters=[("customer_id", "<=", n_customers)])
+        steps["read_slice"] = time.perf_counter() - t
+        info["slice_rows"] = len(df)
+        t = time.perf_counter()
+        summary = summary_data_from_transaction_data(
+            df, "customer_id", "date", monetary_value_col="amount", freq="W")
+        steps["rfm_slice"] = time.perf_counter() - t
+        info["customers"] = len(summary)
+        info["sum_frequency"] = float(summary["frequency"].sum())
+        n_rows = int(os.environ.get("CLV_BENCH_ROWS", "10000000"))
+        info["rfm_extrapolated_s"] = round(steps["rfm_slice"] * n_rows / len(df), 1)
     elif step in ("spark", "job"):
         from clvmodels.engines.spark import session
 
@@ -129,9 +152,9 @@ def child(step: str, out: Path) -> None:
 # ------------------------------------------------------------------------------ parent
 
 
-def measure(step: str, out: Path, time_limit: float) -> dict:
+def measure(step: str, out: Path, time_limit: float, extra_env: dict | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "child", step, str(out)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(extra_env or {}))
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -201,7 +224,10 @@ def main() -> None:
     p.add_argument("dir")
     p.add_argument("--transactions", type=int, default=10_000_000)
     p.add_argument("--customers", type=int, default=2_000_000)
-    p.add_argument("--only", nargs="*", default=["duckdb", "pandas", "spark", "job"])
+    p.add_argument("--only", nargs="*",
+                   default=["duckdb", "pandas", "lifetimes", "spark", "job"])
+    p.add_argument("--lifetimes-customers", type=int, default=200_000,
+                   help="lifetimes runs on the customers with ids up to this (whole customers)")
     p.add_argument("--time-limit", type=float, default=600.0)
     args = p.parse_args()
     out = Path(args.dir)
@@ -211,8 +237,10 @@ def main() -> None:
         print(f"generated in {time.perf_counter() - t:.1f} s, "
               f"{(out / 'tx.parquet').stat().st_size / GIB:.2f} GiB", flush=True)
     elif args.action == "run":
+        extra = {"CLV_BENCH_LIFETIMES_CUSTOMERS": str(args.lifetimes_customers),
+                 "CLV_BENCH_ROWS": str(args.transactions)}
         for step in args.only:
-            print(json.dumps(measure(step, out, args.time_limit)), flush=True)
+            print(json.dumps(measure(step, out, args.time_limit, extra)), flush=True)
     if args.action == "compare" or (args.action == "run" and
                                     (out / "params_spark.json").exists()
                                     and (out / "params_pandas.json").exists()):
