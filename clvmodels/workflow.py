@@ -158,8 +158,11 @@ def forecast(
         :mod:`clvmodels.models.links`). The columns come from ``customers`` (an attribute
         table, a frame or a CSV / Parquet file, keyed by its index or its column
         ``customers_id_col``, default ``customer_id_col`` when present; joined with
-        :func:`clvmodels.join_customers`), else from the transactions (each customer's value
-        on their first transaction), else from the summary itself (discrete data).
+        :func:`clvmodels.join_customers`), else from the transactions or subscription
+        records given as a frame (each customer's value on their first transaction, or on
+        their earliest-starting record), else from the summary itself (discrete data). A
+        covariate group the family does not take (purchase covariates on the sBG) is refused
+        before any data are read for it.
     """
     from clvmodels.evaluation.fitting import attach_covariates
     from clvmodels.kpis import value_tiers
@@ -173,6 +176,9 @@ def forecast(
                          "model (bgnbd, pnbd, bgbb …) or a contractual one (sbg)")
     fit_options = dict(fit_kwargs or {})
     weights: np.ndarray | None = None
+    t_cov = {"purchase_covariates": purchase_covariates,
+             "dropout_covariates": dropout_covariates}
+    tmodel = _build(cls, penalizer, t_cov)  # refuses a covariate group the family lacks
     # the period discounts a transaction model's purchases; for a contract it is the
     # contract period, which is also the model's time unit
     value_period = {"continuous": period or "M", "discrete": period}.get(kind)
@@ -214,22 +220,25 @@ def forecast(
         else:
             data = rfm_summary(transactions, observation_end=observation_end, **keywords)
     unit, h = settings_.time_unit, settings_.horizon
-    t_cov = {"purchase_covariates": purchase_covariates,
-             "dropout_covariates": dropout_covariates}
     s_cov = {"spend_covariates": spend_covariates}
     wanted = [c for group in (*t_cov.values(), *s_cov.values()) for c in (group or [])]
     if wanted:
         source = transactions if isinstance(transactions, pd.DataFrame) else None
+        order = None
+        if source is not None and kind == "contractual" and start_col in source.columns:
+            from clvmodels._contract_rules import parse_days
+
+            order = pd.Series(parse_days(source[start_col], start_col).days)
         data = attach_covariates(data, wanted, customers=customers,
                                  customers_id_col=customers_id_col,
-                                 transactions=source if kind == "continuous" else None,
-                                 customer_id_col=customer_id_col)
+                                 transactions=source if kind != "discrete" else None,
+                                 customer_id_col=customer_id_col, order=order)
     elif customers is not None:
         raise ValueError("customers= is an attribute table for covariates: name the columns "
                          "to use (purchase_covariates=, dropout_covariates=, "
                          "spend_covariates=)")
     say(f"Fitting {model} on {len(data):,} " + ("rows" if weights is not None else "customers"))
-    tmodel = _build(cls, penalizer, t_cov).fit(data, **fit_options)
+    tmodel = tmodel.fit(data, **fit_options)
     smodel: Any
     if kind == "contractual":
         smodel = revenue

@@ -349,3 +349,33 @@ def test_probability_alive_table_per_profile(bgbb_cov) -> None:
         counts = tables[level].attrs["customers"].to_numpy().sum()
         assert counts == int((data["channel"] == level).sum())
     assert not np.allclose(tables["a"].to_numpy(), tables["b"].to_numpy(), equal_nan=True)
+
+
+# --------------------------------------------------------------------------------------
+# the batch forecast on subscription records
+# --------------------------------------------------------------------------------------
+
+
+def test_forecast_reads_the_plan_from_the_records(data, tmp_path: Path) -> None:
+    from clvmodels.workflow import forecast
+
+    subs, customers = data
+    records = subs.merge(customers, left_on="customer_id", right_on="cid").drop(columns="cid")
+    # a customer's value is their earliest record's, whatever the rows' order
+    shuffled = records.sample(frac=1.0, random_state=0)
+    options = dict(model="sbg", period="M", observation_end=CAL_END, horizon="24M",
+                   revenue_per_period=10.0, dropout_covariates=["plan"])
+    res = forecast(shuffled, **options)
+    ref = forecast(subs, customers=customers, customers_id_col="cid", **options)
+    np.testing.assert_allclose(res.transaction_model.params_.to_numpy(),
+                               ref.transaction_model.params_.to_numpy(), rtol=1e-8)
+    out = res.forecast.loc[ref.forecast.index]
+    np.testing.assert_allclose(out["clv"].to_numpy(), ref.forecast["clv"].to_numpy(),
+                               rtol=1e-10)
+    active = out.loc[~out["churned"] & (out["periods"] == 12)]
+    by_plan = active.groupby("plan")["clv"].mean()
+    assert by_plan["annual"] > by_plan["monthly"]  # the monthly plan churns more
+    # a covariate group the sBG does not take is refused before any file is read
+    with pytest.raises(ValueError, match="purchase_covariates"):
+        forecast(tmp_path / "nothing-here.csv", model="sbg", period="M", observation_end=CAL_END,
+                 purchase_covariates=["plan"])
