@@ -226,7 +226,7 @@ def test_report_shows_the_coefficients(comparison, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_bayesian_sbg_with_covariates_in_the_comparison() -> None:
+def test_bayesian_sbg_with_covariates_in_the_comparison(tmp_path: Path) -> None:
     subs, customers = plan_subscriptions(150, seed=3)
     res = compare_contractual(
         subs, calibration_end=CAL_END, observation_end=OBS_END,
@@ -264,8 +264,13 @@ def test_bayesian_sbg_with_covariates_in_the_comparison() -> None:
     pred = res.predictions["bcov"]
     active = res.calibration.loc[res.holdout.index]
     one = (active["periods"] == active["periods"].mode()[0]).to_numpy()
-    by_plan = pred.loc[one, "expected_paying_at_end"].groupby(active.loc[one, "plan"]).nunique()
-    assert set(by_plan.index) == {"annual", "monthly"}
+    by_plan = pred.loc[one, "expected_paying_at_end"].groupby(active.loc[one, "plan"]).mean()
+    assert by_plan["annual"] > by_plan["monthly"]
+    # the report: posterior coefficient table and forest plot, curves of the cohort
+    written = write_report(res, tmp_path / "r")
+    assert "figure:coefficients" in written
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert 'id="covariates"' in page and "posterior mean" in page
 
 
 # --------------------------------------------------------------------------------------
