@@ -225,10 +225,36 @@ class CovariatePlan:
             p_rows = self.params(p, gamma)
             h = np.moveaxis(self._log_hessian(model, p_rows, self.d, rows=True), 2, 0)
             z, w = self.z, self.d.w
-        A = self._design_jacobian(z)
-        B = np.concatenate([np.broadcast_to(np.eye(P), (len(z), P, P)), A], axis=2)
-        hB = np.einsum("kjl,klb->kjb", h, B)
-        return np.einsum("kja,kjb->ab", B * w[:, None, None], hB)
+        return self._assemble(h, z, w)
+
+    def _assemble(self, h: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """sum_i w_i B_i' h_i B_i, B_i = [I, A_i] (:meth:`_design_jacobian`), by blocks and
+        without forming A_i: A_i's rows are sign * z_i on the linked parameters' rows and
+        zero elsewhere, so the (theta, gamma) block is sum_i sign w_i h_i[:, j] z_i' and the
+        (gamma, gamma) block sum_i s1 s2 w_i h_i[j1, j2] z_i z_i' — matrix products over the
+        rows (or patterns) instead of (n, P, P+Q) temporaries."""
+        P = len(self.param_names)
+        index = {n: j for j, n in enumerate(self.param_names)}
+        hw = h * w[:, None, None]
+        blocks = []  # (columns of gamma, z columns, [(row, sign)])
+        start = 0
+        for g, pos in self.layout.positions.items():
+            blocks.append((slice(start, start + len(pos)), z[:, pos],
+                           [(index[name], sign) for name, sign in self.links[g]]))
+            start += len(pos)
+        out = np.zeros((P + start, P + start))
+        out[:P, :P] = hw.sum(axis=0)
+        for cols, zg, links in blocks:
+            c = slice(P + cols.start, P + cols.stop)
+            for j, sign in links:
+                out[:P, c] += sign * (hw[:, :, j].T @ zg)
+            for cols2, zg2, links2 in blocks:
+                c2 = slice(P + cols2.start, P + cols2.stop)
+                for j1, s1 in links:
+                    for j2, s2 in links2:
+                        out[c, c2] += (s1 * s2) * ((zg * hw[:, j1, j2][:, None]).T @ zg2)
+        out[P:, :P] = out[:P, P:].T
+        return 0.5 * (out + out.T)  # exactly symmetric (the products round alike)
 
     def _by_pattern(self, model: Any, p: dict[str, float], gamma: np.ndarray
                     ) -> tuple[float, np.ndarray]:
