@@ -384,3 +384,25 @@ def test_forecast_reads_the_plan_from_the_records(data, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="purchase_covariates"):
         forecast(tmp_path / "nothing-here.csv", model="sbg", period="M", observation_end=CAL_END,
                  purchase_covariates=["plan"])
+
+
+def test_cli_score_reads_the_plan_from_the_records(data, tmp_path: Path) -> None:
+    from clvmodels import contract_summary, load_model
+    from clvmodels.valuation import customer_lifetime_value
+
+    subs, customers = data
+    records = subs.merge(customers, left_on="customer_id", right_on="cid").drop(columns="cid")
+    summary = contract_summary(records, observation_end=CAL_END, period="M")
+    summary["plan"] = customers.set_index("cid")["plan"]
+    ShiftedBetaGeo(dropout_covariates=["plan"]).fit(summary).save(tmp_path / "sbg.json")
+    records.to_csv(tmp_path / "records.csv", index=False)
+    out = tmp_path / "scores.csv"
+    result = CliRunner().invoke(app, [
+        "score", str(tmp_path / "sbg.json"), str(tmp_path / "records.csv"), "--out", str(out),
+        "--observation-end", CAL_END, "--horizon", "24M", "--revenue-per-period", "10"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    scored = pd.read_csv(out).set_index("customer_id")
+    want = customer_lifetime_value(load_model(tmp_path / "sbg.json"), 10.0, summary,
+                                   horizon="24M", discount_rate=0.1)
+    np.testing.assert_allclose(scored.loc[want.index, "clv"].to_numpy(),
+                               want["clv"].to_numpy(), rtol=1e-10)

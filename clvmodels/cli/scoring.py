@@ -10,7 +10,8 @@ Scoring (:func:`load_models`, :func:`read_score_input`, :func:`score_frame`)
     summarised with the model's contract period, or a summary file (RFM, discrete or
     contract) whose time unit must be the model's. Covariate and segment columns come from
     the data, an attribute table (joined with :func:`clvmodels.join_customers`) or the
-    customers' first transactions, and must be the ones the model was fitted with.
+    customers' first transactions (a subscriber's earliest record), and must be the ones the
+    model was fitted with.
 
 The output of :func:`score_frame` (one row per customer, in the data's order)
     ========================= ========= ===================================================
@@ -348,10 +349,16 @@ def read_score_input(
     if wanted:
         from clvmodels.evaluation.fitting import attach_covariates
 
+        order = None
+        if found == "subscriptions":  # each subscriber's earliest record
+            from clvmodels._contract_rules import parse_days
+
+            order = pd.Series(parse_days(frame[start], start).days)
         data = attach_covariates(data, wanted, customers=customers,
                                  customers_id_col=customers_id,
-                                 transactions=frame if found == "transactions" else None,
-                                 customer_id_col=customer_id)
+                                 transactions=frame if found in ("transactions",
+                                                                 "subscriptions") else None,
+                                 customer_id_col=customer_id, order=order)
     return data, found, revenue
 
 
