@@ -80,6 +80,11 @@ def test_key_same_structure_and_invalidation() -> None:
     assert not a[["frequency", "recency", "T"]].equals(b[["frequency", "recency", "T"]])
     key_a = _key(BayesianBetaGeo(), a)
     assert _key(BayesianBetaGeo(), b) == key_a  # new data, same structure
+    # a bootstrap resample (ties everywhere) and a small subset: still the same structure,
+    # though the share of distinct (x, T) and (x, t_x) among the rows differs a lot
+    boot = a.sample(frac=1.0, replace=True, random_state=5).reset_index(drop=True)
+    assert _key(BayesianBetaGeo(), boot) == key_a
+    assert _key(BayesianBetaGeo(), a.iloc[:25]) == key_a
     other_prior = {"r": {"dist": "Gamma", "alpha": 2.0, "beta": 4.0}}
     assert _key(BayesianBetaGeo(priors=other_prior), a) != key_a  # priors
     seg = a.assign(segment=np.where(np.arange(len(a)) % 2, "s1", "s2"))

@@ -12,11 +12,14 @@ constants, would never hit across data sets — and would hold the data inside t
 code). :class:`DataInputs` makes each of them a named PyTensor shared variable with no static
 shape, so the graph depends on the data only through
 
-* the model class, its priors and sampler variable names,
+* the model class, its priors and sampler variable names (default priors that are
+  resolved against the data — Gamma-Gamma's spend scale — make a new structure per data
+  set; the BG family's depend on the time unit only),
 * the hierarchical layout (number of segments, which latents are centred, non-centred or
   partially centred) and covariate layout (coefficients per group),
-* which groupings of the factored evaluation were kept distinct or promoted to rows
-  (:class:`~clvmodels.models.factored.RowSpace`'s ``dense_fraction`` rule).
+* the names of the data columns: which groupings of the factored evaluation are kept is
+  decided by the columns alone (:class:`~clvmodels.models.factored.RowSpace`), so data
+  sets of any size, resamples included, share one structure.
 
 Cache key
 ---------

@@ -30,15 +30,20 @@ class RowSpace:
     """Distinct values of each data column over the unique rows, and their combinations.
 
     ``columns`` maps a name (``"x"``, ``"tx"``, ``"T"``, ``"segment"`` …) to one value per
-    row. A *key* is a set of column names; its *groups* are the distinct combinations of those
-    columns that occur. Groups finer than ``dense_fraction`` of the rows are promoted to the
-    rows themselves (gathering would not save anything).
+    row; together they identify the rows. A *key* is a set of column names; its *groups* are
+    the distinct combinations of those columns that occur. A key holding every column is the
+    rows themselves (:data:`ROWS`); any other key keeps its groups, however many there are.
+
+    Which keys are kept is thus a matter of the columns' names, never of the data: two data
+    sets with the same columns give the same gathers (of other lengths), so a PyMC model
+    built on either has the same structure and one compiled sampler serves both
+    (:mod:`clvmodels.models.compiled`). A key whose groups are nearly the rows costs one
+    gather of row length more than computing per row — little beside the special functions
+    computed once per group.
     """
 
-    def __init__(self, columns: Mapping[str, np.ndarray], *, dense_fraction: float = 0.5
-                 ) -> None:
+    def __init__(self, columns: Mapping[str, np.ndarray]) -> None:
         self.n_rows = len(next(iter(columns.values())))
-        self.dense_fraction = dense_fraction
         self.uniques: dict[str, np.ndarray] = {}
         self.codes: dict[str, np.ndarray] = {}
         for name, values in columns.items():
@@ -57,6 +62,8 @@ class RowSpace:
         if ROWS <= key:
             rows = np.arange(self.n_rows)
             out = (ROWS, rows, rows)
+        elif key >= self.codes.keys():
+            out = self.groups(ROWS)
         elif len(key) == 1:
             (name,) = key
             codes = self.codes[name]
@@ -67,8 +74,6 @@ class RowSpace:
             _, first, inverse = np.unique(stacked, axis=0, return_index=True,
                                           return_inverse=True)
             out = (key, inverse.reshape(-1), first)
-            if len(first) > self.dense_fraction * self.n_rows:
-                out = self.groups(ROWS)
         self._groups[key] = out
         return out
 
