@@ -265,6 +265,29 @@ def test_discrete_summary_run_with_bgbb(ws: Path) -> None:
     assert m["outputs"]["forecasts"]["bgbb"]["total_clv"] == pytest.approx(total, rel=1e-9)
 
 
+def test_discrete_summary_with_holdout_columns_is_compared(ws: Path) -> None:
+    """A discrete summary carrying its holdout (``frequency_holdout``, ``duration_holdout``)
+    gets the comparison report (compare_discrete), fitted on the calibration columns."""
+    sim = registry.simulate("bgbb", 400, params={"alpha": 1.2, "beta": 0.75, "gamma": 0.66,
+                                                 "delta": 2.78}, T=6, holdout=4,
+                            random_seed=3)
+    sim.reset_index().to_parquet(ws / "discrete.parquet", index=False)
+    text = INPUTS["discrete"].replace('path = "donations.csv"', 'path = "discrete.parquet"') \
+        .replace('weights_col = "weights"\n', '') + '[[models]]\nfamily = "bgbb"\n'
+    result = _invoke("run", str(_config(ws, "disc-holdout", text)))
+    assert result.exit_code == 0, result.output
+    d = ws / "runs" / "disc-holdout" / "2001-12-31"
+    metrics = pd.read_csv(d / "report" / "metrics.csv", index_col=0)
+    assert {"bgbb", "calibration-rate"} <= set(metrics.index)
+    fc = pd.read_parquet(d / "forecasts" / "bgbb.parquet")
+    assert len(fc) == 400 and fc.index.name == "customer_id"
+    data = sim.copy()
+    data.attrs["time_unit"] = "Y"
+    model = cm.BetaGeoBetaBinom().fit(data)
+    np.testing.assert_allclose(cm.load_model(d / "models" / "bgbb.json").params_.to_numpy(),
+                               model.params_.to_numpy(), rtol=1e-9)
+
+
 def test_covariates_from_the_transactions_with_duckdb_equal_pandas(ws: Path) -> None:
     """The channel is read from each customer's first transaction: DuckDB summarises the
     file and only (id, date, amount, channel) come to pandas; the fits equal pandas'."""
