@@ -307,6 +307,26 @@ def test_covariates_from_the_transactions_with_duckdb_equal_pandas(ws: Path) -> 
     pd.testing.assert_series_equal(params[0], params[1], rtol=1e-8)
 
 
+def test_covariates_from_the_customer_table_reach_the_report(ws: Path) -> None:
+    """[customers] feeds the fits and the comparison (each model with its attributes): the
+    report compares the covariate model and writes its coefficients."""
+    table = pd.read_csv(ws / "customers.csv")
+    table["channel"] = table["channel"].map({"web": "online", "shop": "store", "app": "online"})
+    table.rename(columns={"customer_id": "id"}).to_csv(ws / "attrs.csv", index=False)
+    text = INPUTS["transactions"] + '[customers]\npath = "attrs.csv"\nid_col = "id"\n' \
+        '[[models]]\nfamily = "bgnbd"\n[[models]]\nfamily = "pnbd"\nname = "pnbd-channel"\n' \
+        'purchase_covariates = ["channel"]\n'
+    result = _invoke("run", str(_config(ws, "cov-table", text)))
+    assert result.exit_code == 0, result.output
+    d = ws / "runs" / "cov-table" / OBS_END
+    fc = pd.read_parquet(d / "forecasts" / "pnbd-channel.parquet")
+    assert set(fc["channel"]) == {"online", "store"}  # the table's values, not tx.csv's
+    metrics = pd.read_csv(d / "report" / "metrics.csv", index_col=0)
+    assert {"bgnbd", "pnbd-channel"} <= set(metrics.index)
+    coefs = pd.read_csv(d / "report" / "coefficients.csv")
+    assert coefs.astype(str).apply(lambda c: c.str.contains("channel")).any().any()
+
+
 def test_duckdb_tracking_equals_pandas(ws: Path) -> None:
     """Tracking with DuckDB reads the files with the engine (a per-customer frame only)."""
     got = {}
