@@ -261,6 +261,11 @@ def test_bayesian_sbg_with_covariates_in_the_comparison(tmp_path: Path) -> None:
         model.survival(3)
     lives = model.expected_lifetime(covariates=profiles)
     assert lives.shape == (2,)
+    value = model.discounted_expected_lifetime(0.1, covariates=profiles)
+    assert value.shape == (2,) and value[0] > value[1]  # annual subscribers stay longer
+    bands = model.discounted_expected_lifetime(0.1, 0.9, covariates=profiles)
+    np.testing.assert_allclose(bands["del"].to_numpy(), value, rtol=1e-12)
+    assert (bands["del_lower"] < bands["del_upper"]).all()
     pred = res.predictions["bcov"]
     active = res.calibration.loc[res.holdout.index]
     one = (active["periods"] == active["periods"].mode()[0]).to_numpy()
