@@ -9,16 +9,21 @@ public steps — :func:`~clvmodels.rfm_summary`, the registry's model classes an
 end as ``YYYY-MM-DD``, so a scheduled job makes one directory per as-of date and a rerun of
 the same date clashes unless ``force``):
 
-* ``forecasts/<model>.parquet`` — one row per customer: the RFM summary, the valuation's
-  columns and ``value_tier``; a forecast of more than ``output.partition_rows`` rows is a
-  folder ``forecasts/<model>/part-00000.parquet, ...`` instead (read it with
-  ``pandas.read_parquet(folder)``);
+* ``forecasts/<model>.parquet`` — one row per customer: the summary the model was fitted
+  on (RFM, discrete-time or contract summary, by ``input.kind``; :mod:`.inputs`), the
+  valuation's columns and ``value_tier``; a forecast of more than ``output.partition_rows``
+  rows is a folder ``forecasts/<model>/part-00000.parquet, ...`` instead (read it with
+  ``pandas.read_parquet(folder)``). With ``input.engine = "spark"`` the forecast is valued
+  and written by Spark: always a folder of ``ceil(customers / partition_rows)`` parts
+  (Spark's part names, ranged and sorted by customer id), the id a column, no
+  ``value_tier``;
 * ``models/<model>.json`` (maximum likelihood) or ``.nc`` (Bayesian), and the spend model
   ``models/spend.<family>.json|.nc``;
 * ``report/`` — :func:`~clvmodels.report.write_report` of the holdout comparison
   (``report.enabled``), and ``backtest/`` with ``report.backtest_cutoffs``;
 * ``tracking.csv`` and ``figures/tracking.png`` when a previous run of the same name is
-  found beside this one (:mod:`clvmodels.runs.tracking`); its section is added to
+  found beside this one (:mod:`clvmodels.runs.tracking`; transactions only — a discrete
+  summary or subscription records give a warning instead); its section is added to
   ``report/report.html``;
 * ``manifest.json`` — the configuration as resolved, the input files (bytes, SHA-256), row
   counts, package versions, seeds, seconds per step, warnings and sampling problems.
