@@ -135,8 +135,12 @@ class CovariatePlan:
             return self._by_pattern(model, p, gamma)
         p_rows = self.params(p, gamma)
         d = self.d
-        total = float(np.einsum("i,i->", d.w, model._loglik(p_rows, d)))
-        g_rows = model._loglik_grad(p_rows, d)
+        fused = getattr(model, "_loglik_value_grad", None)  # one pass for both, if offered
+        if fused is not None:
+            ll_rows, g_rows = fused(p_rows, d)
+        else:
+            ll_rows, g_rows = model._loglik(p_rows, d), model._loglik_grad(p_rows, d)
+        total = float(np.einsum("i,i->", d.w, ll_rows))
         if g_rows is None:
             raise NotImplementedError(f"{type(model).__name__} needs an analytic gradient "
                                       "for covariates")
@@ -178,6 +182,15 @@ class CovariatePlan:
         (its ``_value_grad_hess``) when it has one: with theta = e^v,
         d2LL/dv_j dv_k = H_jk theta_j theta_k + delta_jk g_j theta_j."""
         names = self.param_names
+        hook = getattr(model, "_loglik_grad_hess", None)  # per-row exact Hessian, if offered
+        per_row = hook(p, d) if rows and hook is not None else None
+        if per_row is not None:
+            theta = np.stack([np.broadcast_to(p[n], (d.n_rows,)) for n in names])
+            g, h = np.asarray(per_row[0]), np.asarray(per_row[1])
+            h = h * theta[:, None, :] * theta[None, :, :]
+            idx = np.arange(len(names))
+            h[idx, idx] += g * theta
+            return h
         if not rows:
             exact = model._value_grad_hess(p, d)
             if exact is not None:

@@ -125,10 +125,11 @@ def _log_tail(p: Any, q: Any, alpha: Any, beta: Any, t: Any, *, grad: bool = Fal
     return out.reshape(shape), gout.reshape((4, *shape))
 
 
-def _log_tail_hess(p: np.ndarray, q: float, alpha: float, beta: float, t: np.ndarray
+def _log_tail_hess(p: Any, q: Any, alpha: Any, beta: Any, t: Any
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log K(p, q; t), its gradient (4, n) and Hessian (4, 4, n) w.r.t. (p, q, alpha, beta)
-    for 1-D ``p``, ``t`` and scalar ``q``, ``alpha``, ``beta`` (the fit's distinct pairs).
+    """log K(p, q; t), its gradient (4, n) and Hessian (4, 4, n) w.r.t. (p, q, alpha, beta);
+    the arguments are 1-D of one length n or scalars (the fit's distinct pairs at scalar
+    parameters, or rows with their own parameters).
 
     Exact (the compiled :func:`clvmodels.models._pnbd_kernels.tail_integral_hess`) where
     z <= 0.9; elsewhere — alpha and beta an order of magnitude apart and t small, where the
@@ -137,10 +138,9 @@ def _log_tail_hess(p: np.ndarray, q: float, alpha: float, beta: float, t: np.nda
     """
     from clvmodels.models._pnbd_kernels import tail_integral_hess
 
-    n = p.size
-    args = [np.ascontiguousarray(p, dtype=np.float64), np.array([q], dtype=np.float64),
-            np.array([alpha], dtype=np.float64), np.array([beta], dtype=np.float64),
-            np.ascontiguousarray(t, dtype=np.float64)]
+    args = [np.ascontiguousarray(v, dtype=np.float64).reshape(-1)
+            for v in (p, q, alpha, beta, t)]
+    n = max(v.size for v in args)
     out, gout, hout = np.empty(n), np.empty((4, n)), np.empty((4, 4, n))
     ok = np.empty(n, dtype=np.bool_)
     tail_integral_hess(*args, out, gout, hout, ok)
@@ -326,6 +326,50 @@ def _weighted_totals_hess(key: tuple[float, float, float, float], pr: SimpleName
     hess[3, 2] += total_w / beta
     hess[3, 3] -= total_w * s / beta**2
     return ll, grad, hess
+
+
+def _rows_value_grad_hess(r: Any, alpha: Any, s: Any, beta: Any, x: np.ndarray,
+                          tx: np.ndarray, T: np.ndarray, *, hess: bool
+                          ) -> tuple[np.ndarray, ...]:
+    """Per-row LL, gradient (4, n) and, with ``hess``, Hessian (4, 4, n) w.r.t. (r, alpha,
+    s, beta), the parameters scalars or one per row (1-D): the covariate fit's row mode.
+
+    Value and gradient as :func:`_loglik_and_grad` (the tail integrals once, not once for
+    the value and again for the gradient); the Hessian is that of
+    :func:`_weighted_totals_hess` row by row: the head's, plus w1 H(a1) + w2 H(a2)
+    + w1 w2 d d' (note 009, eqs. 22-23, in the two-term form).
+    """
+    r, alpha, s, beta = (np.asarray(v, dtype=float) for v in (r, alpha, s, beta))
+    x = np.asarray(x, dtype=float)
+    xt = _XTerms.of(r, x)
+    if not hess:
+        k1 = _log_tail(r + x + 1.0, s, alpha, beta, T, grad=True)
+        k2 = _log_tail(r + x, s + 1.0, alpha, beta, tx, grad=True)
+        return _loglik_and_grad(r, alpha, s, beta, xt, k1, k2)
+    l1, g1, h1 = _log_tail_hess(r + x + 1.0, s, alpha, beta, T)
+    l2, g2, h2 = _log_tail_hess(r + x, s + 1.0, alpha, beta, tx)
+    ll, grad = _loglik_and_grad(r, alpha, s, beta, xt, (l1, g1), (l2, g2))
+    a1 = xt.log_rx + l1
+    a2 = np.log(s) + l2
+    lb = np.logaddexp(a1, a2)
+    w1, w2 = np.exp(a1 - lb), np.exp(a2 - lb)
+    idx = _THETA_OF_PQAB
+    ga1, ga2 = g1[idx], g2[idx]  # (p, q, alpha, beta) -> (r, alpha, s, beta)
+    ga1[0] += xt.inv_rx
+    ga2[2] += 1.0 / s
+    dv = ga1 - ga2
+    out = (w1 * h1[np.ix_(idx, idx)] + w2 * h2[np.ix_(idx, idx)]
+           + (w1 * w2) * (dv[:, None, :] * dv[None, :, :]))  # symmetric to the bit
+    out[0, 0] += (special.polygamma(1, r + x) - special.polygamma(1, r)
+                  - w1 * xt.inv_rx**2)
+    out[2, 2] -= w2 / s**2
+    out[0, 1] += 1.0 / alpha
+    out[1, 0] += 1.0 / alpha
+    out[1, 1] -= r / alpha**2
+    out[2, 3] += 1.0 / beta
+    out[3, 2] += 1.0 / beta
+    out[3, 3] -= s / beta**2
+    return ll, grad, out
 
 
 def log_likelihood_grad(r: Any, alpha: Any, s: Any, beta: Any, x: Any, tx: Any, T: Any
@@ -723,6 +767,29 @@ class ParetoNBD(TransactionModel, MLEModel):
         if all(np.ndim(p[k]) == 0 for k in self.param_names):
             return self._rows(p, d)[1]
         return log_likelihood_grad(p["r"], p["alpha"], p["s"], p["beta"], d.x, d.tx, d.T)
+
+    def _loglik_value_grad(self, p: dict[str, Any], d: UniqueRows
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row log-likelihood and gradient (4, n) in one pass (the covariate fit's row
+        mode, per-row parameters); :meth:`_loglik` and :meth:`_loglik_grad` together."""
+        if all(np.ndim(p[k]) == 0 for k in self.param_names):
+            return self._rows(p, d)
+        ll, grad = _rows_value_grad_hess(p["r"], p["alpha"], p["s"], p["beta"], d.x, d.tx,
+                                         d.T, hess=False)
+        return ll, grad
+
+    def _loglik_grad_hess(self, p: dict[str, Any], d: UniqueRows
+                          ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-row gradient (4, n) and exact Hessian (4, 4, n) w.r.t. (r, alpha, s, beta)
+        at per-row parameters (:func:`_rows_value_grad_hess`), for the covariate fit's row
+        mode; None where numba is missing (central differences of the gradient then)."""
+        try:
+            import clvmodels.models._pnbd_kernels  # noqa: F401
+        except ImportError:  # pragma: no cover - numba comes with PyMC's pytensor
+            return None
+        out = _rows_value_grad_hess(p["r"], p["alpha"], p["s"], p["beta"], d.x, d.tx, d.T,
+                                    hess=True)
+        return out[1], out[2]
 
     def _initial_params(self, d: UniqueRows) -> np.ndarray:
         # alpha and beta scale with time: start both at the mean T so any time unit starts
