@@ -3,22 +3,27 @@
 Every item runs in its own interpreter (a "new process" is a real new process); medians
 over repeats; the machine's load average is printed beside each run. Usage::
 
-    python bench/bench_compile.py                    # everything (~10 min on 2 loaded cores)
+    python bench/bench_compile.py                    # everything (~16 min on 2 loaded cores)
     python bench/bench_compile.py --only session process
     python bench/bench_compile.py --pmm-path /tmp/clv-bench-pmm   # PyMC-Marketing 0.19.2
 
 Items:
 
 * ``session``: CDNOW (weeks), BayesianBetaGeo 2 chains x (1000 tune + 1000 draws): a first
-  fit, then refits in the same process on the same data and on a bootstrap resample
-  (new data; hit or miss reported), with the cache on and off (CLVMODELS_COMPILE_CACHE=0).
+  fit (empty cache directory), then refits in the same process on the same data and on a
+  bootstrap resample (new data; session hit or miss reported).
 * ``process``: the same fit in new processes after the on-disk cache is warm (fit() time,
-  and the whole process), and one with the cache off.
+  its components, and the whole process).
+* ``off``: the session and new-process fits with the cache off (CLVMODELS_COMPILE_CACHE=0).
 * ``fit100k``: 100k simulated customers, 2 x (300 + 300), compile included: ours with an
-  empty cache directory, ours with a warm one, PyMC-Marketing BetaGeoModel + nutpie (same
-  priors, same data), each in a new process.
+  empty cache directory, then interleaved ours (warm directory) / PyMC-Marketing
+  BetaGeoModel + nutpie (same priors, same data) / ours, each in a new process.
 * ``hier``: hierarchical BayesianBetaGeo (5 segments, 10k customers, 2 x (500 + 500)):
-  refit in the session, and a new process with a warm cache.
+  refit in the session, and new processes with a warm cache.
+
+Each fit reports ``fit_timings_``: prepare_s (validation, unique rows, PyMC import and model
+build), compile_s, compile_cache_hit (session) / compile_disk_hit (loaded by the structure
+key), sample_s and log_likelihood_s.
 """
 
 from __future__ import annotations
@@ -178,14 +183,13 @@ def main() -> None:
         res = TASKS[args.task](**json.loads(args.kwargs))
         print("RESULT " + json.dumps(res, default=float))
         return
-    only = set(args.only or ["session", "process", "fit100k", "hier"])
+    only = set(args.only or ["session", "process", "off", "fit100k", "hier"])
     cache = tempfile.mkdtemp(prefix="clv-compile-cache-")
     on = {"CLVMODELS_CACHE_DIR": cache}
     off = {"CLVMODELS_COMPILE_CACHE": "0"}
     out: dict[str, Any] = {"cache_dir": cache}
     if "session" in only:
         out["session_on"] = run("session", on, reps=args.reps)
-        out["session_off"] = run("session", off, reps=1)
     if "process" in only:
         runs = [run("process", on) for _ in range(args.reps + 1)]  # the first warms it
         out["process_on"] = runs
@@ -193,13 +197,24 @@ def main() -> None:
         out["process_on_median_fit_s"] = statistics.median(fits) if fits else None
         out["process_on_median_process_s"] = statistics.median(
             r["process_s"] for r in runs[1:])
+    if "off" in only:
+        out["session_off"] = run("session", off, reps=1)
         out["process_off"] = run("process", off)
     if "fit100k" in only:
         cold = {"CLVMODELS_CACHE_DIR": tempfile.mkdtemp(prefix="clv-compile-cold-")}
         out["fit100k_ours_cold"] = run("fit100k_ours", cold)
-        out["fit100k_ours_warm"] = [run("fit100k_ours", on) for _ in range(2)]
         pmm_env = {"PYTHONPATH": args.pmm_path} if Path(args.pmm_path).is_dir() else {}
+        warm = [run("fit100k_ours", cold)]
         out["fit100k_pmm"] = run("fit100k_pmm", pmm_env)
+        warm.append(run("fit100k_ours", cold))
+        out["fit100k_ours_warm"] = warm
+        pmm = out["fit100k_pmm"].get("fit_s")
+        if pmm:
+            out["fit100k_ratio_pmm_over_ours_warm"] = [pmm / r["fit_s"] for r in warm
+                                                       if "fit_s" in r]
+            if "fit_s" in out["fit100k_ours_cold"]:
+                out["fit100k_ratio_pmm_over_ours_cold"] = (
+                    pmm / out["fit100k_ours_cold"]["fit_s"])
     if "hier" in only:
         out["hier_session"] = run("hier_session", on, reps=2)
         out["hier_process"] = [run("process", on, hier=True) for _ in range(2)]
