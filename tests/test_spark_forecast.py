@@ -94,6 +94,23 @@ def test_uris_are_read_by_spark_as_given(spark, tmp_path, monkeypatch):
         with pytest.raises(OSError, match="stop"):
             rfm_summary(uri, engine="spark")
         assert seen[-1] == (uri,)
+    monkeypatch.undo()
+    # the CLI passes a URI on as typed (a Path would fold "s3a://" into "s3a:/")
+    from typer.testing import CliRunner
+
+    from clvmodels.cli import app
+
+    out = tmp_path / "rfm.parquet"
+    res = CliRunner().invoke(app, ["rfm", parts.as_uri() + "/", "--out", str(out),
+                                   "--engine", "spark"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_parquet(out).set_index("customer_id").sort_index()
+    pd.testing.assert_frame_equal(table[expected.columns], expected.sort_index(),
+                                  check_dtype=False, check_names=False)
+    res = CliRunner().invoke(app, ["rfm", "s3a://bucket/tx/", "--out", str(tmp_path / "x"
+                                                                         ".parquet"),
+                                   "--engine", "spark"])
+    assert res.exit_code == 1 and "Spark could not read s3a://bucket/tx/" in res.output
     assert not engine.is_uri("C:/data/tx.csv") and not engine.is_uri("tx.csv")
     assert engine.is_parquet_path("s3a://b/tx/") and not engine.is_parquet_path("gs://b/*.csv")
 
@@ -252,8 +269,31 @@ def test_cli_session_settings_quiet_spark():
     option = s["spark.driver.extraJavaOptions"]
     assert option.startswith("-Dlog4j2.configurationFile=file:")
     text = Path(urlparse(option.split("=", 1)[1]).path).read_text()
-    assert "rootLogger.level = error" in text
+    assert "appender.console.filter.threshold.level = error" in text
     mine = session_settings(["spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=x",
                              "spark.ui.showConsoleProgress=true"])
     assert mine["spark.driver.extraJavaOptions"] == "-Dlog4j2.configurationFile=x"
     assert mine["spark.ui.showConsoleProgress"] == "true"
+
+
+def test_spark_step_shows_the_running_tasks(spark):
+    import contextlib
+    import re
+    from types import SimpleNamespace
+
+    from clvmodels.cli.spark_options import spark_step
+
+    seen: list[str] = []
+
+    @contextlib.contextmanager
+    def step(message):
+        seen.append(message)
+        yield SimpleNamespace(update=seen.append)
+
+    with spark_step(step, spark, "Sleeping", every=0.05):  # 4 tasks of 2 x 0.3 s each
+        spark.range(0, 8, numPartitions=4).selectExpr(
+            "reflect('java.lang.Thread', 'sleep', CAST(300 AS BIGINT))").collect()
+    assert seen[0] == "Sleeping"
+    shown = [re.fullmatch(r"Sleeping \((\d+)/(\d+) tasks\)", m) for m in seen[1:]]
+    assert shown and all(shown), seen
+    assert {int(m.group(2)) for m in shown} == {4}

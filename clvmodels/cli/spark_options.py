@@ -19,8 +19,12 @@ from at most 500 thinned draws] in Parquet. Transaction models only; no covariat
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,7 +58,7 @@ def parse_conf(items: list[str] | None) -> dict[str, str]:
 #: Spark's log as the CLI shows it: errors only, one line each (no stack traces: the error
 #: itself reaches the command, which reports it); warnings and info stay out of the way
 QUIET_LOG4J2 = """\
-rootLogger.level = error
+rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
 appender.console.type = Console
 appender.console.name = console
@@ -62,9 +66,11 @@ appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = Spark %p %c{1}: %m%n
 appender.console.layout.alwaysWriteExceptions = false
-logger.repl.name = org.apache.spark.repl.Main
-logger.repl.level = error
+appender.console.filter.threshold.type = ThresholdFilter
+appender.console.filter.threshold.level = error
 """
+# (the root level is warn, as Spark sets a shell's, so that Spark does not announce a change
+# of level; the console shows errors only)
 
 
 def _quiet_log_option() -> str:
@@ -84,10 +90,15 @@ def _quiet_log_option() -> str:
 
 def session_settings(conf: list[str] | None) -> dict[str, str]:
     """The settings of the CLI's Spark session: UTC, no console progress bar (the command
-    shows its own step lines, which a bar would overwrite), Spark's log quiet (errors only,
+    shows its own step lines, which a bar would overwrite), cached plans' shuffles coalesced
+    by adaptive execution, Spark's log quiet (errors only,
     :data:`QUIET_LOG4J2`, added to ``spark.driver.extraJavaOptions``) -- each overridden by
     a ``--spark-conf`` of the same key (a log4j option of yours replaces ours)."""
-    settings = {"spark.sql.session.timeZone": "UTC", "spark.ui.showConsoleProgress": "false"}
+    settings = {"spark.sql.session.timeZone": "UTC", "spark.ui.showConsoleProgress": "false",
+                # the job caches the summary and the values: let adaptive execution still
+                # coalesce their shuffles (else 200 partitions -- and part files -- however
+                # few the customers)
+                "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true"}
     given = parse_conf(conf)
     java = given.get("spark.driver.extraJavaOptions", "")
     if "log4j" not in java:
@@ -96,8 +107,62 @@ def session_settings(conf: list[str] | None) -> dict[str, str]:
     return settings
 
 
+class _StartupOutput:
+    """The Spark JVM's stdout and stderr through a pipe: what it prints while it starts (a
+    JVM notice about incubator modules, Ivy resolving ``--packages``) is held back and
+    shown only if the start fails; what it prints later goes to stderr (never to stdout,
+    which carries the results)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._read, self._write = os.pipe()
+        self._stderr = os.dup(2)
+        self._held: list[bytes] = []
+        self._started = False
+        self._lock = threading.Lock()
+        threading.Thread(target=self._forward, name="clvmodels-spark-output",
+                         daemon=True).start()
+
+    def _forward(self) -> None:
+        with os.fdopen(self._read, "rb") as pipe:
+            for line in pipe:
+                with self._lock:
+                    if self._started:
+                        os.write(self._stderr, line)
+                    else:
+                        self._held.append(line)
+
+    @contextlib.contextmanager
+    def launching(self) -> Iterator[None]:
+        """Fds 1 and 2 are the pipe while the JVM is spawned (it inherits them)."""
+        saved = os.dup(1), os.dup(2)
+        for fd in (1, 2):
+            os.dup2(self._write, fd)
+        try:
+            yield
+        except BaseException:
+            self._release(show=True)
+            raise
+        finally:
+            for fd, old in zip((1, 2), saved, strict=True):
+                os.dup2(old, fd)
+                os.close(old)
+            os.close(self._write)
+        self._release(show=False)
+
+    def _release(self, show: bool) -> None:
+        with self._lock:
+            if show:
+                for line in self._held:
+                    os.write(self._stderr, line)
+            self._held = []
+            self._started = True
+
+
 def spark_session(master: str, conf: list[str] | None) -> Any:
-    """The Spark session the command runs on (an ImportError names the extra to install)."""
+    """The Spark session the command runs on (an ImportError names the extra to install).
+    A new one starts quietly (:func:`session_settings`, :class:`_StartupOutput`)."""
     try:
         from clvmodels.engines.spark import session
     except ImportError as exc:
@@ -105,13 +170,59 @@ def spark_session(master: str, conf: list[str] | None) -> Any:
                           f"({exc})") from None
     from pyspark.sql import SparkSession
 
-    if SparkSession.getActiveSession() is None:
+    if SparkSession.getActiveSession() is not None:
+        # a running session (a notebook, a test): only SQL settings can change
+        spark = session(master, {"spark.sql.session.timeZone": "UTC", **parse_conf(conf)})
+    else:
         settings = session_settings(conf)
-    else:  # a running session (a notebook, a test): only SQL settings can change
-        settings = {"spark.sql.session.timeZone": "UTC", **parse_conf(conf)}
-    spark = session(master, settings)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with _StartupOutput().launching():
+            spark = session(master, settings)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextlib.contextmanager
+def spark_step(step: Any, spark: Any, message: str, every: float | None = None
+               ) -> Iterator[Any]:
+    """``step(message)`` with the running Spark stages' tasks added as they complete
+    (``... (37/200 tasks)``): every second on a terminal (the spinner's text), every 30
+    seconds as a new plain line when stderr is not a terminal (a log stays short)."""
+    import threading
+
+    from clvmodels.cli._app import stderr
+
+    if every is None:
+        every = 1.0 if stderr().is_terminal else 30.0
+    with step(message) as handle:
+        stop = threading.Event()
+
+        def poll() -> None:
+            last = None
+            while not stop.wait(every):
+                try:
+                    tracker = spark.sparkContext.statusTracker()
+                    stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+                except Exception:  # the session is stopping, or no SparkContext (Connect)
+                    return
+                stages = [st for st in stages if st is not None]
+                if not stages:
+                    continue
+                done = sum(st.numCompletedTasks for st in stages)
+                total = sum(st.numTasks for st in stages)
+                text = f"{message} ({done:,}/{total:,} tasks)"
+                if text != last:
+                    handle.update(text)
+                    last = text
+
+        thread = threading.Thread(target=poll, name="clvmodels-spark-progress", daemon=True)
+        thread.start()
+        try:
+            yield handle
+        finally:
+            stop.set()
+            thread.join()
 
 
 def check_spark_output(out: Path, force: bool) -> None:
@@ -138,11 +249,11 @@ def rfm_spark(input: str, out: Path, options: dict[str, Any], *, master: str,
     from clvmodels.rfm import rfm_summary
 
     check_spark_output(out, force)
-    spark_session(master, conf)
-    with step(f"Summarising {input} with Spark"):
+    spark = spark_session(master, conf)
+    with spark_step(step, spark, f"Summarising {input} with Spark"):
         summary = rfm_summary(os.fspath(input), engine="spark", **options)
     try:
-        with step(f"Writing {out}"):
+        with spark_step(step, spark, f"Writing {out}"):
             files = write_spark(summary, out, force)
     except BaseException:
         remove_partial(out)
@@ -218,7 +329,8 @@ def forecast_spark(input: str, out: Path, *, model: str, spend: str | float | No
     settings_ = value_settings("continuous", summary_options.get("time_unit"),
                                **{k: v for k, v in value_options.items()
                                   if k != "acquisition_cost"})
-    spark_session(master, conf)
+    spark = spark_session(master, conf)
+    step = functools.partial(spark_step, step, spark)
     cached: list[Any] = []
     try:
         with step(f"Summarising {input} with Spark"):

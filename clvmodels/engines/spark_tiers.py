@@ -3,8 +3,9 @@ without collecting the customers.
 
 The pandas rule: customers ranked by value, highest first, ties broken by customer id
 ascending; tier k takes the ranks below ``round(n x cumulative share)`` (halves up). Here
-the ranks come from a distributed sort: the frame is ordered by ``(value desc, id asc)``
-(Spark range-partitions it, so partition p holds a contiguous run of ranks, in order), cached,
+the ranks come from a distributed sort: the frame is range-partitioned by ``(value desc, id
+asc)`` into as many partitions as it has and sorted within each (so partition p holds a
+contiguous run of ranks, in order), cached,
 and the number of rows of each partition -- one small row per partition -- comes to the
 driver; a customer's rank is then its partition's offset plus its position in the
 partition (``monotonically_increasing_id`` minus the partition's base), and its tier
@@ -69,7 +70,8 @@ def value_tiers_spark(frame: DataFrame, value_col: str = "clv", *,
     value = F.col(value_col).cast("double")
     bad = value.isNull() | F.isnan(value) | value.isin(float("inf"), float("-inf"))
     # -0.0 + 0.0 is 0.0: one key for both zeros, as pandas compares them
-    cached = (frame.orderBy((value + F.lit(0.0)).desc(), F.col(id_col).asc())
+    order = [(value + F.lit(0.0)).desc(), F.col(id_col).asc()]
+    cached = (frame.repartitionByRange(_partitions(frame), *order).sortWithinPartitions(*order)
               .withColumn(_PART, F.spark_partition_id())
               .withColumn(_MID, F.monotonically_increasing_id())
               .persist(StorageLevel.MEMORY_AND_DISK))
@@ -111,6 +113,16 @@ def value_tiers_spark(frame: DataFrame, value_col: str = "clv", *,
     hi = np.array([float(stats[m]["hi"]) if m in stats else np.nan for m in names])
     return SparkTiers(ranked.drop(_PART, _MID, _RANK),
                       _summary(names, counts, totals, lo, hi, n), cached)
+
+
+def _partitions(frame: DataFrame) -> int:
+    """As many range partitions as ``frame`` has partitions (so as many output files as an
+    unsorted write would make; a cached plan's shuffle is not coalesced by adaptive
+    execution, so ``spark.sql.shuffle.partitions`` -- 200 by default -- would be used)."""
+    try:
+        return max(1, frame.rdd.getNumPartitions())
+    except Exception:  # Spark Connect: no RDD
+        return max(1, int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1))
 
 
 def _summary(names: list[str], counts: np.ndarray, totals: np.ndarray, lo: np.ndarray,
