@@ -27,6 +27,7 @@ from clvmodels.runs.config import INPUT_KINDS, ConfigError, load_config
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 OBS_END = "1997-12-31"
+CAL = "1997-06-30"  # the hierarchical run's end: tests/test_cli_bayes.py's data
 KIND_OF = {kind: name for name, kind in INPUT_KINDS.items()}
 
 
@@ -356,8 +357,16 @@ def test_duckdb_tracking_equals_pandas(ws: Path) -> None:
 def test_bayesian_hierarchical_run_strict_then_written(ws: Path) -> None:
     """A hierarchical Bayesian BG/NBD over the customer table's channel, by its registry name
     (no method): 2 × 40 draws cannot reach an effective sample size of 200, so --strict
-    exits 2 writing nothing; without it the run is written with the problems listed."""
-    path = _config(ws, "hier", INPUTS["transactions"] + '[customers]\npath = "customers.csv"\n'
+    exits 2 writing nothing; without it the run is written with the problems listed.
+
+    The data are those of tests/test_cli_bayes.py's hierarchical fit (the first 200 CDNOW
+    customers to 1997-06-30, the same channels), so in one test session the model's
+    structure is compiled once (clvmodels.models.compiled)."""
+    tx = pd.read_csv(ws / "tx.csv")
+    tx[tx["customer_id"].isin(tx["customer_id"].unique()[:200])].to_csv(ws / "tx200.csv",
+                                                                         index=False)
+    text = INPUTS["transactions"].replace("tx.csv", "tx200.csv").replace(OBS_END, CAL)
+    path = _config(ws, "hier", text + '[customers]\npath = "customers.csv"\n'
                    '[[models]]\nfamily = "bayes-bgnbd"\nsegment_col = "channel"\n'
                    '[models.sampler]\ndraws = 40\ntune = 40\nchains = 2\n'
                    '[report]\nenabled = false\n')
@@ -369,7 +378,7 @@ def test_bayesian_hierarchical_run_strict_then_written(ws: Path) -> None:
     assert not (ws / "runs" / "hier").exists()
     result = _invoke("run", str(path))
     assert result.exit_code == 0, result.output
-    d = ws / "runs" / "hier" / OBS_END
+    d = ws / "runs" / "hier" / CAL
     m = json.loads((d / "manifest.json").read_text())
     assert m["config"]["models"][0]["method"] == "bayes"
     assert m["seeds"]["bayes-bgnbd"] == 5
@@ -379,7 +388,7 @@ def test_bayesian_hierarchical_run_strict_then_written(ws: Path) -> None:
     assert model.hierarchical and sorted(map(str, model.segment_labels_)) == ["app", "shop",
                                                                               "web"]
     fc = pd.read_parquet(d / "forecasts" / "bayes-bgnbd.parquet")
-    assert len(fc) == 300 and set(fc["channel"]) == {"web", "shop", "app"}
+    assert len(fc) == 200 and set(fc["channel"]) == {"web", "shop", "app"}
     assert (fc["clv_lower"] <= fc["clv"]).all() and (fc["clv"] <= fc["clv_upper"]).all()
 
 
