@@ -599,25 +599,37 @@ def frequency_recency_table(model: Any, rfm: pd.DataFrame, *,
     a hierarchical one predicts for ``segment`` (``None``: the population level); a model with
     covariates for the profile ``covariates`` (``{"channel": "web"}``).
 
+    A discrete-time model (BG/BB) reads a ``frequency, recency, periods`` summary: ``T`` is
+    then the number of opportunities n (default: the largest ``periods``), recency runs over
+    the whole opportunities 0..n (``n_recency`` is not used) and cells with more purchases
+    than opportunities up to the last one (x > t_x) are NaN too; ``t`` counts future
+    opportunities (Fader, Hardie & Shang 2010, eqs. 5 and 13).
+
     Returns a DataFrame: index ``frequency``, columns the recency values (in the model's time
     unit); ``attrs`` hold ``kind``, ``t``, ``T`` and ``time_unit``.
     """
     if kind not in ("expected_purchases", "probability_alive"):
         raise ValueError("kind must be 'expected_purchases' or 'probability_alive'")
-    x, _, T_data, _ = rfm_arrays(rfm, time_unit=getattr(model, "time_unit_", None))
-    T_grid = float(np.max(T_data)) if T is None else float(T)
-    if not T_grid > 0:
-        raise ValueError(f"T must be positive, got {T_grid!r}")
-    if max_frequency is None:
-        max_frequency = max(1, math.ceil(float(np.quantile(x, 0.99))))
+    discrete = getattr(model, "data_kind", None) == "discrete"
     if not isinstance(n_recency, int) or n_recency < 2:
         raise ValueError(f"n_recency must be an integer >= 2, got {n_recency!r}")
+    if discrete:  # BG/BB: whole opportunities, recency 0..n, at most one purchase each
+        x, T_grid, rec = _discrete_grid(rfm, T)
+    else:
+        x, _, T_data, _ = rfm_arrays(rfm, time_unit=getattr(model, "time_unit_", None))
+        T_grid = float(np.max(T_data)) if T is None else float(T)
+        if not T_grid > 0:
+            raise ValueError(f"T must be positive, got {T_grid!r}")
+        rec = np.linspace(0.0, T_grid, n_recency)
+    if max_frequency is None:
+        max_frequency = max(1, math.ceil(float(np.quantile(x, 0.99))))
     freq = np.arange(int(max_frequency) + 1, dtype=float)
-    rec = np.linspace(0.0, T_grid, n_recency)
     xx, rr = np.meshgrid(freq, rec, indexing="ij")
     valid = (xx == 0) == (rr == 0)
+    if discrete:
+        valid &= xx <= rr  # x purchases need at least x opportunities up to the last one
     frame = pd.DataFrame({"frequency": xx[valid], "recency": rr[valid],
-                          "T": np.full(int(valid.sum()), T_grid)})
+                          "periods" if discrete else "T": np.full(int(valid.sum()), T_grid)})
     frame.attrs["time_unit"] = getattr(model, "time_unit_", None) or rfm.attrs.get("time_unit")
     extra = _with_segment(model, frame, segment, covariates)
     if kind == "probability_alive":
@@ -631,6 +643,24 @@ def frequency_recency_table(model: Any, rfm: pd.DataFrame, *,
     out.attrs.update(kind=kind, t=float(t), T=T_grid, time_unit=frame.attrs["time_unit"],
                      model=_model_label(model))
     return out
+
+
+def _discrete_grid(data: pd.DataFrame, n: float | None) -> tuple[np.ndarray, float,
+                                                                   np.ndarray]:
+    """Frequencies, the number of opportunities and the whole recencies 0..n of a discrete
+    summary (``frequency``, ``recency``, ``periods`` or ``T``) for
+    :func:`frequency_recency_table`."""
+    n_col = "periods" if "periods" in data.columns else "T"
+    for col in ("frequency", n_col):
+        if col not in data.columns:
+            raise ValueError(f"a discrete-time model's summary needs the columns 'frequency' "
+                             f"and 'periods' (or 'T'); it has {list(map(str, data.columns))}")
+    x = data["frequency"].to_numpy(dtype=float)
+    n_grid = float(data[n_col].max()) if n is None else float(n)
+    if not (n_grid >= 1 and float(n_grid).is_integer()):
+        raise ValueError(f"T (the number of opportunities) must be a whole number >= 1 for a "
+                         f"discrete-time model, got {n_grid!r}")
+    return x, n_grid, np.arange(int(n_grid) + 1, dtype=float)
 
 
 # --------------------------------------------------------------------------------------

@@ -182,10 +182,9 @@ def test_new_customer_per_profile(family: str, name: str, call: Callable) -> Non
 # --------------------------------------------------------------------------------------
 
 PROFILE_TABLES: list[tuple[str, tuple[str, ...], Callable[..., Any]]] = [
-    # (a BG/BB's grid needs whole recencies, which frequency_recency_table does not make)
-    ("frequency_recency_table", CONTINUOUS,
+    ("frequency_recency_table", (*CONTINUOUS, "bgbb"),
      lambda m, d, **kw: dg.frequency_recency_table(m, d, n_recency=5, max_frequency=3, **kw)),
-    ("frequency_recency_table P(alive)", CONTINUOUS,
+    ("frequency_recency_table P(alive)", (*CONTINUOUS, "bgbb"),
      lambda m, d, **kw: dg.frequency_recency_table(m, d, kind="probability_alive",
                                                    n_recency=5, max_frequency=3, **kw)),
     ("probability_alive_history", CONTINUOUS,
