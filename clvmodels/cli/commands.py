@@ -322,9 +322,10 @@ DropoutCovariates = Annotated[str | None, typer.Option(
 SpendCovariates = Annotated[str | None, typer.Option(
     "--spend-covariates", help="Comma-separated attribute columns acting on the spend model's "
                                "scale (needs a spend model).")]
-Customers = Annotated[Path | None, typer.Option(
-    "--customers", help="Customer attribute table (CSV or Parquet), one row per customer, "
-                        "joined on the customer id: where the covariate columns come from.")]
+Customers = Annotated[str | None, typer.Option(
+    "--customers", help="Customer attribute table (CSV or Parquet; with --engine spark also "
+                        "a URI), one row per customer, joined on the customer id: where the "
+                        "covariate columns come from.")]
 CustomersId = Annotated[str | None, typer.Option(
     "--customers-id", help="Customer id column of --customers (default: the --customer-id "
                            "column when it has one, else its first column).")]
@@ -351,7 +352,7 @@ def _covariate_lists(purchase: str | None, dropout: str | None, spend: str | Non
     return t, ({"spend_covariates": sp} if sp else {})
 
 
-def _customer_table(path: Path | None, id_col: str | None, default_id: str
+def _customer_table(path: str | os.PathLike | None, id_col: str | None, default_id: str
                     ) -> tuple[pd.DataFrame | None, str | None]:
     """The --customers table read (or None) and the column its ids are in."""
     if path is None:
@@ -621,7 +622,7 @@ def forecast(
                 bayes=dict(draws=draws, tune=tune, chains=chains, seed=seed,
                            target_accept=target_accept),
                 covariates=t_cov, spend_covariates=s_cov,
-                customers=None if customers is None else os.fspath(customers),
+                customers=customers,
                 customers_id=customers_id, master=spark_master, conf=spark_conf,
                 force=force, strict=strict, allow_unconverged=allow_unconverged)
             return

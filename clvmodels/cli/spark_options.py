@@ -177,8 +177,13 @@ def spark_session(master: str, conf: list[str] | None) -> Any:
         settings = session_settings(conf)
         sys.stdout.flush()
         sys.stderr.flush()
-        with _StartupOutput().launching():
-            spark = session(master, settings)
+        try:
+            with _StartupOutput().launching():
+                spark = session(master, settings)
+        except Exception as exc:  # the JVM's own words are shown above
+            first = next((line for line in str(exc).splitlines() if line.strip()), "")
+            raise OSError(f"Spark did not start (--spark-master {master}): "
+                          f"{type(exc).__name__}: {first.strip()}") from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
