@@ -157,15 +157,20 @@ def table(results: dict[str, list[dict]]) -> str:
     med = {m: {k: statistics.median(r[k] for r in runs)
                for k in ("wall_s", "cpu_s", "peak_rss_gib")}
            for m, runs in results.items()}
+    def round_ratio(m: str, k: str) -> float:  # median over rounds of method / floor
+        return statistics.median(r[k] / f[k] for r, f in zip(results[m], results["floor"],
+                                                             strict=True))
+
     lines = ["| method | wall s (median) | CPU s (median) | peak RSS GiB | wall / floor | "
-             "CPU / floor | runs (CPU s) |",
-             "|---|---|---|---|---|---|---|"]
+             "CPU / floor | per-round ratio, median (wall / CPU) | runs (CPU s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for m, v in med.items():
         cpus = ", ".join(f"{r['cpu_s']:.2f}" for r in results[m])
         lines.append(
             f"| {m} | {v['wall_s']:.2f} | {v['cpu_s']:.2f} | {v['peak_rss_gib']:.2f} | "
             f"{v['wall_s'] / med['floor']['wall_s']:.2f} | "
-            f"{v['cpu_s'] / med['floor']['cpu_s']:.2f} | {cpus} |")
+            f"{v['cpu_s'] / med['floor']['cpu_s']:.2f} | {round_ratio(m, 'wall_s'):.2f} / "
+            f"{round_ratio(m, 'cpu_s'):.2f} | {cpus} |")
     return "\n".join(lines)
 
 
@@ -189,6 +194,8 @@ def main() -> None:
     if not path.exists():
         print(f"generating {args.transactions:,} transactions → {path}", flush=True)
         generate(path, args.transactions, args.customers)
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}",
+          flush=True)
     methods = ["floor", "engine"] + (["engine-before"] if args.before_tree else [])
     results: dict[str, list[dict]] = {m: [] for m in methods}
     for r in range(args.rounds):
@@ -197,6 +204,8 @@ def main() -> None:
             results[m].append(res)
             print(f"round {r + 1} {m:14s} wall {res['wall_s']:6.2f} s  cpu {res['cpu_s']:6.2f} s"
                   f"  rss {res['peak_rss_gib']:.2f} GiB  load {res['load']:.1f}", flush=True)
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}",
+          flush=True)
     md = table(results)
     loads = [r["load"] for runs in results.values() for r in runs]
     md += (f"\n\n{args.transactions:,} transactions, {args.customers:,} customers; "
