@@ -232,6 +232,28 @@ def test_subscriptions_run_with_sbg_covariates_and_revenue_column(ws: Path) -> N
     assert cm.load_model(d / "models" / "sbg-plan.json").has_covariates
 
 
+def test_subscriptions_with_duckdb_equal_pandas(ws: Path) -> None:
+    """DuckDB summarises the records; the revenue column and the plan (a covariate) are
+    read from the records' own columns only; forecasts and report equal pandas'."""
+    runs = {}
+    for engine in ("pandas", "duckdb"):
+        text = INPUTS["subscriptions"] + f'engine = "{engine}"\nrevenue_col = "price"\n' \
+            '[[models]]\nfamily = "sbg"\nname = "sbg-plan"\ndropout_covariates = ["plan"]\n' \
+            '[report]\nholdout = "3Y"\n'
+        result = _invoke("run", str(_config(ws, f"subs-{engine}", text)))
+        assert result.exit_code == 0, result.output
+        runs[engine] = ws / "runs" / f"subs-{engine}" / "2007-12-31"
+    a, b = (pd.read_parquet(r / "forecasts" / "sbg-plan.parquet") for r in runs.values())
+    assert a["clv"].sum() > 0
+    cols = ["periods", "churned", "plan", "expected_periods", "revenue_per_period", "clv"]
+    pd.testing.assert_frame_equal(a[cols], b[cols].loc[a.index], check_exact=False,
+                                  rtol=1e-9)
+    ma, mb = (pd.read_csv(r / "report" / "metrics.csv", index_col=0) for r in runs.values())
+    pd.testing.assert_frame_equal(ma.drop(columns=["fit_seconds"], errors="ignore"),
+                                  mb.drop(columns=["fit_seconds"], errors="ignore"),
+                                  check_exact=False, rtol=1e-9)
+
+
 def test_the_subscriptions_example_runs(ws: Path) -> None:
     (ws / "examples").mkdir(exist_ok=True)
     shutil.copy(ROOT / "examples" / "subscriptions_run.toml", ws / "examples")

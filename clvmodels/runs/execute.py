@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvmodels.runs.config import RunConfig, config_dict, input_files
+from clvmodels.runs.config import RunConfig, config_dict
 
 __all__ = ["RunConvergenceError", "RunResult", "execute", "run_directory"]
 
@@ -400,8 +400,8 @@ def _write_spark_forecast(config: RunConfig, summary: Any, value: Any, dest: Pat
 
 def _segment_frame(config: RunConfig, frame: pd.DataFrame, segment: str | None
                    ) -> pd.DataFrame:
-    """The transactions with the segment column: from the customer table when the
-    transactions lack it (the comparison reads a segment from the transactions)."""
+    """The transactions (or subscription records) with the segment column: from the customer
+    table when they lack it (the comparisons read a segment from their input's rows)."""
     if segment is None or segment in frame.columns or config.customers is None:
         return frame
     from clvmodels.evaluation.fitting import read_customers
@@ -438,12 +438,15 @@ def _reports(config: RunConfig, run: Any, obs_end: pd.Timestamp, tmp: Path,
             return []
     elif config.input.kind == "subscriptions":
         from clvmodels.evaluation import compare_contractual
+        from clvmodels.runs.inputs import attributes, record_columns
 
         inp = config.input
         with clock.step("report", f"Comparing the models ({cal_end.date()} to "
                                   f"{obs_end.date()})"):
-            source = run.frame if run.frame is not None else [
-                os.fspath(p) for p in input_files(config)]
+            # the comparison reads records in pandas: with DuckDB, only the columns it needs
+            table = _table_columns(config)
+            source = _segment_frame(config, record_columns(
+                config, run, [c for c in attributes(config) if c not in table]), segment)
             comparison = compare_contractual(
                 source, calibration_end=cal_end, observation_end=obs_end,
                 models=build_models(config)[0], period=inp.unit or "M",
@@ -460,6 +463,15 @@ def _reports(config: RunConfig, run: Any, obs_end: pd.Timestamp, tmp: Path,
     if config.input.kind == "subscriptions":
         outputs["calibration_end"] = str(cal_end.date())
     return problems
+
+
+def _table_columns(config: RunConfig) -> set[str]:
+    """The columns of the ``[customers]`` table (none without one)."""
+    if config.customers is None:
+        return set()
+    from clvmodels.evaluation.fitting import read_customers
+
+    return set(read_customers(config.resolve(config.customers.path)).columns)
 
 
 def _customers_kw(config: RunConfig) -> dict[str, Any]:
@@ -505,11 +517,7 @@ def _transaction_reports(config: RunConfig, run: Any, obs_end: pd.Timestamp,
 
     r = config.report
     inp = config.input
-    table_cols: set[str] = set()
-    if config.customers is not None:
-        from clvmodels.evaluation.fitting import read_customers
-
-        table_cols = set(read_customers(config.resolve(config.customers.path)).columns)
+    table_cols = _table_columns(config)
     with clock.step("report", "Reading the transactions for the report"
                     if run.frame is None else "Preparing the report"):
         frame = transaction_columns(config, run,

@@ -39,7 +39,7 @@ import pandas as pd
 
 from clvmodels.runs.config import RunConfig, input_files
 
-__all__ = ["RunInput", "attributes", "load_input", "transaction_columns"]
+__all__ = ["RunInput", "attributes", "load_input", "record_columns", "transaction_columns"]
 
 
 @dataclass
@@ -177,6 +177,21 @@ def transaction_columns(config: RunConfig, run: RunInput, extra: list[str]) -> p
                             "input.customer_id_col / datetime_col / monetary_value_col")
         run.cache[key] = _parse_dates(frame, config.input.datetime_col,
                                       config.input.date_format, "input.date_format")
+    return run.cache[key]
+
+
+def record_columns(config: RunConfig, run: RunInput, extra: list[str]) -> pd.DataFrame:
+    """The subscription records' id, start, end and ``extra`` columns in pandas (the
+    contractual comparison reads records in pandas): the whole frame with engine "pandas",
+    otherwise only these columns, read from the files."""
+    inp = config.input
+    cols = list(dict.fromkeys([inp.customer_id_col, inp.start_col, inp.end_col, *extra]))
+    if run.frame is not None:
+        return run.frame
+    key = tuple(cols)
+    if key not in run.cache:
+        run.cache[key] = _read_files(config, cols, cols,
+                                     "input.customer_id_col / start_col / end_col")
     return run.cache[key]
 
 
