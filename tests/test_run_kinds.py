@@ -465,3 +465,22 @@ def test_spark_refuses_what_it_does_not_run_yet(ws: Path) -> None:
     text_ = str(info.value)
     assert "customers: input.engine = 'spark' takes no attribute table yet" in text_
     assert "models[0].purchase_covariates: input.engine = 'spark' takes no covariates" in text_
+
+
+def test_a_segment_in_the_customer_table_reaches_the_comparison(ws: Path) -> None:
+    """The comparisons read a segment from their input's rows: one only in [customers] is
+    joined onto the rows first (each row gets its customer's segment)."""
+    import importlib
+
+    execute = importlib.import_module("clvmodels.runs.execute")
+    table = pd.read_csv(ws / "customers.csv").rename(columns={"customer_id": "id",
+                                                              "channel": "tier"})
+    table.to_csv(ws / "tiers.csv", index=False)
+    config = load_config(_config(ws, "seg", INPUTS["transactions"]
+                                 + '[customers]\npath = "tiers.csv"\nid_col = "id"\n'
+                                 '[[models]]\nfamily = "bayes-bgnbd"\nsegment_col = "tier"\n'))
+    rows = pd.read_csv(ws / "tx.csv")
+    got = execute._segment_frame(config, rows, "tier")
+    want = rows["customer_id"].map(table.set_index("id")["tier"])
+    assert got["tier"].tolist() == want.tolist() and got["tier"].notna().all()
+    assert execute._segment_frame(config, rows, "channel") is rows  # already a column
