@@ -111,6 +111,17 @@ def test_uris_are_read_by_spark_as_given(spark, tmp_path, monkeypatch):
                                                                          ".parquet"),
                                    "--engine", "spark"])
     assert res.exit_code == 1 and "Spark could not read s3a://bucket/tx/" in res.output
+    # --out as a URI too: written by Spark; an existing one refused without --force
+    uri = (tmp_path / "by-uri.parquet").as_uri()
+    args = ["rfm", str(csvs / "tx-0.csv"), "--out", uri, "--engine", "spark"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and "Parquet part file" in res.output, res.output
+    assert len(pd.read_parquet(tmp_path / "by-uri.parquet")) == len(
+        rfm_summary(df.iloc[np.array_split(np.arange(len(df)), 2)[0]]))
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1 and f"output {uri!r} already exists" in res.output
+    res = CliRunner().invoke(app, [*args[:3], "s3a://bucket/rfm.parquet", *args[4:]])
+    assert res.exit_code == 1 and "Spark could not write s3a://bucket/rfm.parquet" in res.output
     assert not engine.is_uri("C:/data/tx.csv") and not engine.is_uri("tx.csv")
     assert engine.is_parquet_path("s3a://b/tx/") and not engine.is_parquet_path("gs://b/*.csv")
 

@@ -134,13 +134,17 @@ ImplausibleDatesOption = Annotated[ImplausibleDates, typer.Option(
 # --------------------------------------------------------------------------------------
 
 
+_OUT_HELP = ("Output file, .parquet or .csv (--engine spark: a Parquet directory, also a "
+             "URI such as s3a://bucket/clv.parquet).")
+
+
 @app.command()
 def rfm(
     input: Annotated[str, typer.Argument(
         help="Transactions: a CSV or Parquet file (with --engine duckdb also a glob; with "
              "--engine spark also a directory or a URI: s3a://, abfss://, gs://, hdfs://, "
              "dbfs:/, file://).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .parquet or .csv.")],
+    out: Annotated[str, typer.Option("--out", "-o", help=_OUT_HELP)],
     customer_id: Annotated[str, typer.Option("--customer-id", help="Customer id column.")
                            ] = "customer_id",
     date: Annotated[str, typer.Option("--date", help="Transaction date column.")] = "date",
@@ -173,8 +177,8 @@ def rfm(
     with command():
         # fail before the long work: unknown output format or an existing file
         if engine is not EngineName.spark:
-            frame_format(out)
-            check_output_path(out, force=force)
+            frame_format(Path(out))
+            check_output_path(Path(out), force=force)
         options = dict(
             customer_id_col=customer_id, datetime_col=date,
             monetary_value_col=None if no_amount else amount, observation_end=observation_end,
@@ -201,7 +205,7 @@ def rfm(
             with step(f"Summarising {plural(len(transactions), 'transaction')}"):
                 result = rfm_summary(transactions, engine="pandas", **options)
         with step(f"Writing {out}"):
-            write_files({out: lambda tmp: _write_frame(result, tmp)}, force=force)
+            write_files({Path(out): lambda tmp: _write_frame(result, tmp)}, force=force)
     console.print(rfm_overview(result))
     console.print(f"Wrote {plural(len(result), 'customer')} to {out}")
 
@@ -530,7 +534,7 @@ def forecast(
              "s3a://, abfss://, gs://, hdfs://, dbfs:/, file://); with --model sbg "
              "subscription records (customer, start, end); with --model bgbb a discrete "
              "summary file.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .parquet or .csv.")],
+    out: Annotated[str, typer.Option("--out", "-o", help=_OUT_HELP)],
     horizon: Annotated[str, typer.Option(
         "--horizon", help="How far ahead: 12M, 52W, 1Y ... (inf: the whole lifetime).")
     ] = "12M",
@@ -626,8 +630,8 @@ def forecast(
                 customers_id=customers_id, master=spark_master, conf=spark_conf,
                 force=force, strict=strict, allow_unconverged=allow_unconverged)
             return
-        frame_format(out)
-        check_output_path(out, force=force)
+        frame_format(Path(out))
+        check_output_path(Path(out), force=force)
         options: dict[str, Any] = dict(
             horizon=_horizon(horizon), discount_rate=discount_rate, margin=margin, model=name,
             customer_id_col=customer_id, acquisition_cost=acquisition_cost)
@@ -686,7 +690,7 @@ def forecast(
         _converged({name: result.transaction_model,
                     str(options.get("spend")): result.spend_model}, strict)
         with step(f"Writing {out}"):
-            write_files({out: lambda tmp: _write_frame(result.forecast, tmp)}, force=force)
+            write_files({Path(out): lambda tmp: _write_frame(result.forecast, tmp)}, force=force)
     model_obj = result.transaction_model
     counts = (result.forecast[weights].to_numpy(dtype=float)
               if weights and weights in result.forecast.columns else None)

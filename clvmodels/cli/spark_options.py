@@ -4,17 +4,25 @@
 ``spark://host:7077``, ``k8s://...`` on a cluster, or let ``spark-submit`` choose) and
 ``--spark-conf KEY=VALUE`` (repeatable: ``spark.executor.memory=8g``,
 ``spark.sql.shuffle.partitions=400`` ...) configure the session. Inputs are CSV / Parquet
-files, globs or directories read by Spark; the output is a *directory* of Parquet part
-files (``--out forecast.parquet``), one per partition, written by Spark's committer (an
-existing one is refused unless ``--force``, which replaces it).
+files, globs, directories or URIs (``s3a://``, ``abfss://``, ``gs://``, ``hdfs://``,
+``dbfs:/``, ``file://``: handed to Spark as typed) read by Spark; the output is a
+*directory* of Parquet part files (``--out forecast.parquet``, or a URI), one per partition,
+written by Spark's committer (an existing one is refused unless ``--force``, which replaces
+it).
 
-``forecast --engine spark``: transactions -> Spark RFM summary (cached) -> the transaction
-model and the spend model fitted on the driver on the summary's unique rows with counts
-(:mod:`clvmodels.engines.spark_fit`) -> every customer valued on the executors
-(:mod:`clvmodels.valuation.spark`) -> ``<customer id>, expected_purchases,
-probability_alive, expected_spend, clv`` [+ ``clv_lower, clv_upper`` for a Bayesian model,
-from at most 500 thinned draws] in Parquet. Transaction models only; no covariates or
-``--customers`` table yet (refused). Progress is shown one step at a time.
+``forecast --engine spark``: transactions -> Spark RFM summary (cached) [-> the covariate
+columns of ``--customers`` joined in Spark, :mod:`clvmodels.engines.spark_covariates`] ->
+the transaction model and the spend model fitted on the driver on the summary's unique rows
+with counts (:mod:`clvmodels.engines.spark_fit`) -> every customer valued on the executors
+(:mod:`clvmodels.valuation.spark`) -> value tiers by a distributed sort
+(:mod:`clvmodels.engines.spark_tiers`) [-> a Bayesian model's totals with their interval,
+:func:`clvmodels.valuation.spark.spark_value_totals`] -> the pandas forecast's columns
+(summary, covariates, ``expected_purchases, probability_alive, expected_spend, clv`` [+
+``clv_lower, clv_upper``], ``value_tier``), highest CLV first, in Parquet.
+
+What the user sees: one line per step on stderr with the running stages' task counts
+(:func:`spark_step`); Spark's console bar off, its log errors only (:data:`QUIET_LOG4J2`),
+the JVM's start-up output held back unless the start fails (:class:`_StartupOutput`).
 """
 
 from __future__ import annotations
@@ -230,25 +238,49 @@ def spark_step(step: Any, spark: Any, message: str, every: float | None = None
             thread.join()
 
 
-def check_spark_output(out: Path, force: bool) -> None:
-    """Refuse early: a non-Parquet output name, or an existing output without --force."""
-    if frame_format(out) != "parquet":
+def _is_uri(path: str | os.PathLike) -> bool:
+    from clvmodels.engines.spark import is_uri
+
+    return is_uri(os.fspath(path))
+
+
+def check_spark_output(out: str | os.PathLike, force: bool) -> None:
+    """Refuse early: a non-Parquet output name, or an existing local output without --force
+    (a URI's existence is Spark's to check, when it writes)."""
+    name = os.fspath(out)
+    if frame_format(Path(name.rstrip("/"))) != "parquet":
         raise ValueError(f"--engine spark writes a Parquet directory: name --out with "
-                         f".parquet, not {out.suffix!r}")
-    if out.exists() and not force:
-        raise FileExistsError(f"output {os.fspath(out)!r} already exists; pass --force to "
+                         f".parquet, not {Path(name.rstrip('/')).suffix!r}")
+    if not _is_uri(name) and Path(name).exists() and not force:
+        raise FileExistsError(f"output {name!r} already exists; pass --force to "
                               "overwrite it")
 
 
-def write_spark(frame: Any, out: Path, force: bool) -> int:
-    """Write ``frame`` as a Parquet directory at ``out``; the number of part files."""
-    if out.exists() and force and not out.is_dir():
-        out.unlink()
-    frame.write.mode("overwrite" if force else "errorifexists").parquet(os.fspath(out))
-    return len(list(out.glob("part-*")))
+def write_spark(frame: Any, out: str | os.PathLike, force: bool) -> int:
+    """Write ``frame`` as a Parquet directory at ``out`` (a local path or a URI); the
+    number of part files. An existing URI without ``force``: FileExistsError; another error
+    of Spark's on a URI names it."""
+    name = os.fspath(out)
+    if not _is_uri(name):
+        path = Path(name)
+        if path.exists() and force and not path.is_dir():
+            path.unlink()
+        frame.write.mode("overwrite" if force else "errorifexists").parquet(name)
+        return len(list(path.glob("part-*")))
+    try:
+        frame.write.mode("overwrite" if force else "errorifexists").parquet(name)
+    except Exception as exc:  # AnalysisException, Py4JJavaError
+        from clvmodels.engines.spark import read_error
+
+        if "PATH_ALREADY_EXISTS" in str(exc) or "already exists" in str(exc):
+            raise FileExistsError(f"output {name!r} already exists; pass --force to "
+                                  "overwrite it") from None
+        error = read_error([name], exc)
+        raise OSError(str(error).replace("could not read", "could not write")) from None
+    return len(frame.sparkSession.read.parquet(name).inputFiles())
 
 
-def rfm_spark(input: str, out: Path, options: dict[str, Any], *, master: str,
+def rfm_spark(input: str, out: str | os.PathLike, options: dict[str, Any], *, master: str,
               conf: list[str] | None, force: bool, step: Any) -> tuple[int, int]:
     """The RFM summary of ``input`` computed and written by Spark: (customers, files)."""
     from clvmodels.rfm import rfm_summary
@@ -298,7 +330,7 @@ def _with_covariates(summary: Any, customers: str | None, customers_id: str | No
         return joined.persist()
 
 
-def forecast_spark(input: str, out: Path, *, model: str, spend: str | float | None,
+def forecast_spark(input: str, out: str | os.PathLike, *, model: str, spend: str | float | None,
                    summary_options: dict[str, Any], value_options: dict[str, Any],
                    fit_kwargs: dict[str, Any] | None, master: str, conf: list[str] | None,
                    force: bool, step: Any, check: Any = None,
@@ -392,10 +424,14 @@ def forecast_spark(input: str, out: Path, *, model: str, spend: str | float | No
                          best.set_index(best.columns[0]), settings)
 
 
-def remove_partial(out: Path) -> None:
-    """Remove a Parquet directory a failed job left behind (Spark's own temporary files)."""
-    if out.is_dir() and not (out / "_SUCCESS").exists():
-        shutil.rmtree(out, ignore_errors=True)
+def remove_partial(out: str | os.PathLike) -> None:
+    """Remove a local Parquet directory a failed job left behind (Spark's own temporary
+    files); on a URI, Spark's committer aborts the job's files itself."""
+    if _is_uri(out):
+        return
+    path = Path(out)
+    if path.is_dir() and not (path / "_SUCCESS").exists():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def spark_overview(result: SparkForecast) -> Any:
@@ -440,7 +476,7 @@ def spark_overview(result: SparkForecast) -> Any:
     return Group(totals, tiers_table(result.tiers), top)
 
 
-def forecast_command(console: Any, input: str, out: Path, *, name: str, spend: Any,
+def forecast_command(console: Any, input: str, out: str, *, name: str, spend: Any,
                      method: str | None, horizon: Any, discount_rate: float, margin: float,
                      period: str, time_unit: str, observation_end: str | None,
                      customer_id: str, date: str, amount: str,
