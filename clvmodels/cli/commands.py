@@ -39,7 +39,7 @@ from clvmodels.cli.scoring import (
     quiet_sampling_warnings,
     resolve_method,
 )
-from clvmodels.cli.spark_options import SparkConf, SparkMaster
+from clvmodels.cli.spark_options import OUT_HELP, SparkConf, SparkMaster
 from clvmodels.cli.tables import (
     contractual_overview,
     discrete_overview,
@@ -134,17 +134,13 @@ ImplausibleDatesOption = Annotated[ImplausibleDates, typer.Option(
 # --------------------------------------------------------------------------------------
 
 
-_OUT_HELP = ("Output file, .parquet or .csv (--engine spark: a Parquet directory, also a "
-             "URI such as s3a://bucket/clv.parquet).")
-
-
 @app.command()
 def rfm(
     input: Annotated[str, typer.Argument(
         help="Transactions: a CSV or Parquet file (with --engine duckdb also a glob; with "
              "--engine spark also a directory or a URI: s3a://, abfss://, gs://, hdfs://, "
              "dbfs:/, file://).")],
-    out: Annotated[str, typer.Option("--out", "-o", help=_OUT_HELP)],
+    out: Annotated[str, typer.Option("--out", "-o", help=OUT_HELP)],
     customer_id: Annotated[str, typer.Option("--customer-id", help="Customer id column.")
                            ] = "customer_id",
     date: Annotated[str, typer.Option("--date", help="Transaction date column.")] = "date",
@@ -534,7 +530,7 @@ def forecast(
              "s3a://, abfss://, gs://, hdfs://, dbfs:/, file://); with --model sbg "
              "subscription records (customer, start, end); with --model bgbb a discrete "
              "summary file.")],
-    out: Annotated[str, typer.Option("--out", "-o", help=_OUT_HELP)],
+    out: Annotated[str, typer.Option("--out", "-o", help=OUT_HELP)],
     horizon: Annotated[str, typer.Option(
         "--horizon", help="How far ahead: 12M, 52W, 1Y ... (inf: the whole lifetime).")
     ] = "12M",

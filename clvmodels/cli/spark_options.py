@@ -41,9 +41,13 @@ import typer
 
 from clvmodels._io import frame_format
 
-__all__ = ["SparkConf", "SparkMaster", "forecast_command", "forecast_spark", "parse_conf",
-           "rfm_spark", "spark_session"]
+__all__ = ["OUT_HELP", "SparkConf", "SparkForecast", "SparkMaster", "forecast_command",
+           "forecast_spark", "parse_conf", "rfm_spark", "session_settings", "spark_session",
+           "spark_step"]
 
+#: ``--out`` of ``rfm`` and ``forecast`` (kept as typed: a URI is not a local path)
+OUT_HELP = ("Output file, .parquet or .csv (--engine spark: a Parquet directory, also a URI "
+            "such as s3a://bucket/clv.parquet).")
 SparkMaster = Annotated[str, typer.Option(
     "--spark-master", help="--engine spark: the Spark master (local[*], yarn, "
                            "spark://host:7077 ...).")]
