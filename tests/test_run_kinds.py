@@ -415,10 +415,12 @@ def test_bayesian_hierarchical_run_strict_then_written(ws: Path) -> None:
 
 
 def test_spark_engine_run_equals_pandas_and_tracks(ws: Path, spark: object) -> None:
-    """engine = "spark": the summary, fits and valuation in Spark; the forecast is written by
-    Spark in parts, equal to the pandas engine's; the report reads only the columns it needs
-    into pandas; tracking collects only a per-customer frame."""
-    models = '[[models]]\nfamily = "bgnbd"\n'
+    """engine = "spark": the summary, fits, valuation and value tiers in Spark, covariates
+    joined from [customers] in Spark; the forecast is written by Spark in parts, equal to
+    the pandas engine's; the report reads only the columns it needs into pandas; tracking
+    collects only a per-customer frame."""
+    models = '[customers]\npath = "customers.csv"\n[[models]]\nfamily = "bgnbd"\n' \
+        '[[models]]\nfamily = "bgnbd"\nname = "bg-channel"\npurchase_covariates = ["channel"]\n'
     pandas_run = _config(ws, "eng-pandas", INPUTS["transactions"] + models)
     assert _invoke("run", str(pandas_run)).exit_code == 0
     path = _config(ws, "eng-spark", INPUTS["transactions"] + 'engine = "spark"\n' + models
@@ -430,17 +432,20 @@ def test_spark_engine_run_equals_pandas_and_tracks(ws: Path, spark: object) -> N
     d = ws / "runs" / "eng-spark" / OBS_END
     parts = sorted((d / "forecasts" / "bgnbd").glob("*.parquet"))
     assert len(parts) == 3  # 300 customers, 120 a part
-    got = pd.concat([pd.read_parquet(p) for p in parts])
-    got["customer_id"] = got["customer_id"].astype(int)
-    got = got.set_index("customer_id").sort_index()
-    want = pd.read_parquet(ws / "runs" / "eng-pandas" / OBS_END / "forecasts" /
-                           "bgnbd.parquet").sort_index()
-    for col in ("frequency", "recency", "T", "expected_purchases", "probability_alive"):
-        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float),
-                                   rtol=1e-8, err_msg=col)
-    for col in ("expected_spend", "clv"):  # Spark sums money as exact decimals: ~1e-7
-        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float),
-                                   rtol=1e-6, err_msg=col)
+    for label in ("bgnbd", "bg-channel"):
+        got = pd.read_parquet(d / "forecasts" / label)
+        got["customer_id"] = got["customer_id"].astype(int)
+        got = got.set_index("customer_id").sort_index()
+        want = pd.read_parquet(ws / "runs" / "eng-pandas" / OBS_END / "forecasts" /
+                               f"{label}.parquet").sort_index()
+        for col in ("frequency", "recency", "T", "expected_purchases", "probability_alive"):
+            np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float),
+                                       rtol=1e-8, err_msg=f"{label}: {col}")
+        for col in ("expected_spend", "clv"):  # Spark sums money as exact decimals: ~1e-7
+            np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float),
+                                       rtol=1e-6, err_msg=f"{label}: {col}")
+        assert (got["value_tier"] == want["value_tier"]).mean() > 0.99, label  # ties aside
+    assert list(got["channel"]) == list(want["channel"])
     m = json.loads((d / "manifest.json").read_text())
     assert m["engine"] == "spark" and m["row_counts"]["customers"] == 300
     assert m["models"]["bgnbd"]["forecast"] == [f"forecasts/bgnbd/{p.name}" for p in parts]
@@ -449,7 +454,7 @@ def test_spark_engine_run_equals_pandas_and_tracks(ws: Path, spark: object) -> N
     result = _invoke("run", str(ws / "eng-spark.toml"), "--observation-end", "1998-06-27")
     assert result.exit_code == 0, result.output
     tracking = pd.read_csv(ws / "runs" / "eng-spark" / "1998-06-27" / "tracking.csv")
-    assert set(tracking["model"]) == {"bgnbd"} and len(tracking) == 300
+    assert set(tracking["model"]) == {"bgnbd", "bg-channel"} and len(tracking) == 600
     split = cm.calibration_holdout_split(ws / "tx.csv", calibration_end=OBS_END,
                                          observation_end="1998-06-27")
     bg = tracking[tracking["model"] == "bgnbd"].set_index("customer_id").sort_index()
@@ -458,13 +463,15 @@ def test_spark_engine_run_equals_pandas_and_tracks(ws: Path, spark: object) -> N
 
 
 def test_spark_refuses_what_it_does_not_run_yet(ws: Path) -> None:
-    text = INPUTS["transactions"] + 'engine = "spark"\n[customers]\npath = "customers.csv"\n' \
-        '[[models]]\nfamily = "bgnbd"\npurchase_covariates = ["channel"]\n'
+    text = INPUTS["transactions"] + 'engine = "spark"\n[[models]]\nfamily = "bgnbd"\n' \
+        'purchase_covariates = ["channel"]\n[[models]]\nfamily = "bayes-bgnbd"\n' \
+        'segment_col = "channel"\n'
     with pytest.raises(ConfigError) as info:
         load_config(_config(ws, "bad", text))
     text_ = str(info.value)
-    assert "customers: input.engine = 'spark' takes no attribute table yet" in text_
-    assert "models[0].purchase_covariates: input.engine = 'spark' takes no covariates" in text_
+    assert "models[0].purchase_covariates: input.engine = 'spark' reads covariates from a " \
+        "[customers] table" in text_
+    assert "models[1].segment_col: input.engine = 'spark' fits no hierarchical model" in text_
 
 
 def test_a_segment_in_the_customer_table_reaches_the_comparison(ws: Path) -> None:

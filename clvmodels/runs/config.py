@@ -32,7 +32,8 @@ e.g. a new ``bayes-*`` model, is accepted without a change here):
 ``[spend]`` takes the registered spend families (gammagamma, bayes-gammagamma) for
 transactions. ``input.engine`` is the engine of the summary: "pandas", "duckdb" (the files
 are summarised by DuckDB and never read into pandas whole) or "spark" (transactions only:
-summary, fits and valuation by :mod:`clvmodels.engines.spark`; no covariates yet). The
+summary, fits, valuation and value tiers by :mod:`clvmodels.engines.spark`; covariates
+from a ``[customers]`` table joined in Spark; no hierarchical model yet). The
 comparison report works on pandas frames: with "duckdb" or "spark" it reads the columns it
 needs (id, date, amount, segment/covariate columns) of the input into pandas; tracking
 materialises only a per-customer frame.
@@ -599,12 +600,8 @@ def _check_input(config: RunConfig, problems: list[str]) -> None:
         if getattr(inp, opt) and inp.kind != kind:
             problems.append(f"input.{opt}: applies to input.kind = {kind!r}, not "
                             f"{inp.kind!r}")
-    if config.customers is not None:
-        if not config.resolve(config.customers.path).is_file():
-            problems.append(f"customers.path: no such file {config.customers.path!r}")
-        if inp.engine == "spark":
-            problems.append("customers: input.engine = 'spark' takes no attribute table "
-                            "yet (use 'pandas' or 'duckdb')")
+    if config.customers is not None and not config.resolve(config.customers.path).is_file():
+        problems.append(f"customers.path: no such file {config.customers.path!r}")
 
 
 def _check_model(config: RunConfig, i: int, m: ModelConfig, problems: list[str]) -> None:
@@ -646,9 +643,10 @@ def _check_model(config: RunConfig, i: int, m: ModelConfig, problems: list[str])
         if cols and group not in links:
             problems.append(f"{key}.{group}_covariates: {name!r} has no {group} covariates "
                             f"(its covariate groups: {', '.join(links) or 'none'})")
-        elif cols and config.input.engine == "spark":
-            problems.append(f"{key}.{group}_covariates: input.engine = 'spark' takes no "
-                            "covariates yet (use 'pandas' or 'duckdb')")
+        elif cols and config.input.engine == "spark" and config.customers is None:
+            problems.append(f"{key}.{group}_covariates: input.engine = 'spark' reads "
+                            "covariates from a [customers] table (each customer's first "
+                            "transaction is read by 'pandas' and 'duckdb' only)")
     if m.segment_col and config.input.engine == "spark":
         problems.append(f"{key}.segment_col: input.engine = 'spark' fits no hierarchical "
                         "model yet (use 'pandas' or 'duckdb')")
@@ -677,9 +675,11 @@ def _check_spend(config: RunConfig, problems: list[str]) -> None:
                                 f"{family!r}")
             elif problem:
                 problems.append(f"spend.{where}: {problem}")
-            elif s.spend_covariates and config.input.engine == "spark":
-                problems.append("spend.spend_covariates: input.engine = 'spark' takes no "
-                                "covariates yet (use 'pandas' or 'duckdb')")
+            elif s.spend_covariates and config.input.engine == "spark" \
+                    and config.customers is None:
+                problems.append("spend.spend_covariates: input.engine = 'spark' reads "
+                                "covariates from a [customers] table (each customer's first "
+                                "transaction is read by 'pandas' and 'duckdb' only)")
     elif s.spend_covariates:
         problems.append("spend.spend_covariates: need a spend model (spend.family)")
     _check_sampler(s.sampler, "spend.sampler", problems)

@@ -13,10 +13,9 @@ the same date clashes unless ``force``):
   on (RFM, discrete-time or contract summary, by ``input.kind``; :mod:`.inputs`), the
   valuation's columns and ``value_tier``; a forecast of more than ``output.partition_rows``
   rows is a folder ``forecasts/<model>/part-00000.parquet, ...`` instead (read it with
-  ``pandas.read_parquet(folder)``). With ``input.engine = "spark"`` the forecast is valued
-  and written by Spark: always a folder of ``ceil(customers / partition_rows)`` parts
-  (Spark's part names, ranged and sorted by customer id), the id a column, no
-  ``value_tier``;
+  ``pandas.read_parquet(folder)``). With ``input.engine = "spark"`` the forecast is valued,
+  tiered and written by Spark: always a folder of ``ceil(customers / partition_rows)``
+  parts (Spark's part names, ranged and sorted by customer id), the id a column;
 * ``models/<model>.json`` (maximum likelihood) or ``.nc`` (Bayesian), and the spend model
   ``models/spend.<family>.json|.nc``;
 * ``report/`` — :func:`~clvmodels.report.write_report` of the holdout comparison
@@ -282,8 +281,8 @@ def execute(config: RunConfig, *, force: bool = False, strict: bool = False,
                                  clock, caught, convergence, previous)
             (tmp / "manifest.json").write_text(json.dumps(_json_safe(manifest), indent=2)
                                                + "\n", encoding="utf-8")
-        if run.is_spark:
-            run.data.unpersist()
+        for frame in run.persisted:
+            frame.unpersist()
     for message in caught:
         say(f"Warning: {message}")
     say(f"Wrote {run_dir}")
@@ -344,14 +343,15 @@ def _write_models_and_forecasts(config: RunConfig, fitted: dict[str, Any], spend
         spend if spend is not None else 1.0)
     for label, model in fitted.items():
         with clock.step(f"value:{label}", f"Valuing customers with {label}"):
-            value = customer_lifetime_value(
-                model, money, data, horizon=v.horizon, discount_rate=v.discount_rate,
-                margin=v.margin, period=_value_period(config),
-                acquisition_cost=v.acquisition_cost or None)
+            options = dict(horizon=v.horizon, discount_rate=v.discount_rate, margin=v.margin,
+                           period=_value_period(config),
+                           acquisition_cost=v.acquisition_cost or None)
             if run.is_spark:
                 outputs["forecasts"][label] = _write_spark_forecast(
-                    config, data, value, tmp / "forecasts" / label, run.customers)
+                    config, model, money, data, options, tmp / "forecasts" / label,
+                    run.customers)
                 continue
+            value = customer_lifetime_value(model, money, data, **options)
             labels, _ = value_tiers(value["clv"])
             out = pd.concat([data, value], axis=1)
             out["value_tier"] = labels.astype(str) if hasattr(labels, "astype") else labels
@@ -377,23 +377,39 @@ def _write_models_and_forecasts(config: RunConfig, fitted: dict[str, Any], spend
     return outputs
 
 
-def _write_spark_forecast(config: RunConfig, summary: Any, value: Any, dest: Path,
-                          n: int) -> dict[str, Any]:
-    """A Spark valuation joined to its summary, written by Spark as ``dest/part-*.parquet``
-    (``ceil(n / output.partition_rows)`` parts, ranged and sorted by customer id)."""
+def _write_spark_forecast(config: RunConfig, model: Any, money: Any, summary: Any,
+                          options: dict[str, Any], dest: Path, n: int) -> dict[str, Any]:
+    """The Spark summary valued on the executors (its columns, then the valuation's:
+    :func:`clvmodels.valuation.spark.spark_lifetime_value`), in value tiers by a distributed
+    sort (:func:`clvmodels.engines.spark_tiers.value_tiers_spark`), written by Spark as
+    ``dest/part-*.parquet``: ``ceil(n / output.partition_rows)`` parts, ranged and sorted by
+    customer id. Nothing per customer comes to the driver."""
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from clvmodels.engines.spark_tiers import value_tiers_spark
+    from clvmodels.valuation import customer_lifetime_value
+    from clvmodels.valuation.spark import spark_lifetime_value
+
     id_col = summary.columns[0]
-    out = summary.join(value.drop(*[c for c in value.columns
-                                    if c != id_col and c in summary.columns]), on=id_col)
-    parts = max(1, math.ceil(n / config.output.partition_rows))
-    out = out.repartitionByRange(parts, id_col).sortWithinPartitions(id_col)
-    out.write.parquet(os.fspath(dest))
+    clv = spark_lifetime_value(customer_lifetime_value, model, money, summary,
+                               with_data=True, **options)
+    clv = clv.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        tiers = value_tiers_spark(clv, "clv")
+        try:
+            parts = max(1, math.ceil(n / config.output.partition_rows))
+            out = tiers.frame.repartitionByRange(parts, id_col).sortWithinPartitions(id_col)
+            out.write.parquet(os.fspath(dest))
+            total = tiers.frame.agg(F.sum("clv")).first()[0]
+        finally:
+            tiers.cached.unpersist()
+    finally:
+        clv.unpersist()
     for extra in dest.iterdir():  # Spark's markers and checksums: not outputs
         if not extra.name.endswith(".parquet"):
             extra.unlink()
     files = sorted(p.name for p in dest.glob("*.parquet"))
-    total = value.agg(F.sum("clv")).collect()[0][0]
     return {"files": [f"forecasts/{dest.name}/{f}" for f in files], "rows": n,
             "total_clv": float(total or 0.0)}
 

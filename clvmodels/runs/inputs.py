@@ -10,8 +10,9 @@ transactions    duckdb      the files summarised by DuckDB (:func:`~clvmodels.rf
                             with ``engine="duckdb"``): only the per-customer summary is
                             materialised in pandas
 transactions    spark       the files summarised by Spark (a lazy, persisted Spark
-                            DataFrame; :mod:`clvmodels.engines.spark`): nothing comes to
-                            the driver but the unique rows the fits compress to
+                            DataFrame; :mod:`clvmodels.engines.spark`), covariates
+                            joined from ``[customers]`` in Spark: nothing comes to the
+                            driver but the unique rows the fits compress to
 discrete        pandas      the summary file(s) (``frequency, recency, T`` or ``periods``
                             in opportunities [+ ``input.weights_col``]), validated as the
                             ``discrete`` data kind (:mod:`clvmodels.datakinds`)
@@ -61,6 +62,8 @@ class RunInput:
     revenue: Any = None
     #: the transaction columns already read into pandas, by column tuple
     cache: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict)
+    #: Spark frames persisted for the run (unpersisted at its end)
+    persisted: list[Any] = field(default_factory=list)
 
     @property
     def is_spark(self) -> bool:
@@ -228,10 +231,25 @@ def load_input(config: RunConfig, step: Any) -> RunInput:
         counts = [_count_rows(p) for p in files]
         run.rows = None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
     wanted = attributes(config)
-    if wanted and not run.is_spark:
+    if wanted:
         with step("summary", "Joining the customer attributes"):
-            run.data = _attach(config, run, wanted)
+            run.data = _attach_spark(config, run, wanted) if run.is_spark \
+                else _attach(config, run, wanted)
     return run
+
+
+def _attach_spark(config: RunConfig, run: RunInput, wanted: list[str]) -> Any:
+    """The Spark summary with the ``[customers]`` table's columns joined in Spark
+    (:mod:`clvmodels.engines.spark_covariates`; the configuration requires the table)."""
+    from clvmodels.engines.spark_covariates import join_customers_spark, read_customers_spark
+
+    assert config.customers is not None
+    table = read_customers_spark(run.data.sparkSession,
+                                 config.resolve(config.customers.path))
+    joined = join_customers_spark(run.data, table, on=config.customers.id_col or None,
+                                  columns=wanted).persist()
+    run.persisted.append(joined)
+    return joined
 
 
 def _transactions_pandas(config: RunConfig, frame: pd.DataFrame) -> RunInput:
@@ -280,11 +298,12 @@ def _transactions_engine(config: RunConfig) -> RunInput:
 
         data = data.persist()
         attrs = summary_attrs(data)
+        persisted = [data]
         n = int(data.count())
     else:
-        attrs, n = data.attrs, len(data)
+        attrs, n, persisted = data.attrs, len(data), []
     return RunInput(data=data, observation_end=pd.Timestamp(attrs["observation_end"]),
-                    files=[], rows=None, customers=n)
+                    files=[], rows=None, customers=n, persisted=persisted)
 
 
 def _discrete(config: RunConfig) -> RunInput:
