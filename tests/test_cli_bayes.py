@@ -5,10 +5,10 @@
 Samples are tiny (200 customers, 2 chains of at most 60 draws): these tests check the
 command line, not the posteriors (tests/test_bayes*.py do). Compiling the models is most of
 the time, so every Bayesian fit here is fitted on the same calibration data (the RFM summary
-to ``CAL``, which is also what ``compare --calibration-end CAL`` fits on): one hierarchical
-structure and one flat structure are compiled, once each, and every other fit reuses the
-compiled sampler (:mod:`clvmodels.models.compiled`; the session cache is keyed on the model's
-structure, which depends on the data, so the data must be the same to hit).
+to ``CAL``, which is also what ``compare --calibration-end CAL`` fits on, with the same three
+channels): one hierarchical structure and one flat structure are compiled, once each, and
+every other fit reuses the compiled sampler (:mod:`clvmodels.models.compiled`, keyed on the
+model's structure: family, priors, segments, covariate layout).
 """
 
 from __future__ import annotations
