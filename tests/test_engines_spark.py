@@ -129,7 +129,8 @@ def test_contract_from_files_and_spark_frames(spark, tmp_path):
     expected = contract_summary(subs, **kw)
     subs.to_csv(tmp_path / "s.csv", index=False)  # dates as ISO text
     subs.to_parquet(tmp_path / "s.parquet", index=False)  # timestamps
-    for source in (tmp_path / "s.csv", tmp_path / "s.parquet"):
+    for source in (tmp_path / "s.csv", tmp_path / "s.parquet",  # and as URIs, read by Spark
+                   (tmp_path / "s.csv").as_uri(), tmp_path.as_uri() + "/s.parq*"):
         out = contract_summary(source, engine="spark", **kw)
         assert engine.summary_attrs(out)["data_kind"] == "contractual"
         assert_same_contract(expected, as_pandas(out))
