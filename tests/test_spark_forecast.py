@@ -307,3 +307,28 @@ def test_spark_step_shows_the_running_tasks(spark):
     shown = [re.fullmatch(r"Sleeping \((\d+)/(\d+) tasks\)", m) for m in seen[1:]]
     assert shown and all(shown), seen
     assert {int(m.group(2)) for m in shown} == {4}
+
+
+def test_cli_overview_shows_the_totals_interval():
+    """What ``forecast --engine spark`` prints after a Bayesian fit: the totals with their
+    interval, the tiers and the top customers (rendered without Spark)."""
+    from rich.console import Console
+
+    from clvmodels.cli.spark_options import SparkForecast, spark_overview
+
+    values = pd.Series([5.0, 1.0, 3.0, 2.0], index=pd.Index(["a", "b", "c", "d"],
+                                                            name="customer_id"), name="clv")
+    top = pd.DataFrame({"frequency": [3, 1], "clv": [5.0, 3.0]},
+                       index=pd.Index(["a", "c"], name="customer_id"))
+    totals = {"total_clv": 11.0, "total_clv_lower": 9.5, "total_clv_upper": 12.25,
+              "total_purchases": 4.0, "total_purchases_lower": 3.0,
+              "total_purchases_upper": 5.0, "interval": 0.9, "n_draws": 500}
+    result = SparkForecast(None, None, 4, 1, value_tiers(values).summary, totals, top,
+                           {"horizon": "12M", "horizon_units": 52.18, "time_unit": "W",
+                            "discount_rate": 0.1, "margin": 1.0})
+    console = Console(width=160, record=True)
+    console.print(spark_overview(result))
+    text = console.export_text()
+    assert "11.00 (90% interval 9.50 – 12.25)" in text
+    assert "4.0 (90% interval 3.0 – 5.0)" in text and "2.75" in text  # mean CLV
+    assert "Value tiers (by CLV)" in text and "Top 2 customers by CLV" in text
