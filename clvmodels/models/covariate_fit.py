@@ -14,6 +14,13 @@ combinations. Two ways to evaluate the likelihood and its gradient in
   broadcasting log-likelihood and analytic gradient are evaluated with per-row parameter
   arrays, and the chain rule is one vectorised pass (:func:`chain_gradient`) — no Python loop
   over customers.
+
+The Hessian (Newton steps, standard errors) is sum_i w_i B_i' h_i B_i over patterns or rows
+(:meth:`CovariatePlan.hessian`), h_i the family's Hessian in its log parameters: exact where
+the family offers one (``_value_grad_hess`` for a pattern's rows, ``_loglik_grad_hess`` per
+row: Pareto/NBD has both, Gamma-Gamma the first), else central differences of its analytic
+gradient. A family
+may also offer ``_loglik_value_grad`` (per-row value and gradient in one pass) for row mode.
 """
 
 from __future__ import annotations
@@ -179,8 +186,8 @@ class CovariatePlan:
                      ) -> np.ndarray:
         """d2LL/dlog theta^2 by central differences of the analytic gradient: (P, P, n) per
         row with ``rows``, else (P, P) summed over ``d`` — from the family's exact Hessian
-        (its ``_value_grad_hess``) when it has one: with theta = e^v,
-        d2LL/dv_j dv_k = H_jk theta_j theta_k + delta_jk g_j theta_j."""
+        when it has one (``_loglik_grad_hess`` per row, ``_value_grad_hess`` summed): with
+        theta = e^v, d2LL/dv_j dv_k = H_jk theta_j theta_k + delta_jk g_j theta_j."""
         names = self.param_names
         hook = getattr(model, "_loglik_grad_hess", None)  # per-row exact Hessian, if offered
         per_row = hook(p, d) if rows and hook is not None else None
