@@ -19,8 +19,8 @@ The Hessian (Newton steps, standard errors) is sum_i w_i B_i' h_i B_i over patte
 (:meth:`CovariatePlan.hessian`), h_i the family's Hessian in its log parameters: exact where
 the family offers one (``_value_grad_hess`` for a pattern's rows, ``_loglik_grad_hess`` per
 row: Pareto/NBD has both, Gamma-Gamma the first), else central differences of its analytic
-gradient. A family
-may also offer ``_loglik_value_grad`` (per-row value and gradient in one pass) for row mode.
+gradient. A family may also offer ``_loglik_value_grad`` (per-row value and gradient in one
+pass) for row mode.
 """
 
 from __future__ import annotations
