@@ -14,6 +14,8 @@ Items:
   bootstrap resample (new data; session hit or miss reported).
 * ``process``: the same fit in new processes after the on-disk cache is warm (fit() time,
   its components, and the whole process).
+* ``series`` (not in the default set): new processes with a warm cache, each a first fit and
+  3 refits — a short check to run when the machine is quiet.
 * ``off``: the session and new-process fits with the cache off (CLVMODELS_COMPILE_CACHE=0).
 * ``fit100k``: 100k simulated customers, 2 x (300 + 300), compile included: ours with an
   empty cache directory, then interleaved ours (warm directory) / PyMC-Marketing
@@ -98,6 +100,16 @@ def task_process(hier: bool = False) -> dict[str, Any]:
     return {**res, "import_and_data_s": ready}
 
 
+def task_series(reps: int) -> dict[str, Any]:
+    """A new process (warm cache): one fit, then ``reps`` refits on the same data."""
+    t0 = time.perf_counter()
+    rfm = _cdnow()
+    ready = time.perf_counter() - t0
+    fits = [_fit(rfm, 1000, 1000) for _ in range(reps + 1)]
+    return {"import_and_data_s": ready, "first": fits[0], "refits": fits[1:],
+            "refit_median_s": statistics.median(r["fit_s"] for r in fits[1:])}
+
+
 def task_hier_session(reps: int) -> dict[str, Any]:
     from bench_bayes import simulate
 
@@ -142,7 +154,8 @@ def task_fit100k_pmm() -> dict[str, Any]:
 
 
 TASKS = {"session": task_session, "process": task_process,
-         "hier_session": task_hier_session, "fit100k_ours": task_fit100k_ours,
+         "hier_session": task_hier_session, "series": task_series,
+         "fit100k_ours": task_fit100k_ours,
          "fit100k_pmm": task_fit100k_pmm}
 
 
@@ -197,6 +210,9 @@ def main() -> None:
         out["process_on_median_fit_s"] = statistics.median(fits) if fits else None
         out["process_on_median_process_s"] = statistics.median(
             r["process_s"] for r in runs[1:])
+    if "series" in only:  # after "session" (or with CLVMODELS_CACHE_DIR warm)
+        where = on if "session" in only else {}
+        out["series"] = [run("series", where, reps=3) for _ in range(args.reps)]
     if "off" in only:
         out["session_off"] = run("session", off, reps=1)
         out["process_off"] = run("process", off)
