@@ -19,7 +19,7 @@ import pytest
 
 import clvmodels
 from clvmodels.models import paretonbd, registry
-from clvmodels.models.bayes_paretonbd import BayesianParetoNBD, loglik_and_grad_rows
+from clvmodels.models.bayes_paretonbd import BayesianParetoNBD, _op_rows, loglik_and_grad_rows
 from clvmodels.models.persistence import load_model
 from clvmodels.models.priors import validate_priors
 from clvmodels.valuation import customer_lifetime_value
@@ -301,3 +301,17 @@ def test_latents_round_trip():
     back = BayesianParetoNBD._natural_from_latent(u, np)
     for k, v in p.items():
         np.testing.assert_allclose(back[k], v, rtol=1e-13)
+
+
+def test_sampler_guard_never_returns_nan():
+    """Far outside any posterior (warm-up's first steps can land there) a row the numerics
+    cannot represent is rejected (-inf, zero gradient) rather than NaN or an exception."""
+    d = _rows(60)
+    for params in [(0.27, 4.05, 3.2e-16, 747.0), (1.3e-4, 9.9e4, 3.8e15, 1.0e-11),
+                   (0.55, 10.6, 0.6, 11.7)]:
+        ll, grad = _op_rows(*(np.full(60, v) for v in params), d["x"], d["tx"], d["T"])
+        assert not np.isnan(ll).any() and not np.isnan(grad).any()
+        rejected = ~np.isfinite(ll)
+        assert (ll[rejected] == -np.inf).all() and (grad[:, rejected] == 0).all()
+        assert np.isfinite(grad).all()
+    assert np.isfinite(ll).all()  # the CDNOW point: every row finite
