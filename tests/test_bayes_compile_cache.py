@@ -6,6 +6,8 @@ on-disk cache goes where CLVMODELS_CACHE_DIR says and holds compiled code only."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -142,6 +144,28 @@ def test_refit_reuses_compiled_sampler_and_matches_fresh_compile(
     t_values = np.unique(b["T"].to_numpy(float))
     needle = np.ascontiguousarray(t_values[:6]).tobytes()
     assert not any(needle in p.read_bytes() for p in files)
+
+    # a real new process finds the structure on disk by the key alone: nothing compiled,
+    # the same draws
+    data_file = tmp_path / "b.npz"
+    np.savez(data_file, **{c: b[c].to_numpy() for c in ("frequency", "recency", "T")})
+    script = (
+        "import json, sys, warnings\n"
+        "import numpy as np, pandas as pd\n"
+        "from clvmodels.models.bayes_bgnbd import BayesianBetaGeo\n"
+        "warnings.simplefilter('ignore')\n"
+        "d = pd.DataFrame(dict(np.load(sys.argv[1])))\n"
+        "d.attrs['time_unit'] = 'W'\n"
+        f"m = BayesianBetaGeo().fit(d, **{FIT!r})\n"
+        "r = m.idata_.posterior['r'].to_numpy()\n"
+        "hit = m.fit_timings_['compile_disk_hit']\n"
+        "print(json.dumps({'disk': hit, 'r': r.ravel().tolist()}))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(data_file)], capture_output=True,
+                          text=True, check=True, timeout=600)
+    other = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert other["disk"] == 1.0
+    np.testing.assert_array_equal(np.asarray(other["r"]),
+                                  fresh.idata_.posterior["r"].to_numpy().ravel())
 
     # a manifest whose compiled callbacks went missing: compiled again, same draws
     for p in cache_dir.glob("*clv_logp_*"):
