@@ -21,7 +21,12 @@ from clvmodels.models.bayes_covariates import coefficient_labels, coefficient_va
 from clvmodels.models.factored import Factored, RowSpace, factored_namespace
 from clvmodels.models.links import row_params
 from clvmodels.models.posterior import CHUNK_CELLS
-from clvmodels.models.sampling import SamplingWarning, convergence_diagnostics, sampling_problems
+from clvmodels.models.sampling import (
+    SamplingWarning,
+    arviz_numpy_kernels,
+    convergence_diagnostics,
+    sampling_problems,
+)
 from clvmodels.rows import UniqueRows
 
 if TYPE_CHECKING:
@@ -158,7 +163,7 @@ class BayesianSummaries:
         self._check_fitted()
         import arviz as az
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), arviz_numpy_kernels():
             warnings.simplefilter("ignore")
             out = az.summary(self.idata_, var_names=self._summary_vars(), hdi_prob=hdi_prob,
                              round_to="none")

@@ -12,10 +12,12 @@ divergences; :func:`sampling_problems` says which of them fail the thresholds
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -29,6 +31,7 @@ __all__ = [
     "MIN_ESS_PER_CHAIN",
     "Sampler",
     "SamplingWarning",
+    "arviz_numpy_kernels",
     "convergence_diagnostics",
     "sample",
     "sampling_problems",
@@ -115,6 +118,33 @@ def _sample_pymc(model: pm.Model, draws: int, tune: int, chains: int, cores: int
     return idata
 
 
+_ARVIZ_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def arviz_numpy_kernels() -> Iterator[None]:
+    """ArviZ's statistics with its numpy kernels inside the block (R-hat, ESS, summary).
+
+    ArviZ compiles its numba kernels (the per-chain variance) on first use in every
+    process — 0.15 s on an idle machine, 0.8 s at load 8 — far longer than the numpy path
+    takes on a few thousand draws, and each new process that fits a model pays it. The
+    values agree to rounding (numpy's two-pass variance). ArviZ's switch is a class
+    attribute; it is restored on exit.
+    """
+    try:
+        from arviz.utils import Numba
+    except ImportError:  # pragma: no cover - arviz comes with PyMC
+        yield
+        return
+    with _ARVIZ_LOCK:
+        old = Numba.numba_flag
+        Numba.numba_flag = False
+        try:
+            yield
+        finally:
+            Numba.numba_flag = old
+
+
 def convergence_diagnostics(idata: az.InferenceData, var_names: Sequence[str]
                             ) -> dict[str, Any]:
     """Chains, draws per chain, divergences, the largest R-hat and the smallest bulk and
@@ -125,7 +155,7 @@ def convergence_diagnostics(idata: az.InferenceData, var_names: Sequence[str]
     chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
     stats = idata.sample_stats
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), arviz_numpy_kernels():
         warnings.simplefilter("ignore")
         ds = post[list(var_names)]
         rhat = az.rhat(ds) if chains > 1 else None
