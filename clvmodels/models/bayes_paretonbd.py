@@ -7,6 +7,25 @@ P(alive), section 6 for E[Y(t) | x, t_x, T]), reached through the same hooks the
 maximum-likelihood :class:`~clvmodels.ParetoNBD` uses; sampling, summaries, LOO and
 persistence are :mod:`clvmodels.models.bayes`'s and the predictions over draws
 :mod:`clvmodels.models.posterior`'s.
+
+How the likelihood enters PyMC
+------------------------------
+Not as a PyTensor graph of the closed form: the tail integral K is a 2F1(1, e; c; z) with
+z = |alpha - beta| / (max(alpha, beta) + t), and PyTensor's ``hyp2f1`` gradient (a series
+per element with respect to its parameters) needs ever more terms as z -> 1 — which is
+where the posterior's long s-beta ridge (large s and beta, homogeneous drop-out) and the
+x = 0 rows (t_x = 0) take it, so the sampler's cost per gradient grew by orders of
+magnitude along the ridge (bench/bayes_paretonbd_measurements.md). Instead one PyTensor
+Op (:func:`_loglik_op`) computes, per unique row, the maximum-likelihood fit's own numpy
+log-likelihood and exact gradient (:func:`loglik_and_grad_rows`: the positive series for
+z <= 0.9, its bounded-cost split beyond): the same numbers as :class:`~clvmodels.ParetoNBD`
+to rounding, with a gradient whose cost does not depend on where the sampler is. The
+parameters reach the Op per row (gathered by segment and covariate pattern), so segments
+and covariates need nothing more; with one parameter set the tail integrals are taken once
+per distinct (x, T) and (x, t_x) pair. Under nutpie the Op runs in numba's object mode
+(the numpy code under the GIL, so chains run concurrently but not in parallel in it), and
+the compiled sampler is kept in the session cache but not on disk (see
+:func:`_register_numba`).
 """
 
 from __future__ import annotations
