@@ -185,7 +185,8 @@ def structure_key(model: pm.Model, inputs: DataInputs) -> str:
     """sha256 of what the compiled sampler depends on: the logp and deterministics graph
     as printed (constants by value, shared variables by name only), the lengths of the
     dimensions of the free parameters, the inputs' names and ranks, and the versions of
-    PyMC, PyTensor and nutpie."""
+    PyMC, PyTensor, nutpie and of our digamma (:data:`_DIGAMMA_VERSION`: the printed graph
+    shows ``Psi`` whatever computes it)."""
     import nutpie
     import pymc
     import pytensor
@@ -210,7 +211,8 @@ def structure_key(model: pm.Model, inputs: DataInputs) -> str:
     h.update(repr(sorted(dims.items())).encode())
     h.update(repr([(n, v.ndim, str(v.dtype)) for n, v in inputs.variables.items()]).encode())
     h.update(repr([v.name for v in model.free_RVs]).encode())
-    h.update(f"{pymc.__version__}|{pytensor.__version__}|{nutpie.__version__}".encode())
+    h.update(f"{pymc.__version__}|{pytensor.__version__}|{nutpie.__version__}|"
+             f"{_DIGAMMA_VERSION}".encode())
     return h.hexdigest()
 
 
@@ -238,6 +240,10 @@ def _digamma(x: float) -> float:
     return result + math.log(x) - 0.5 / x + t
 
 
+#: version of :func:`_digamma` (its numba cache key, and part of :func:`structure_key`: the
+#: printed graph shows ``Psi`` whatever computes it; change it with the function)
+_DIGAMMA_VERSION = "clvmodels.models.compiled._digamma v1"
+
 _PSI_ACTIVE = [False]
 _PSI_REGISTERED = [False]
 
@@ -259,7 +265,7 @@ def _register_psi() -> None:
     from pytensor.scalar.math import Psi
 
     digamma = nbasic.numba_njit(_digamma)
-    key = hashlib.sha256(b"clvmodels.models.compiled._digamma v1").hexdigest()
+    key = hashlib.sha256(_DIGAMMA_VERSION.encode()).hexdigest()
 
     @nbasic.register_funcify_and_cache_key(Psi)
     def _numba_psi(op: Any, node: Any, **kwargs: Any) -> tuple[Any, str | None]:
