@@ -186,7 +186,7 @@ def structure_key(model: pm.Model, inputs: DataInputs) -> str:
     as printed (constants by value, shared variables by name only), the lengths of the
     dimensions of the free parameters, the inputs' names and ranks, and the versions of
     PyMC, PyTensor, nutpie and of our digamma (:data:`_DIGAMMA_VERSION`: the printed graph
-    shows ``Psi`` whatever computes it)."""
+    shows ``Psi`` whatever computes it), and PyTensor's ``numba__fastmath`` flag."""
     import nutpie
     import pymc
     import pytensor
@@ -212,7 +212,7 @@ def structure_key(model: pm.Model, inputs: DataInputs) -> str:
     h.update(repr([(n, v.ndim, str(v.dtype)) for n, v in inputs.variables.items()]).encode())
     h.update(repr([v.name for v in model.free_RVs]).encode())
     h.update(f"{pymc.__version__}|{pytensor.__version__}|{nutpie.__version__}|"
-             f"{_DIGAMMA_VERSION}".encode())
+             f"{_DIGAMMA_VERSION}|fastmath={pytensor.config.numba__fastmath}".encode())
     return h.hexdigest()
 
 
