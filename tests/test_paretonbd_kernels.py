@@ -367,3 +367,20 @@ def test_row_mode_fit_with_the_fused_hooks_equals_the_plain_hooks(
     assert exact.log_likelihood_ == pytest.approx(plain.log_likelihood_, rel=1e-12)
     np.testing.assert_allclose(exact.params_, plain.params_, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(exact.standard_errors_, plain.standard_errors_, rtol=1e-5)
+
+
+@pytest.mark.parametrize("s, beta", [(3e-16, 1e300), (1e-300, 1e300), (0.5, 1e300),
+                                     (3e-16, 11.0), (1e-300, 1e-300)])
+def test_kernels_never_raise_at_extreme_parameters(s: float, beta: float) -> None:
+    """Division by zero inside the compiled kernels follows numpy's rules (inf / nan, which
+    the callers guard), never Python's ZeroDivisionError (it crashed at beta = 1e300): the
+    log-likelihood stays finite and equal to the s -> 0 limit's where it should."""
+    x, tx, T = np.array([0.0, 1.0, 5.0]), np.array([0.0, 3.0, 20.0]), np.full(3, 30.0)
+    with np.errstate(all="ignore"):
+        ll = pn.log_likelihood(0.55, 10.6, s, beta, x, tx, T)
+        pn.log_likelihood_grad(0.55, 10.6, s, beta, x, tx, T)
+    assert np.all(np.isfinite(ll))
+    with np.errstate(all="ignore"):
+        reference = pn.log_likelihood(0.55, 10.6, 3e-16, 11.0, x, tx, T)
+    if s < 1e-15 or beta > 1e200:  # nobody drops out: the NBD part alone
+        np.testing.assert_allclose(ll, reference, rtol=1e-9)

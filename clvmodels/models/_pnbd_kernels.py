@@ -39,7 +39,7 @@ MAX_TERMS = 400
 _LOG_TOL = math.log(0.1 * 1e-17)  # the reference's stopping rule, to the last bit
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _fill(tab: np.ndarray, slot: int, e: float, c: float, start: int, stop: int,
           state: np.ndarray) -> None:  # pragma: no cover - compiled
     """Extend table ``slot`` from term ``start`` to ``stop`` (state: a_k, H^e_k, H^c_k)."""
@@ -57,7 +57,7 @@ def _fill(tab: np.ndarray, slot: int, e: float, c: float, start: int, stop: int,
     state[slot, 0], state[slot, 1], state[slot, 2] = a, he, hc
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def hyp_series(e: np.ndarray, c: np.ndarray, z: np.ndarray, grad: bool, log_s: np.ndarray,
                d_e: np.ndarray, d_c: np.ndarray, d_k: np.ndarray) -> None:  # pragma: no cover
     """log S, (dS/de)/S, (dS/dc)/S and (sum_k k t_k)/S per element (see the module docstring).
@@ -114,7 +114,7 @@ def hyp_series(e: np.ndarray, c: np.ndarray, z: np.ndarray, grad: bool, log_s: n
             d_k[i] = 0.0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def combine_rows(l1: np.ndarray, l2: np.ndarray, inv1: np.ndarray, inv2: np.ndarray,
                  inv_x: np.ndarray, log_rx: np.ndarray, log_s: float, w: np.ndarray,
                  acc1: np.ndarray, acc2: np.ndarray, accx: np.ndarray
@@ -156,7 +156,7 @@ def combine_rows(l1: np.ndarray, l2: np.ndarray, inv1: np.ndarray, inv2: np.ndar
     return total
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def tail_integral(p: np.ndarray, q: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
                   t: np.ndarray, grad: bool, out: np.ndarray, gout: np.ndarray,
                   ok: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -246,7 +246,7 @@ def tail_integral(p: np.ndarray, q: np.ndarray, alpha: np.ndarray, beta: np.ndar
             gout[0, i], gout[1, i], gout[2, i], gout[3, i] = d_e, d_g, d_big, d_small
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _fill2(tab: np.ndarray, slot: int, e: float, c: float, start: int, stop: int,
            state: np.ndarray) -> None:  # pragma: no cover - compiled
     """:func:`_fill` for second derivatives: table ``slot`` of term k+1's
@@ -274,7 +274,7 @@ def _fill2(tab: np.ndarray, slot: int, e: float, c: float, start: int, stop: int
     state[slot, 3], state[slot, 4] = ha2, hc2
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def tail_integral_hess(p: np.ndarray, q: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
                        t: np.ndarray, out: np.ndarray, gout: np.ndarray, hout: np.ndarray,
                        ok: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -397,7 +397,7 @@ def tail_integral_hess(p: np.ndarray, q: np.ndarray, alpha: np.ndarray, beta: np
                 hout[u, v, i] = L[pu, pv]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def combine_rows_hess(l1: np.ndarray, l2: np.ndarray, g1: np.ndarray, g2: np.ndarray,
                       inv1: np.ndarray, inv2: np.ndarray, inv_x: np.ndarray,
                       log_rx: np.ndarray, inv_rx: np.ndarray, log_s: float, inv_s: float,
