@@ -98,7 +98,8 @@ def _op_rows(r: np.ndarray, alpha: np.ndarray, s: np.ndarray, beta: np.ndarray,
         n = np.shape(x)[0]
         return np.full(n, -np.inf), np.zeros((4, n))
     bad = ~(np.isfinite(ll) & np.isfinite(grad).all(axis=0))
-    if bad.any():
+    if bad.any():  # (the arrays may be read-only broadcast views: write to copies)
+        ll, grad = np.array(ll, dtype=float), np.array(grad, dtype=float)
         ll[bad] = -np.inf
         grad[:, bad] = 0.0
     return ll, grad
