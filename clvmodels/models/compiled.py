@@ -185,8 +185,9 @@ def structure_key(model: pm.Model, inputs: DataInputs) -> str:
     """sha256 of what the compiled sampler depends on: the logp and deterministics graph
     as printed (constants by value, shared variables by name only), the lengths of the
     dimensions of the free parameters, the inputs' names and ranks, and the versions of
-    PyMC, PyTensor, nutpie and of our digamma (:data:`_DIGAMMA_VERSION`: the printed graph
-    shows ``Psi`` whatever computes it), and PyTensor's ``numba__fastmath`` flag."""
+    PyMC, PyTensor, nutpie and of our digamma and alloc (:data:`_DIGAMMA_VERSION`,
+    :data:`_ALLOC_VERSION`: the printed graph shows ``Psi`` and ``Alloc`` whatever computes
+    them), and PyTensor's ``numba__fastmath`` flag."""
     import nutpie
     import pymc
     import pytensor
@@ -212,7 +213,7 @@ def structure_key(model: pm.Model, inputs: DataInputs) -> str:
     h.update(repr([(n, v.ndim, str(v.dtype)) for n, v in inputs.variables.items()]).encode())
     h.update(repr([v.name for v in model.free_RVs]).encode())
     h.update(f"{pymc.__version__}|{pytensor.__version__}|{nutpie.__version__}|"
-             f"{_DIGAMMA_VERSION}|fastmath={pytensor.config.numba__fastmath}".encode())
+             f"{_DIGAMMA_VERSION}|{_ALLOC_VERSION}|fastmath={pytensor.config.numba__fastmath}".encode())
     return h.hexdigest()
 
 
@@ -244,28 +245,62 @@ def _digamma(x: float) -> float:
 #: printed graph shows ``Psi`` whatever computes it; change it with the function)
 _DIGAMMA_VERSION = "clvmodels.models.compiled._digamma v1"
 
+#: version of the single-value ``Alloc`` below (part of :func:`structure_key`)
+_ALLOC_VERSION = "clvmodels.models.compiled alloc-fill v1"
+
 _PSI_ACTIVE = [False]
 _PSI_REGISTERED = [False]
 
 
+def _alloc_fill(op: Any, node: Any) -> tuple[Any, str] | None:
+    """numba code for an ``Alloc`` of a single value (every static dimension of the value
+    is 1, e.g. the zeros PyTensor allocates for the gradient of a gather): ``np.empty`` of
+    the shape, filled with the value. The same array as PyTensor's own implementation,
+    which assigns the value with a broadcasting ``res[...] = val``: numba compiles that
+    assignment with a shape-mismatch error whose message is formatted in compiled code —
+    about half of a cold BG/NBD compile, measured (bench/compile_measurements.md). None for
+    any other ``Alloc`` (PyTensor's implementation is used)."""
+    from pytensor.link.numba.cache import compile_numba_function_src
+    from pytensor.link.numba.dispatch import basic as nbasic
+
+    value = node.inputs[0]
+    if any(dim != 1 for dim in value.type.shape):
+        return None
+    dtype = np.dtype(node.outputs[0].type.dtype)
+    shapes = [f"sh{i}" for i in range(len(node.inputs) - 1)]
+    items = ", ".join(f"{name}.item()" for name in shapes)
+    src = (f"def alloc_fill(val, {', '.join(shapes)}):\n"
+           f"    res = np.empty(({items}{',' if len(shapes) == 1 else ''}), dtype=dtype)\n"
+           f"    res.fill(val.item())\n"
+           f"    return res\n")
+    fn = compile_numba_function_src(src, "alloc_fill", {"np": np, "dtype": dtype})
+    key = hashlib.sha256(f"{_ALLOC_VERSION}|{dtype.str}|{value.type.ndim}|"
+                         f"{len(shapes)}|{src}".encode()).hexdigest()
+    return nbasic.numba_njit(fn), key
+
+
 def _register_psi() -> None:
     """Give PyTensor's ``psi`` (the gradient of ``gammaln``) a numba implementation it can
-    cache on disk, for our compiles only.
+    cache on disk, and a single-value ``Alloc`` one that compiles faster
+    (:func:`_alloc_fill`), for our compiles only.
 
     PyTensor's numba backend calls scipy's Cython ``psi`` through a function pointer, which
     numba refuses to cache, and one uncacheable node makes the whole logp-and-gradient
     graph uncacheable. Inside :func:`disk_cache` (float64 in and out) ``psi`` is
     :func:`_digamma` compiled by numba instead, with its own cache key; elsewhere PyTensor's
-    own implementation is used unchanged.
+    own implementations are used unchanged.
     """
     if _PSI_REGISTERED[0]:
         return
     from pytensor.link.numba.dispatch import basic as nbasic
     from pytensor.link.numba.dispatch import scalar as nscalar
+    from pytensor.link.numba.dispatch import tensor_basic as ntensor
     from pytensor.scalar.math import Psi
+    from pytensor.tensor.basic import Alloc
 
     digamma = nbasic.numba_njit(_digamma)
     key = hashlib.sha256(_DIGAMMA_VERSION.encode()).hexdigest()
+    pytensor_alloc = ntensor.numba_funcify_Alloc
 
     @nbasic.register_funcify_and_cache_key(Psi)
     def _numba_psi(op: Any, node: Any, **kwargs: Any) -> tuple[Any, str | None]:
@@ -273,6 +308,11 @@ def _register_psi() -> None:
         if not _PSI_ACTIVE[0] or dtypes != {"float64"}:
             return nscalar.numba_funcify_ScalarOp(op, node=node, **kwargs)
         return digamma, key
+
+    @nbasic.register_funcify_and_cache_key(Alloc)
+    def _numba_alloc(op: Any, node: Any, **kwargs: Any) -> tuple[Any, str | None]:
+        filled = _alloc_fill(op, node) if _PSI_ACTIVE[0] else None
+        return filled if filled is not None else pytensor_alloc(op, node, **kwargs)
 
     _PSI_REGISTERED[0] = True
 
@@ -375,7 +415,7 @@ def _with_data(compiled: Any, model: pm.Model, inputs: DataInputs) -> Any | None
 
 
 #: version of the C wrappers and of the manifest below (part of their on-disk cache key)
-_WRAPPER_VERSION = "2"
+_WRAPPER_VERSION = "3"
 
 
 def _manifest_path(where: Path, key: str) -> Path:
@@ -567,7 +607,10 @@ def _c_wrapper(kind: str, tag: str, n_dim: int, n_expanded: int, inner: Any,
                 "        logp = numba.carray(logp_, ())",
                 f"        logp_val, grad = inner({call})",
                 "        logp[()] = logp_val",
-                "        out[...] = grad",
+                f"        if grad.shape[0] != {n_dim}:",
+                "            return 1",
+                f"        for i in range({n_dim}):",  # not out[...] = grad: see _alloc_fill
+                "            out[i] = grad[i]",
                 "        if not np.all(np.isfinite(out)):",
                 "            return 3",
                 "        if not np.isfinite(logp_val):",
@@ -587,7 +630,10 @@ def _c_wrapper(kind: str, tag: str, n_dim: int, n_expanded: int, inner: Any,
                 f"        x = numba.carray(x_, ({n_dim},))",
                 f"        out = numba.carray(out_, ({n_expanded},))",
                 f"        (values,) = inner({call})",
-                "        out[...] = values",
+                f"        if values.shape[0] != {n_expanded}:",
+                "            return -2",
+                f"        for i in range({n_expanded}):",
+                "            out[i] = values[i]",
                 "    except Exception:",
                 "        return -2",
                 "    return 0"]
