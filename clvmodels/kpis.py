@@ -863,6 +863,7 @@ def value_tiers(
     values: pd.Series,
     *,
     tiers: tuple[tuple[str, float], ...] = DEFAULT_TIERS,
+    weights: pd.Series | np.ndarray | None = None,
 ) -> ValueTiers:
     """Split customers into value tiers (e.g. top 20% / middle 30% / low 50%).
 
@@ -878,6 +879,11 @@ def value_tiers(
     tiers
         ``(name, share of customers)`` pairs from the highest-value tier down; shares must be
         > 0 and sum to 1.
+    weights
+        Optional: how many identical customers each entry stands for (pre-aggregated rows,
+        non-negative whole numbers, aligned with ``values``). Shares and counts are then in
+        customers: an entry covering ranks c - w + 1 .. c takes the tier of its middle rank
+        (with every weight 1, exactly the unweighted split).
 
     Returns
     -------
@@ -904,14 +910,16 @@ def value_tiers(
     v = numeric.to_numpy(dtype=float)
     fail_rows(frame, ~np.isfinite(v), name, "missing or infinite values")
 
-    n = len(v)
+    w = _tier_weights(frame, weights)
+    m = len(v)
     try:
         id_rank = pd.factorize(values.index, sort=True)[0]
     except TypeError:
-        id_rank = np.arange(n)
+        id_rank = np.arange(m)
     order = np.lexsort((id_rank, -v))  # value descending, then id ascending
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
+    n = int(w.sum())
+    rank = np.empty(m, dtype=float)  # each entry's middle customer rank, from 0
+    rank[order] = np.cumsum(w[order]) - (w[order] + 1.0) / 2.0
     bounds = np.floor(np.cumsum(shares) * n + 0.5).astype(np.int64)
     bounds[-1] = n
     tier = np.searchsorted(bounds, rank, side="right")  # 0 = highest tier
@@ -922,14 +930,15 @@ def value_tiers(
         pd.Categorical.from_codes(k - 1 - tier, dtype=dtype), index=values.index, name="tier"
     )
 
-    counts = np.bincount(tier, minlength=k)
-    totals = np.bincount(tier, weights=v, minlength=k)
-    sorted_v = v[order]
-    lo = np.concatenate(([0], bounds[:-1]))
+    counts = np.bincount(tier, weights=w, minlength=k).astype(np.int64)
+    totals = np.bincount(tier, weights=v * w, minlength=k)
     empty = counts == 0
-    safe_lo = np.minimum(lo, n - 1)
-    safe_hi = np.clip(bounds - 1, 0, n - 1)
-    grand = v.sum()
+    filled = w > 0
+    high = np.array([v[(tier == j) & filled].max() if c else np.nan
+                     for j, c in enumerate(counts)])
+    low = np.array([v[(tier == j) & filled].min() if c else np.nan
+                    for j, c in enumerate(counts)])
+    grand = float(np.dot(v, w))
     with np.errstate(invalid="ignore", divide="ignore"):
         summary = pd.DataFrame(
             {
@@ -938,12 +947,28 @@ def value_tiers(
                 "total_value": totals,
                 "share_of_value": totals / grand if grand != 0 else np.full(k, np.nan),
                 "mean_value": np.where(empty, np.nan, totals / np.maximum(counts, 1)),
-                "min_value": np.where(empty, np.nan, sorted_v[safe_hi]),
-                "max_value": np.where(empty, np.nan, sorted_v[safe_lo]),
+                "min_value": low,
+                "max_value": high,
             },
             index=pd.CategoricalIndex(names, dtype=dtype, name="tier"),
         )
     return ValueTiers(labels=labels, summary=summary)
+
+
+def _tier_weights(frame: pd.DataFrame, weights: pd.Series | np.ndarray | None) -> np.ndarray:
+    """:func:`value_tiers`' weights as floats (ones without), checked: aligned, whole, >= 0."""
+    if weights is None:
+        return np.ones(len(frame))
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(frame),):
+        raise ValidationError(f"weights: {w.shape[0] if w.ndim == 1 else w.shape} entries for "
+                              f"{len(frame)} values")
+    frame = frame.assign(weights=w)
+    fail_rows(frame, ~np.isfinite(w) | (w < 0) | (w != np.round(w)), "weights",
+              "weights must be whole numbers of customers >= 0")
+    if not w.sum() > 0:
+        raise ValidationError("weights: they count no customer (all zero)")
+    return w
 
 
 _KPI_ROWS: dict[str, tuple[str, str]] = {
