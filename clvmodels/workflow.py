@@ -262,7 +262,7 @@ def forecast(
         tmodel, smodel, data, horizon=h, discount_rate=discount_rate,
         margin=margin, period=value_period,
         acquisition_cost=acquisition_cost)
-    labels, tiers = value_tiers(value["clv"])
+    labels, tiers = value_tiers(value["clv"], weights=weights)  # in customers
     out = pd.concat([data, value], axis=1)
     out["value_tier"] = labels
     out.attrs = dict(data.attrs)

@@ -226,3 +226,33 @@ def test_covariates_from_the_customer_table(files: dict[str, Path], tmp_path: Pa
                             pd.read_csv(files["customers.csv"]), on="customer_id")
     value = cm.customer_lifetime_value(model, 1.0, rfm, horizon="12M", discount_rate=0.1)
     np.testing.assert_allclose(scored["clv"].to_numpy(), value["clv"].to_numpy(), rtol=1e-10)
+
+
+def test_weighted_summary_rows_count_customers(files: dict[str, Path], tmp_path: Path) -> None:
+    """--weights on a pre-aggregated summary: the column is kept as ``weight``, the value
+    tiers and the printed totals count customers (11,104 donors in 22 rows), not rows."""
+    donations = pd.read_csv(files["donations.csv"])
+    result, out = _score(files, tmp_path, "bgbb.json", "donations.csv", "--time-unit", "Y",
+                         "--horizon", "5Y", "--weights", "weights")
+    assert result.exit_code == 0, result.output
+    written = pd.read_parquet(out)
+    assert list(written.columns) == score_columns("discrete", bayesian=False, spend=False,
+                                                  weights=True)
+    assert str(written["weight"].dtype) == "int64"
+    np.testing.assert_array_equal(written["weight"], donations["weights"])
+    n = int(donations["weights"].sum())
+    customers = written.groupby("value_tier")["weight"].sum()
+    # each tier holds about its share of the customers (a row is never split)
+    for tier, share in (("top", 0.2), ("middle", 0.3), ("low", 0.5)):
+        assert abs(customers.get(tier, 0) - share * n) <= donations["weights"].max()
+    assert customers.sum() == n
+    printed = " ".join(result.stdout.replace("│", " ").split())
+    assert f"customers {n:,}" in printed and "distinct rows 22" in printed
+    assert "Wrote 22 rows" in printed
+    # refused: raw data, and a column that is not there
+    tx, _ = _score(files, tmp_path, "bgnbd.json", "tx.csv", "--observation-end", OBS_END,
+                   "--weights", "n", out="raw.parquet")
+    assert tx.exit_code == 1 and "applies to a summary file" in " ".join(tx.stderr.split())
+    missing, _ = _score(files, tmp_path, "bgbb.json", "donations.csv", "--time-unit", "Y",
+                        "--weights", "count", out="other.parquet")
+    assert missing.exit_code == 1 and "'count' not found" in " ".join(missing.stderr.split())

@@ -103,6 +103,10 @@ def score(
     implausible_dates: ImplausibleDatesOption = ImplausibleDates.raise_,
     customers: Customers = None,
     customers_id: CustomersId = None,
+    weights: Annotated[str | None, typer.Option(
+        "--weights", help="Summary input: column counting the identical customers each row "
+                          "stands for (pre-aggregated rows); kept as 'weight', and totals and "
+                          "value tiers count customers.")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")
                      ] = False,
 ) -> None:
@@ -136,21 +140,26 @@ def score(
             time_unit=time_unit.value if time_unit else None, observation_end=observation_end,
             customers=table, customers_id=id_col, summary_options=summary_options,
             revenue_per_period=_revenue(revenue_per_period))
+        if weights is not None and found in ("transactions", "subscriptions"):
+            raise ValueError(f"--weights applies to a summary file; {INPUT_LABELS[found]} "
+                             "count each customer once")
         label = registry.label_of(model)
-        stderr().print(Text(f"Input: {INPUT_LABELS[found]} from {data}, "
-                            f"{plural(len(rows), 'customer')}, time unit "
+        what = plural(len(rows), "row" if weights else "customer")
+        stderr().print(Text(f"Input: {INPUT_LABELS[found]} from {data}, {what}, time unit "
                             f"{rows.attrs.get('time_unit')}"))
-        with step(f"Scoring {plural(len(rows), 'customer')} with {label}"):
+        with step(f"Scoring {what} with {label}"):
             result = score_frame(model, spend, rows, horizon=_horizon(horizon),
                                  discount_rate=discount_rate, margin=margin,
                                  interval=interval,
-                                 period=period.value if period else None, revenue=revenue)
+                                 period=period.value if period else None, revenue=revenue,
+                                 weights=weights)
         with step(f"Writing {out}"):
             write_files({out: lambda tmp: _write_frame(result, tmp, index=False)},
                         force=force)
     console.print(forecast_overview(_Overview(result, horizon, discount_rate, margin,
-                                              spend is not None)))
-    console.print(f"Wrote {plural(len(result), 'customer')} to {out}")
+                                              spend is not None),
+                                    weights=result["weight"] if weights else None))
+    console.print(f"Wrote {plural(len(result), 'row' if weights else 'customer')} to {out}")
 
 
 class _Overview:

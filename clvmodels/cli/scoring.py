@@ -33,7 +33,10 @@ The output of :func:`score_frame` (one row per customer, in the data's order)
     ``clv``                   float64   always: discounted value (posterior mean)
     ``clv_lower``             float64   Bayesian models: central credible interval
     ``clv_upper``             float64   Bayesian models
+    ``weight``                int64     with ``--weights``: the customers a row stands for
     ``value_tier``            str       always: top 20% / middle 30% / low 50% by clv
+                                        (of customers: a weighted row takes the tier of
+                                        its middle customer)
     ========================= ========= ===================================================
 
     :func:`score_columns` gives the exact list for a kind of model; the columns never depend
@@ -379,10 +382,12 @@ def _revenue(value: float | str | None, data: pd.DataFrame, records: pd.DataFram
     raise ValueError(f"--revenue-per-period: column {value!r} not found in the data")
 
 
-def score_columns(kind: str, *, bayesian: bool, spend: bool) -> list[str]:
+def score_columns(kind: str, *, bayesian: bool, spend: bool,
+                  weights: bool = False) -> list[str]:
     """The exact output columns of :func:`score_frame` for a model of data ``kind``
     (``continuous``, ``discrete`` or ``contractual``), Bayesian or not, with or without a
-    spend model (see the module docstring for their dtypes)."""
+    spend model, with or without a weights column (see the module docstring for their
+    dtypes)."""
     if kind == "contractual":
         cols = ["customer_id", "periods", "churned", "expected_periods", "probability_active",
                 "revenue_per_period", "clv"]
@@ -396,6 +401,8 @@ def score_columns(kind: str, *, bayesian: bool, spend: bool) -> list[str]:
         cols.append("clv")
     if bayesian:
         cols += ["clv_lower", "clv_upper"]
+    if weights:
+        cols.append("weight")
     return [*cols, "value_tier"]
 
 
@@ -406,13 +413,14 @@ SCORE_DTYPES = {
     "probability_alive": "float64", "expected_spend": "float64",
     "expected_periods": "float64", "probability_active": "float64",
     "revenue_per_period": "float64", "clv": "float64", "clv_lower": "float64",
-    "clv_upper": "float64", "value_tier": "str",
+    "clv_upper": "float64", "weight": "int64", "value_tier": "str",
 }
 
 
 def score_frame(model: Any, spend: Any, data: pd.DataFrame, *, horizon: str | float,
                 discount_rate: float, margin: float, interval: float = 0.9,
-                period: str | None = None, revenue: Any = None) -> pd.DataFrame:
+                period: str | None = None, revenue: Any = None,
+                weights: str | None = None) -> pd.DataFrame:
     """Value every customer of ``data`` with the fitted models: the columns of
     :func:`score_columns`, in that order, with their fixed dtypes.
 
@@ -420,6 +428,11 @@ def score_frame(model: Any, spend: Any, data: pd.DataFrame, *, horizon: str | fl
     x discounted expected purchases; contractual: margin x revenue per period x DERL, Fader &
     Hardie 2010 eq. 6); a Bayesian model's columns are posterior means with the central
     ``interval`` credible interval of ``clv``. ``attrs`` carry the settings and totals.
+
+    ``weights`` names a column of a summary counting the identical customers each row stands
+    for: it is kept as ``weight`` and the value tiers count customers
+    (:func:`clvmodels.kpis.value_tiers` with weights); a Bayesian model's total-CLV interval
+    is then left out of ``attrs`` (it was taken over rows).
     """
     from clvmodels.kpis import value_tiers
     from clvmodels.valuation import customer_lifetime_value
@@ -435,13 +448,17 @@ def score_frame(model: Any, spend: Any, data: pd.DataFrame, *, horizon: str | fl
     value = customer_lifetime_value(model, second, data, horizon=horizon,
                                     discount_rate=discount_rate, margin=margin,
                                     period=period, **options)
+    w = _row_weights(data, weights)
     summary = data.rename(columns={"periods": "T"}) if kind == "discrete" else data
     out = pd.concat([summary, value], axis=1)
-    labels, _ = value_tiers(value["clv"])
+    if w is not None:
+        out["weight"] = w
+    labels, _ = value_tiers(value["clv"], weights=w)
     out["value_tier"] = np.asarray(labels, dtype=object).astype(str)
     out.index.name = "customer_id"
     out = out.reset_index()
-    cols = score_columns(kind, bayesian=bayesian, spend=spend is not None)
+    cols = score_columns(kind, bayesian=bayesian, spend=spend is not None,
+                         weights=w is not None)
     missing = [c for c in cols if c not in out.columns]
     if missing:  # a library change, not bad input: fail loudly
         raise RuntimeError(f"the valuation did not give the column(s) {missing}")
@@ -449,4 +466,22 @@ def score_frame(model: Any, spend: Any, data: pd.DataFrame, *, horizon: str | fl
     for col in cols[1:]:
         out[col] = out[col].astype(SCORE_DTYPES[col])
     out.attrs = {**data.attrs, **value.attrs}
+    if w is not None:
+        for key in ("total_clv_lower", "total_clv_upper"):
+            out.attrs.pop(key, None)
     return out
+
+
+def _row_weights(data: pd.DataFrame, column: str | None) -> np.ndarray | None:
+    """The ``--weights`` column as whole non-negative numbers (rows named otherwise)."""
+    if column is None:
+        return None
+    if column not in data.columns:
+        raise ValueError(f"--weights: column {column!r} not found; the data have "
+                         f"{list(map(str, data.columns))}")
+    from clvmodels._validation import fail_rows
+
+    w = pd.to_numeric(data[column], errors="coerce").to_numpy(dtype=float)
+    fail_rows(data, ~np.isfinite(w) | (w < 0) | (w != np.round(w)), column,
+              "weights must be whole numbers of customers >= 0")
+    return w.astype(np.int64)

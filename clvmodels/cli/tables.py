@@ -234,8 +234,8 @@ def forecast_overview(result: Any, top: int = 10, *, weights: Any = None) -> Gro
                          {c: _TOP_COLUMNS[c] for c in cols},
                          narrow=[c for c in cols if c not in ("recency", "T")])
     parts: list[Any] = [totals]
-    if getattr(result, "tiers", None) is not None and weights is None:
-        parts.append(tiers_table(result.tiers))  # (tiers of rows would mislead)
+    if getattr(result, "tiers", None) is not None:
+        parts.append(tiers_table(result.tiers))  # (counted in customers when weighted)
     parts.append(top_table)
     return Group(*parts)
 
