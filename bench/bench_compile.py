@@ -17,9 +17,10 @@ Items:
 * ``series`` (not in the default set): new processes with a warm cache, each a first fit and
   3 refits — a short check to run when the machine is quiet.
 * ``off``: the session and new-process fits with the cache off (CLVMODELS_COMPILE_CACHE=0).
-* ``fit100k``: 100k simulated customers, 2 x (300 + 300), compile included: ours with an
-  empty cache directory, then interleaved ours (warm directory) / PyMC-Marketing
-  BetaGeoModel + nutpie (same priors, same data) / ours, each in a new process.
+* ``fit100k``: 100k simulated customers, 2 x (300 + 300), compile included: ours with
+  every cache empty (ours, PyTensor's compile directory, numba's), then interleaved ours
+  (those directories, now warm) / PyMC-Marketing BetaGeoModel + nutpie (same priors, same
+  data, its own empty PyTensor and numba caches) / ours, each in a new process.
 * ``hier``: hierarchical BayesianBetaGeo (5 segments, 10k customers, 2 x (500 + 500)):
   refit in the session, and new processes with a warm cache.
 
@@ -182,6 +183,18 @@ def run(name: str, env_extra: dict[str, str] | None = None, **kwargs: Any) -> di
     return res
 
 
+def _empty_caches(prefix: str) -> dict[str, str]:
+    """Environment for a process whose every compile cache starts empty: ours
+    (``CLVMODELS_CACHE_DIR``), PyTensor's compile directory (C code of the initial-point
+    function, its own numba cache) and numba's ``cache=True`` functions of the installed
+    packages (``NUMBA_CACHE_DIR``)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    flags = ",".join(f for f in (os.environ.get("PYTENSOR_FLAGS", ""),
+                                 f"base_compiledir={root / 'pytensor'}") if f)
+    return {"CLVMODELS_CACHE_DIR": str(root / "clvmodels"), "PYTENSOR_FLAGS": flags,
+            "NUMBA_CACHE_DIR": str(root / "numba")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--task")
@@ -217,9 +230,11 @@ def main() -> None:
         out["session_off"] = run("session", off, reps=1)
         out["process_off"] = run("process", off)
     if "fit100k" in only:
-        cold = {"CLVMODELS_CACHE_DIR": tempfile.mkdtemp(prefix="clv-compile-cold-")}
+        cold = _empty_caches("clv-compile-cold-")
         out["fit100k_ours_cold"] = run("fit100k_ours", cold)
-        pmm_env = {"PYTHONPATH": args.pmm_path} if Path(args.pmm_path).is_dir() else {}
+        pmm_env = _empty_caches("clv-compile-pmm-")
+        if Path(args.pmm_path).is_dir():
+            pmm_env["PYTHONPATH"] = args.pmm_path
         warm = [run("fit100k_ours", cold)]
         out["fit100k_pmm"] = run("fit100k_pmm", pmm_env)
         warm.append(run("fit100k_ours", cold))
