@@ -588,3 +588,50 @@ def test_bad_arguments_are_refused() -> None:
     empty = np.array([])
     assert bgbb.log_likelihood(*p, empty, empty, empty).shape == (0,)
     assert bgbb.expected_purchases(*p, empty, empty, empty, 3).shape == (0,)
+
+
+@pytest.mark.parametrize("delta", [1e6, 1e12, 1e15, 1e17, 1e300])
+def test_log_likelihood_stays_exact_when_nobody_drops_out(delta: float) -> None:
+    """delta -> infinity: theta ~ Beta(gamma, delta) -> 0, every customer alive throughout, and
+    the likelihood is the beta-binomial sequence probability B(alpha+x, beta+n-x) / B(alpha,
+    beta). Differences of huge lnG values lost every digit here (at delta = 1e17 the
+    log-likelihood came out +5.0); increments do not — in numpy and in PyTensor alike."""
+    import pytensor
+    import pytensor.tensor as pt
+    from scipy.special import betaln
+
+    from clvmodels.models._math import tensor_namespace
+    from clvmodels.models.bgbb import log_likelihood
+
+    x, tx, n = np.array([0.0, 1, 2, 5, 6]), np.array([0.0, 3, 5, 5, 6]), np.full(5, 6.0)
+    limit = betaln(1.3 + x, 0.8 + n - x) - betaln(1.3, 0.8)
+    got = log_likelihood(1.3, 0.8, 0.9, delta, x, tx, n)
+    assert np.all(got < 0)
+    np.testing.assert_allclose(got, limit, rtol=0, atol=max(1e-9, 50.0 / delta))
+    rows = log_likelihood(*(np.full(5, v) for v in (1.3, 0.8, 0.9, delta)), x, tx, n)
+    np.testing.assert_allclose(rows, got, rtol=1e-12, atol=1e-12)
+    p = [pt.dvector(k) for k in "abgd"]
+    f = pytensor.function(p, log_likelihood(*p, x, tx, n, m=tensor_namespace()))
+    np.testing.assert_allclose(f(*(np.full(5, v) for v in (1.3, 0.8, 0.9, delta))), got,
+                               rtol=0, atol=1e-10)
+
+
+def test_log_likelihood_with_a_huge_beta_matches_the_increments() -> None:
+    """beta = 1e15 (purchases almost never): the same log-likelihood from the scalar tables,
+    per-row parameters and PyTensor, and below 0."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from clvmodels.models._math import tensor_namespace
+    from clvmodels.models.bgbb import log_likelihood
+
+    x, tx, n = np.array([0.0, 1, 2]), np.array([0.0, 3, 5]), np.full(3, 6.0)
+    got = log_likelihood(1.0, 1e15, 1.0, 2.0, x, tx, n)
+    assert np.all(np.isfinite(got)) and np.all(got < 0)
+    # x purchases at probability ~ alpha / beta each: ln L ~ x ln(1e-15) + O(1)
+    assert np.all(np.abs(got - x * np.log(1e-15)) < 10)
+    rows = log_likelihood(*(np.full(3, v) for v in (1.0, 1e15, 1.0, 2.0)), x, tx, n)
+    np.testing.assert_allclose(rows, got, rtol=1e-12, atol=1e-12)
+    p = [pt.dscalar(k) for k in "abgd"]
+    f = pytensor.function(p, log_likelihood(*p, x, tx, n, m=tensor_namespace()))
+    np.testing.assert_allclose(f(1.0, 1e15, 1.0, 2.0), got, rtol=1e-12, atol=1e-12)

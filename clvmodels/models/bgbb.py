@@ -158,35 +158,62 @@ def _terms(alpha: Any, beta: Any, gamma: Any, delta: Any, x: np.ndarray, tx: np.
     off = np.arange(width)
     j = txi[:, None] + np.minimum(off[None, :], np.maximum(nterms - 1, 0)[:, None])
     mask = (off[None, :] < nterms[:, None]).astype(float)
-    c0 = (m.gammaln(alpha + x) - m.betaln(alpha, beta) + m.gammaln(gamma + delta)
-          - m.gammaln(delta))
+    # every lnG enters as an increment lnG(y + t) - lnG(y) (the constant lnG(a+b) - lnG(b) +
+    # lnG(g+d) - lnG(d) moved from c0 into a and s, which leaves c0 + lse and a - lse as
+    # they were): a difference of two huge lnG values loses every digit once beta or delta
+    # is large (1e15: the log-likelihood came out > 0), an increment does not
+    c0 = _lgamma_inc(alpha, x, m)
     log_g = m.log(gamma)
     idx = {"xi": xi, "txi": txi, "ni": ni, "j": j}
     if all(_ndim(p) == 0 for p in (alpha, beta, gamma, delta)):
         top = int(ni.max(initial=0)) + 2
         k = np.arange(top, dtype=float)
-        gb = m.gammaln(beta + k)
-        gab = m.gammaln(alpha + beta + k)
-        gd = m.gammaln(delta + k)
-        ggd = m.gammaln(gamma + delta + k)
+        gb = _lgamma_inc(beta, k, m)
+        gab = _lgamma_inc(alpha + beta, k, m)
+        gd = _lgamma_inc(delta, k, m)
+        ggd = _lgamma_inc(gamma + delta, k, m)
         h = gd[:-1] - gab[:-1] - ggd[1:]  # the part of s_j in j alone (j <= max n)
         a = gb[ni - xi] - gab[ni] + gd[ni] - ggd[ni]
         s = gb[j - xi[:, None]] + h[j] + log_g
         s0 = gb[txi - xi] + h[txi] + log_g
         return c0, a, s, s0, mask, idx
-    a = (m.gammaln(beta + n - x) - m.gammaln(alpha + beta + n) + m.gammaln(delta + n)
-         - m.gammaln(gamma + delta + n))
+    a = (_lgamma_inc(beta, n - x, m) - _lgamma_inc(alpha + beta, n, m)
+         + _lgamma_inc(delta, n, m) - _lgamma_inc(gamma + delta, n, m))
 
     def col(p: Any) -> Any:
         return m.as_float(p)[..., None]
 
     A, B, G, D = (col(p) for p in (alpha, beta, gamma, delta))
     jf = j.astype(float)
-    s = (m.gammaln(B + (jf - x[:, None])) - m.gammaln(A + B + jf) + m.gammaln(D + jf)
-         - m.gammaln(G + D + 1.0 + jf) + m.log(G))
-    s0 = (m.gammaln(beta + tx - x) - m.gammaln(alpha + beta + tx) + m.gammaln(delta + tx)
-          - m.gammaln(gamma + delta + 1.0 + tx) + log_g)
+    s = (_lgamma_inc(B, jf - x[:, None], m) - _lgamma_inc(A + B, jf, m)
+         + _lgamma_inc(D, jf, m) - _lgamma_inc(G + D, jf + 1.0, m) + m.log(G))
+    s0 = (_lgamma_inc(beta, tx - x, m) - _lgamma_inc(alpha + beta, tx, m)
+          + _lgamma_inc(delta, tx, m) - _lgamma_inc(gamma + delta, tx + 1.0, m) + log_g)
     return c0, a, s, s0, mask, idx
+
+
+#: pytensor's increments switch to Stirling's series above this argument (below it the plain
+#: difference of lnG values is good to ~1e-11 absolute; above it two series terms to 1e-23)
+_TENSOR_STIRLING_MIN = 1e4
+
+
+def _lgamma_inc(y: Any, t: Any, m: Any) -> Any:
+    """lnG(y + t) - lnG(y) for y > 0, t >= 0 in namespace ``m``, without the cancellation of
+    two large lnG values [DLMF 5.11.1]: numpy through :func:`_lgamma_increment`; pytensor by
+    t ln y + (y+t-1/2) ln(1+t/y) - t + sum_j B_2j/(2j(2j-1)) [(y+t)^(1-2j) - y^(1-2j)] (two
+    terms) where y >= 1e4, the plain difference below."""
+    if getattr(m, "name", "") == "numpy":
+        yb, tb = np.broadcast_arrays(np.asarray(y, dtype=float), np.asarray(t, dtype=float))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = _lgamma_increment(yb.ravel(), tb.ravel())
+        return out.reshape(yb.shape)[()] if yb.ndim == 0 else out.reshape(yb.shape)
+    big = m.maximum(y, _TENSOR_STIRLING_MIN)  # the series' branch never sees a small y
+    series = (t * m.log(big) + (big + t - 0.5) * m.log1p(t / big) - t
+              + ((big + t) ** -1.0 - big ** -1.0) / 12.0
+              - ((big + t) ** -3.0 - big ** -3.0) / 360.0)
+    small = m.where(y < _TENSOR_STIRLING_MIN, y, 1.0)  # the plain branch never sees a huge y
+    plain = m.gammaln(small + t) - m.gammaln(small)
+    return m.where(y < _TENSOR_STIRLING_MIN, plain, series)
 
 
 def _lse(a: Any, s: Any, s0: Any, mask: np.ndarray, m: Any) -> Any:
