@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -57,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from clvmodels.runs.config import RunConfig, config_dict
+from clvmodels.runs.inputs import file_sha256
 
 __all__ = ["RunConvergenceError", "RunResult", "execute", "run_directory"]
 
@@ -99,14 +99,6 @@ class _Clock:
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0)
                                        + time.perf_counter() - started, 4)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _sampler_kwargs(sampler: Any, seed: int) -> dict[str, Any]:
@@ -582,7 +574,7 @@ def _manifest(config: RunConfig, config_path: str | os.PathLike | None, run_dir:
     config_file = None
     if config_path is not None:
         p = Path(config_path)
-        config_file = {"path": os.fspath(p.resolve()), "sha256": _sha256(p)}
+        config_file = {"path": os.fspath(p.resolve()), "sha256": file_sha256(p)}
     row_kind = {"transactions": "transactions", "discrete": "summary_rows",
                 "subscriptions": "subscription_records"}[config.input.kind]
     counts: dict[str, Any] = {row_kind: run.rows}

@@ -70,7 +70,8 @@ class RunInput:
         return not isinstance(self.data, pd.DataFrame)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The file's sha256 (hex), read in 1 MiB chunks (the manifest's content hashes)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -204,7 +205,7 @@ def load_input(config: RunConfig, step: Any) -> RunInput:
     each step (``read``, ``summary``)."""
     files = input_files(config)
     with step("read", f"Reading {config.input.path}"):
-        info = [{"path": os.fspath(p), "bytes": p.stat().st_size, "sha256": _sha256(p)}
+        info = [{"path": os.fspath(p), "bytes": p.stat().st_size, "sha256": file_sha256(p)}
                 for p in files]
         frame = None
         if config.input.engine == "pandas" and config.input.kind == "transactions":
