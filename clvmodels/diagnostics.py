@@ -655,6 +655,9 @@ def _discrete_grid(data: pd.DataFrame, n: float | None) -> tuple[np.ndarray, flo
         if col not in data.columns:
             raise ValueError(f"a discrete-time model's summary needs the columns 'frequency' "
                              f"and 'periods' (or 'T'); it has {list(map(str, data.columns))}")
+    if len(data) == 0:
+        raise ValueError("the summary has no customers: nothing to set the grid's number of "
+                         "opportunities and frequencies from")
     x = data["frequency"].to_numpy(dtype=float)
     n_grid = float(data[n_col].max()) if n is None else float(n)
     if not (n_grid >= 1 and float(n_grid).is_integer()):

@@ -959,7 +959,10 @@ def _tier_weights(frame: pd.DataFrame, weights: pd.Series | np.ndarray | None) -
     """:func:`value_tiers`' weights as floats (ones without), checked: aligned, whole, >= 0."""
     if weights is None:
         return np.ones(len(frame))
-    w = np.asarray(weights, dtype=float)
+    raw = np.asarray(weights)
+    if raw.ndim != 1:
+        raise ValidationError(f"weights: {raw.shape} entries for {len(frame)} values")
+    w = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=float)
     if w.shape != (len(frame),):
         raise ValidationError(f"weights: {w.shape[0] if w.ndim == 1 else w.shape} entries for "
                               f"{len(frame)} values")

@@ -313,7 +313,7 @@ def test_strict_exits_2_on_sampling_problems_writing_nothing(
         workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a sampling problem reported by the fits' diagnostics (stood in for here: the MLE fits
     # have none, and a failing Bayesian fit takes minutes)
-    monkeypatch.setattr(execute_module, "_convergence",
+    monkeypatch.setattr(execute_module, "convergence_lines",
                         lambda models: ["bgnbd: R-hat up to 1.2 (> 1.01)"])
     path = _variant(workspace, "strict.toml", {'"../reports/runs"': '"../strict-runs"',
                                                'holdout = "13W"': 'enabled = false'})

@@ -66,6 +66,7 @@ import pandas as pd
 
 from clvmodels.cli._app import EXIT_CONVERGENCE, ConvergenceFailure
 from clvmodels.models import registry
+from clvmodels.models.sampling import convergence_lines
 
 __all__ = [
     "EXIT_CONVERGENCE",
@@ -162,22 +163,6 @@ def quiet_sampling_warnings() -> Iterator[None]:
                                     module=r"(pytensor|pymc|nutpie|arviz|numba)(\.|$)")
             warnings.filterwarnings("ignore", category=category, message=r".*pytensor")
         yield
-
-
-def convergence_lines(models: Mapping[str, Any]) -> list[str]:
-    """One line per sampling problem of each fitted Bayesian model (``name: problem``):
-    R-hat above :data:`~clvmodels.models.sampling.MAX_RHAT`, an effective sample size below
-    :data:`~clvmodels.models.sampling.MIN_ESS_PER_CHAIN` per chain, divergent transitions.
-    Maximum-likelihood models and models without diagnostics give none."""
-    from clvmodels.models.sampling import sampling_problems
-
-    lines = []
-    for name, model in models.items():
-        diagnostics = getattr(model, "diagnostics_", None)
-        if model is None or not getattr(model, "bayesian", False) or not diagnostics:
-            continue
-        lines += [f"{name}: {problem}" for problem in sampling_problems(diagnostics)]
-    return lines
 
 
 def check_convergence(lines: Iterable[str], *, strict: bool, say: Any) -> None:

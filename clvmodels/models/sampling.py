@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -33,6 +33,7 @@ __all__ = [
     "SamplingWarning",
     "arviz_numpy_kernels",
     "convergence_diagnostics",
+    "convergence_lines",
     "sample",
     "sampling_problems",
 ]
@@ -190,3 +191,17 @@ def sampling_problems(diagnostics: dict[str, Any]) -> list[str]:
     if d["divergences"]:
         problems.append(f"{d['divergences']} divergent transitions")
     return problems
+
+
+def convergence_lines(models: Mapping[str, Any]) -> list[str]:
+    """One line per sampling problem of each fitted Bayesian model (``name: problem``, from
+    :func:`sampling_problems`): R-hat above :data:`MAX_RHAT`, an effective sample size below
+    :data:`MIN_ESS_PER_CHAIN` per chain, divergent transitions. Maximum-likelihood models,
+    ``None`` and models without diagnostics give none."""
+    lines = []
+    for name, model in models.items():
+        diagnostics = getattr(model, "diagnostics_", None)
+        if model is None or not getattr(model, "bayesian", False) or not diagnostics:
+            continue
+        lines += [f"{name}: {problem}" for problem in sampling_problems(diagnostics)]
+    return lines

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clvmodels.models.sampling import convergence_lines
 from clvmodels.runs.config import RunConfig, config_dict
 from clvmodels.runs.inputs import file_sha256
 
@@ -139,18 +140,6 @@ def build_models(config: RunConfig) -> tuple[dict[str, Any], Any]:
         except (ValueError, TypeError) as exc:
             raise ValueError(f"spend: {exc}") from None
     return models, spend
-
-
-def _convergence(models: dict[str, Any]) -> list[str]:
-    from clvmodels.models.sampling import sampling_problems
-
-    lines = []
-    for name, model in models.items():
-        diagnostics = getattr(model, "diagnostics_", None)
-        if model is None or not getattr(model, "bayesian", False) or not diagnostics:
-            continue
-        lines += [f"{name}: {problem}" for problem in sampling_problems(diagnostics)]
-    return lines
 
 
 def _write_forecast(frame: pd.DataFrame, dest: Path, partition_rows: int) -> list[str]:
@@ -306,7 +295,7 @@ def _fit_all(config: RunConfig, models: dict[str, Any], spend: Any, run: Any,
                   if config.spend.bayesian else {})
         with clock.step("fit:spend", f"Fitting {config.spend.registry_name}"):
             spend_fitted = spend.fit(data, **kwargs)
-    lines = _convergence({**fitted, "spend": spend_fitted})
+    lines = convergence_lines({**fitted, "spend": spend_fitted})
     for line in lines:
         clock.say(f"Sampling problem: {line}")
     return fitted, spend_fitted, lines
@@ -465,7 +454,7 @@ def _reports(config: RunConfig, run: Any, obs_end: pd.Timestamp, tmp: Path,
     else:
         return _transaction_reports(config, run, obs_end, cal_end, tmp, clock, outputs,
                                     bayes, segment)
-    problems = [f"report {line}" for line in _convergence(comparison.models)]
+    problems = [f"report {line}" for line in convergence_lines(comparison.models)]
     write_report(comparison, tmp / "report", title=f"{config.name}: model comparison")
     outputs["report"] = "report/report.html"
     if config.input.kind == "subscriptions":
@@ -543,7 +532,7 @@ def _transaction_reports(config: RunConfig, run: Any, obs_end: pd.Timestamp,
         comparison = compare_models(frame, calibration_end=cal_end, observation_end=obs_end,
                                     models=build_models(config)[0],
                                     progress=lambda m: clock.say(f"  {m}"), **common)
-        problems += [f"report {line}" for line in _convergence(comparison.models)]
+        problems += [f"report {line}" for line in convergence_lines(comparison.models)]
         write_report(comparison, tmp / "report", title=f"{config.name}: model comparison")
         outputs["report"] = "report/report.html"
         outputs["calibration_end"] = str(cal_end.date())
