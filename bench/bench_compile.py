@@ -17,10 +17,11 @@ Items:
 * ``series`` (not in the default set): new processes with a warm cache, each a first fit and
   3 refits — a short check to run when the machine is quiet.
 * ``off``: the session and new-process fits with the cache off (CLVMODELS_COMPILE_CACHE=0).
-* ``fit100k``: 100k simulated customers, 2 x (300 + 300), compile included: ours with
-  every cache empty (ours, PyTensor's compile directory, numba's), then interleaved ours
-  (those directories, now warm) / PyMC-Marketing BetaGeoModel + nutpie (same priors, same
-  data, its own empty PyTensor and numba caches) / ours, each in a new process.
+* ``fit100k``: 100k simulated customers, 2 x (300 + 300), compile included, each in a new
+  process: ours with every cache empty (ours, PyTensor's compile directory, numba's),
+  interleaved with PyMC-Marketing BetaGeoModel + nutpie (same priors, same data, its own
+  empty PyTensor and numba caches) — cold / PMM / cold (``--only fit100k --reps N``: N
+  PyMC-Marketing runs, each between two cold runs of ours) — then ours warm.
 * ``hier``: hierarchical BayesianBetaGeo (5 segments, 10k customers, 2 x (500 + 500)):
   refit in the session, and new processes with a warm cache.
 
@@ -230,22 +231,30 @@ def main() -> None:
         out["session_off"] = run("session", off, reps=1)
         out["process_off"] = run("process", off)
     if "fit100k" in only:
+        # interleaved: ours cold / PyMC-Marketing / ours cold ... (``--reps`` PyMC-Marketing
+        # runs, each between two cold runs of ours, every one with fresh empty caches),
+        # then ours warm (the last cold run's caches)
+        pmm_runs: list[dict[str, Any]] = []
+        colds: list[dict[str, Any]] = []
         cold = _empty_caches("clv-compile-cold-")
-        out["fit100k_ours_cold"] = run("fit100k_ours", cold)
-        pmm_env = _empty_caches("clv-compile-pmm-")
-        if Path(args.pmm_path).is_dir():
-            pmm_env["PYTHONPATH"] = args.pmm_path
+        colds.append(run("fit100k_ours", cold))
+        for _ in range(max(1, args.reps if args.only else 1)):
+            pmm_env = _empty_caches("clv-compile-pmm-")
+            if Path(args.pmm_path).is_dir():
+                pmm_env["PYTHONPATH"] = args.pmm_path
+            pmm_runs.append(run("fit100k_pmm", pmm_env))
+            cold = _empty_caches("clv-compile-cold-")
+            colds.append(run("fit100k_ours", cold))
         warm = [run("fit100k_ours", cold)]
-        out["fit100k_pmm"] = run("fit100k_pmm", pmm_env)
-        warm.append(run("fit100k_ours", cold))
-        out["fit100k_ours_warm"] = warm
-        pmm = out["fit100k_pmm"].get("fit_s")
-        if pmm:
-            out["fit100k_ratio_pmm_over_ours_warm"] = [pmm / r["fit_s"] for r in warm
-                                                       if "fit_s" in r]
-            if "fit_s" in out["fit100k_ours_cold"]:
-                out["fit100k_ratio_pmm_over_ours_cold"] = (
-                    pmm / out["fit100k_ours_cold"]["fit_s"])
+        out.update(fit100k_ours_cold=colds, fit100k_pmm=pmm_runs, fit100k_ours_warm=warm)
+        ratios_cold = [p["fit_s"] / statistics.median([colds[i]["fit_s"], colds[i + 1]["fit_s"]])
+                       for i, p in enumerate(pmm_runs)
+                       if "fit_s" in p and "fit_s" in colds[i] and "fit_s" in colds[i + 1]]
+        out["fit100k_ratio_pmm_over_ours_cold"] = ratios_cold
+        if pmm_runs and "fit_s" in pmm_runs[-1] and "fit_s" in warm[0]:
+            out["fit100k_ratio_pmm_over_ours_warm"] = pmm_runs[-1]["fit_s"] / warm[0]["fit_s"]
+        print(f"cold ratios (PyMC-Marketing / median of the two cold runs of ours beside it): "
+              f"{[round(r, 1) for r in ratios_cold]}", flush=True)
     if "hier" in only:
         out["hier_session"] = run("hier_session", on, reps=2)
         out["hier_process"] = [run("process", on, hier=True) for _ in range(2)]

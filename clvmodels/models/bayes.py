@@ -361,7 +361,14 @@ standardize_covariates, unseen_levels
         return {name: pm.Deterministic(name, natural[name], dims="segment")
                 for name in self.param_names}
 
-    def _build_model(self, rows: UniqueRows) -> pm.Model:
+    def _fused_total(self, params: dict[str, Any], rows: UniqueRows, inputs: Any) -> Any:
+        """The weighted log-likelihood total as one fused PyTensor node, or None (the
+        factored graph is built). Only for models without segments or covariates."""
+        return None
+
+    def _build_model(self, rows: UniqueRows, *, fused: bool = True) -> pm.Model:
+        """The PyMC model on ``rows``; ``fused=False`` builds the factored likelihood
+        graph even where the class has a fused one (:meth:`_fused_total`)."""
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -422,6 +429,12 @@ standardize_covariates, unseen_levels
 
         with pm.Model(coords=coords) as model:
             params = self._declare_params(inputs)
+            total = (self._fused_total(params, rows, inputs)
+                     if fused and factored and not hier and not groups else None)
+            if total is not None:  # one node: a fast first compile (bg_fused)
+                pm.Potential("likelihood", total)
+                inputs.register(model)
+                return model
             args = [params[n] for n in names]
             if hier:
                 args = [a[None, :] for a in args]

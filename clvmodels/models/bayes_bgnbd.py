@@ -90,6 +90,14 @@ class BayesianBetaGeo(BayesianTransactionModel):
     _pmf = _BGFamily._pmf
     _conditional_pmf = _BGFamily._conditional_pmf
 
+    def _fused_total(self, params: dict[str, Any], rows: UniqueRows, inputs: Any) -> Any:
+        """FHL (2005) eq. (6) summed over the rows as one compiled node
+        (:mod:`clvmodels.models.bg_fused`): ~10x less to compile than the factored graph."""
+        from clvmodels.models.bg_fused import fused_total
+
+        return fused_total(params, rows.columns, rows.weights, inputs,
+                           modified=self._modified)
+
     def _default_priors(self, rows: UniqueRows | None) -> dict[str, PriorSpec]:
         month = _month_in(rows.time_unit if rows is not None else None)
         return {"r": lognormal(0.0, 2.0), "alpha": lognormal(math.log(month), 2.5),

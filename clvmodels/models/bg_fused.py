@@ -1,0 +1,297 @@
+"""The BG/NBD and MBG/NBD log-likelihood of a PyMC model as one fused operation.
+
+A Bayesian BG/NBD without segments or covariates has four scalar parameters and a
+likelihood that is a sum over the unique rows; the factored PyMC graph of it
+(:mod:`clvmodels.models.factored`) becomes ~100 nodes after PyTensor's rewriting — gathers,
+their gradients' scatters, fused elementwise loops — which numba compiles as ~300 functions:
+~90 % of a first (cold) compile, measured (``bench/compile_measurements.md``). Here the
+weighted total and its gradient are one operation (:func:`bg_family_loglik_op`), computed by one
+compiled loop (:func:`bg_family_total_and_grad`): the graph around it is the four priors.
+
+The formula is FHL (2005) eq. (6) in Hardie's overflow-safe form (note 027), the same as
+:func:`clvmodels.models.bgnbd.bg_family_log_likelihood`; with s = b + x (BG) or b + x + 1
+(MBG) and D = 1{x > 0} (BG) or 1 (MBG)::
+
+    LL = lnG(r+x) - lnG(r) + r ln(alpha) + lnG(a+b) + lnG(s) - lnG(b) - lnG(a+s)
+         + ln[(alpha+T)^-(r+x) + D (a/(s-1)) (alpha+t_x)^-(r+x)]
+
+The lnG / psi terms depend on x alone and are evaluated once per distinct x (weighted by
+the rows' total weight), ln(alpha + T) once per distinct T and ln(alpha + t_x) once per
+distinct t_x; only the bracket's log-sum-exp is per row. The gradient is
+:func:`~clvmodels.models.bgnbd.bg_family_log_likelihood_grad`'s, accumulated in the same pass.
+The numpy implementation (``perform``, used outside numba) is the maximum-likelihood hot path
+:func:`~clvmodels.models.bgnbd.bg_family_value_and_grad`; tests check the two against each
+other, against the factored PyMC graph and against finite differences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import numba
+import numpy as np
+
+from clvmodels.models.compiled import _digamma
+
+__all__ = ["KERNEL_VERSION", "bg_family_loglik_op", "bg_family_total_and_grad", "fused_total",
+           "numpy_total_and_grad"]
+
+#: changes with the kernel: part of the Op's printed form, hence of the structure key
+KERNEL_VERSION = "1"
+
+_psi = numba.njit(nogil=True, error_model="numpy")(_digamma)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def bg_family_total_and_grad(r: float, alpha: float, a: float, b: float, ux: np.ndarray,
+                             xi: np.ndarray, uT: np.ndarray, Ti: np.ndarray,
+                             utx: np.ndarray, txi: np.ndarray, w: np.ndarray,
+                             modified: bool) -> tuple[float, float, float, float, float
+                                                      ]:  # pragma: no cover - compiled
+    """Weighted total sum_i w_i LL_i (FHL 2005 eq. 6; MBG: Batislam et al. 2007 eq. 6) and
+    its gradient with respect to (r, alpha, a, b).
+
+    ``ux, uT, utx``: distinct values of x, T and t_x; ``xi, Ti, txi``: each row's position
+    in them; ``w``: each row's weight (customers it stands for).
+    """
+    j = 1.0 if modified else 0.0
+    nT, ntx, nx, n = uT.shape[0], utx.shape[0], ux.shape[0], w.shape[0]
+    lat = np.empty(nT)
+    iat = np.empty(nT)
+    for k in range(nT):
+        v = alpha + uT[k]
+        lat[k] = math.log(v)
+        iat[k] = 1.0 / v
+    latx = np.empty(ntx)
+    iatx = np.empty(ntx)
+    for k in range(ntx):
+        v = alpha + utx[k]
+        latx[k] = math.log(v)
+        iatx[k] = 1.0 / v
+    # per distinct x: ln(a / (s - 1)) and 1 / (s - 1) where the second term is present
+    log_c = np.empty(nx)
+    inv_s1 = np.zeros(nx)
+    present = np.empty(nx, dtype=np.bool_)
+    log_a = math.log(a)
+    for k in range(nx):
+        present[k] = modified or ux[k] > 0.0
+        if present[k]:
+            s1 = b + ux[k] + j - 1.0
+            log_c[k] = log_a - math.log(s1)
+            inv_s1[k] = 1.0 / s1
+        else:
+            log_c[k] = 0.0
+    wx = np.zeros(nx)
+    total = 0.0
+    g_r = 0.0
+    g_alpha = 0.0
+    w_d = 0.0  # sum of w * (share of the second term)
+    g_b = 0.0
+    for i in range(n):
+        k = xi[i]
+        wi = w[i]
+        wx[k] += wi
+        rx = r + ux[k]
+        t = Ti[i]
+        lc = -rx * lat[t]
+        if present[k]:
+            q = txi[i]
+            ld = log_c[k] - rx * latx[q]
+            if ld <= lc:
+                e = math.exp(ld - lc)
+                ll = lc + math.log1p(e)
+                wd = e / (1.0 + e)
+            else:
+                e = math.exp(lc - ld)
+                ll = ld + math.log1p(e)
+                wd = 1.0 / (1.0 + e)
+            wc = 1.0 - wd
+            total += wi * ll
+            g_r -= wi * (wc * lat[t] + wd * latx[q])
+            g_alpha -= wi * rx * (wc * iat[t] + wd * iatx[q])
+            w_d += wi * wd
+            g_b -= wi * wd * inv_s1[k]
+        else:
+            total += wi * lc
+            g_r -= wi * lat[t]
+            g_alpha -= wi * rx * iat[t]
+    # the terms in x alone
+    log_alpha = math.log(alpha)
+    lg_r, lg_ab, lg_b = math.lgamma(r), math.lgamma(a + b), math.lgamma(b)
+    psi_r, psi_ab, psi_b = _psi(r), _psi(a + b), _psi(b)
+    g_a = w_d / a
+    for k in range(nx):
+        wk = wx[k]
+        if wk == 0.0:
+            continue
+        x = ux[k]
+        s = b + x + j
+        total += wk * (math.lgamma(r + x) - lg_r + r * log_alpha + lg_ab + math.lgamma(s)
+                       - lg_b - math.lgamma(a + s))
+        psi_as = _psi(a + s)
+        g_r += wk * (_psi(r + x) - psi_r + log_alpha)
+        g_alpha += wk * r / alpha
+        g_a += wk * (psi_ab - psi_as)
+        g_b += wk * (psi_ab + _psi(s) - psi_b - psi_as)
+    return total, g_r, g_alpha, g_a, g_b
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _bg_op(r: Any, alpha: Any, a: Any, b: Any, ux: Any, xi: Any, uT: Any, Ti: Any,
+           utx: Any, txi: Any, w: Any) -> Any:  # pragma: no cover - compiled
+    """:class:`BGFamilyLogLik` in PyTensor's numba backend (0-d arrays in and out)."""
+    out = bg_family_total_and_grad(r.item(), alpha.item(), a.item(), b.item(), ux, xi, uT,
+                                   Ti, utx, txi, w, False)
+    return (np.array(out[0]), np.array(out[1]), np.array(out[2]), np.array(out[3]),
+            np.array(out[4]))
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _mbg_op(r: Any, alpha: Any, a: Any, b: Any, ux: Any, xi: Any, uT: Any, Ti: Any,
+            utx: Any, txi: Any, w: Any) -> Any:  # pragma: no cover - compiled
+    """As :func:`_bg_op`, MBG/NBD."""
+    out = bg_family_total_and_grad(r.item(), alpha.item(), a.item(), b.item(), ux, xi, uT,
+                                   Ti, utx, txi, w, True)
+    return (np.array(out[0]), np.array(out[1]), np.array(out[2]), np.array(out[3]),
+            np.array(out[4]))
+
+
+def _source_digest() -> str:
+    """sha256 of the kernels' source: the numba cache key changes with the code."""
+    parts = [inspect.getsource(f) for f in (_digamma, bg_family_total_and_grad.py_func,
+                                            _bg_op.py_func, _mbg_op.py_func)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+_N_PARAMS = 4
+_N_DATA = 7
+_OP_CLASS: list[Any] = []
+
+
+def _op_class() -> Any:
+    """The PyTensor Op class (defined on first use: PyTensor is imported with PyMC)."""
+    if _OP_CLASS:
+        return _OP_CLASS[0]
+    import pytensor.tensor as pt
+    from pytensor.gradient import DisconnectedType, grad_not_implemented
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+    from pytensor.link.numba.dispatch import basic as nbasic
+
+    class BGFamilyLogLikOp(Op):
+        """Weighted BG/NBD (or MBG/NBD) log-likelihood total and its gradient.
+
+        Inputs ``r, alpha, a, b`` (float64 scalars) and the data ``ux, xi, uT, Ti, utx,
+        txi, w`` (see :func:`bg_family_total_and_grad`); outputs the total and its four
+        partial derivatives. Its gradient is the last four outputs times the total's
+        output gradient (first derivatives only).
+        """
+
+        __props__ = ("modified", "version")
+
+        def __init__(self, modified: bool) -> None:
+            self.modified = bool(modified)
+            self.version = KERNEL_VERSION
+
+        def make_node(self, *inputs: Any) -> Apply:
+            if len(inputs) != _N_PARAMS + _N_DATA:
+                raise TypeError(f"{type(self).__name__} takes {_N_PARAMS + _N_DATA} inputs")
+            params = [pt.cast(pt.as_tensor_variable(v), "float64") for v in inputs[:_N_PARAMS]]
+            data = [pt.as_tensor_variable(v) for v in inputs[_N_PARAMS:]]
+            kinds = ("f", "i", "f", "i", "f", "i", "f")
+            for p in params:
+                if p.ndim != 0:
+                    raise TypeError("BG/NBD parameters must be scalars")
+            for v, kind in zip(data, kinds, strict=True):
+                if v.ndim != 1 or np.dtype(v.dtype).kind != kind:
+                    raise TypeError(f"data input {v} must be a vector of kind {kind!r}")
+            data = [pt.cast(v, "float64" if k == "f" else "int64")
+                    for v, k in zip(data, kinds, strict=True)]
+            outputs = [pt.scalar(dtype="float64") for _ in range(1 + _N_PARAMS)]
+            return Apply(self, [*params, *data], outputs)
+
+        def perform(self, node: Any, inputs: Any, output_storage: Any) -> None:
+            values = numpy_total_and_grad(*inputs, modified=self.modified)
+            for store, value in zip(output_storage, values, strict=True):
+                store[0] = np.asarray(value, dtype=np.float64)
+
+        def connection_pattern(self, node: Any) -> list[list[bool]]:
+            return [[True] * (1 + _N_PARAMS)] * _N_PARAMS + [[False] * (1 + _N_PARAMS)] * _N_DATA
+
+        def grad(self, inputs: Any, output_grads: Any) -> list[Any]:
+            g_total, *rest = output_grads
+            if isinstance(g_total.type, DisconnectedType) or not all(
+                    isinstance(g.type, DisconnectedType) for g in rest):
+                return [grad_not_implemented(self, i, inputs[i],
+                                             "only the total's first derivatives")
+                        for i in range(_N_PARAMS)] + [DisconnectedType()()] * _N_DATA
+            outs = self(*inputs)
+            return [g_total * d for d in outs[1:]] + [DisconnectedType()()] * _N_DATA
+
+    key = hashlib.sha256(f"clvmodels.bg_fused|{KERNEL_VERSION}|{_source_digest()}"
+                         .encode()).hexdigest()
+
+    @nbasic.register_funcify_and_cache_key(BGFamilyLogLikOp)
+    def _numba_bg_family(op: Any, node: Any, **kwargs: Any) -> tuple[Any, str]:
+        return (_mbg_op if op.modified else _bg_op), f"{key}|modified={op.modified}"
+
+    _OP_CLASS.append(BGFamilyLogLikOp)
+    return BGFamilyLogLikOp
+
+
+def bg_family_loglik_op(modified: bool) -> Any:
+    """The fused log-likelihood Op (:func:`_op_class`) for the BG/NBD or the MBG/NBD."""
+    return _op_class()(modified)
+
+
+def _levels(values: np.ndarray, index: np.ndarray, w: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return values, index, np.bincount(index, weights=w, minlength=len(values))
+
+
+def numpy_total_and_grad(r: Any, alpha: Any, a: Any, b: Any, ux: np.ndarray, xi: np.ndarray,
+                         uT: np.ndarray, Ti: np.ndarray, utx: np.ndarray, txi: np.ndarray,
+                         w: np.ndarray, *, modified: bool) -> tuple[float, ...]:
+    """The same total and gradient as :func:`bg_family_total_and_grad`, in numpy — the
+    maximum-likelihood hot path :func:`~clvmodels.models.bgnbd.bg_family_value_and_grad`."""
+    from clvmodels.models.bgnbd import bg_family_value_and_grad
+
+    xi, Ti, txi = (np.asarray(v, dtype=np.int64) for v in (xi, Ti, txi))
+    w = np.asarray(w, dtype=float)
+    levels = {"x": _levels(np.asarray(ux, dtype=float), xi, w),
+              "T": _levels(np.asarray(uT, dtype=float), Ti, w),
+              "tx": _levels(np.asarray(utx, dtype=float), txi, w)}
+    d = SimpleNamespace(levels=levels.__getitem__, x=levels["x"][0][xi], w=w,
+                        n_customers=float(w.sum()))
+    total, grad = bg_family_value_and_grad(float(r), float(alpha), float(a), float(b), d,
+                                           modified=modified)
+    return (total, *(float(g) for g in grad))
+
+
+def factored_columns(x: np.ndarray, tx: np.ndarray, T: np.ndarray
+                     ) -> dict[str, np.ndarray]:
+    """The kernel's data from per-row ``x, t_x, T``: distinct values and each row's code."""
+    out: dict[str, np.ndarray] = {}
+    for name, values in (("x", x), ("T", T), ("tx", tx)):
+        uniq, inverse = np.unique(np.asarray(values, dtype=float), return_inverse=True)
+        out[f"u{name}"] = uniq
+        out[f"{name}i"] = inverse.reshape(-1).astype(np.int64)
+    return out
+
+
+def fused_total(params: dict[str, Any], columns: dict[str, np.ndarray], weights: np.ndarray,
+                inputs: Any, *, modified: bool) -> Any:
+    """The weighted log-likelihood total of a PyMC model as one :func:`bg_family_loglik_op`
+    node; the data enter through ``inputs`` (:class:`~clvmodels.models.compiled.DataInputs`)
+    so that any data set of these columns gives the same graph."""
+    cols = factored_columns(columns["x"], columns["tx"], columns["T"])
+    data = [inputs.add(cols["ux"], "x"), inputs.index(cols["xi"]),
+            inputs.add(cols["uT"], "T"), inputs.index(cols["Ti"]),
+            inputs.add(cols["utx"], "tx"), inputs.index(cols["txi"]),
+            inputs.add(np.asarray(weights, dtype=float), "weights")]
+    out = bg_family_loglik_op(modified)(*(params[n] for n in ("r", "alpha", "a", "b")), *data)
+    return out[0]
