@@ -93,10 +93,13 @@ class BayesianBetaGeo(BayesianTransactionModel):
     def _fused_total(self, params: dict[str, Any], rows: UniqueRows, inputs: Any) -> Any:
         """FHL (2005) eq. (6) summed over the rows as one compiled node
         (:mod:`clvmodels.models.bg_fused`): ~10x less to compile than the factored graph."""
+        import pymc as pm
+
         from clvmodels.models.bg_fused import fused_total
 
         return fused_total(params, rows.columns, rows.weights, inputs,
-                           modified=self._modified)
+                           modified=self._modified, priors=self.priors_,
+                           model=pm.modelcontext(None))
 
     def _default_priors(self, rows: UniqueRows | None) -> dict[str, PriorSpec]:
         month = _month_in(rows.time_unit if rows is not None else None)

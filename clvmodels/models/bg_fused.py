@@ -26,6 +26,7 @@ other, against the factored PyMC graph and against finite differences.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import math
@@ -37,7 +38,8 @@ import numpy as np
 
 from clvmodels.models.compiled import _digamma
 
-__all__ = ["KERNEL_VERSION", "bg_family_loglik_op", "bg_family_total_and_grad", "fused_total",
+__all__ = ["KERNEL_VERSION", "PRIOR_KINDS", "DirectCompile", "bg_family_loglik_op",
+           "bg_family_total_and_grad", "direct_compile", "direct_logp", "fused_total",
            "numpy_total_and_grad"]
 
 #: changes with the kernel: part of the Op's printed form, hence of the structure key
@@ -160,10 +162,141 @@ def _mbg_op(r: Any, alpha: Any, a: Any, b: Any, ux: Any, xi: Any, uT: Any, Ti: A
             np.array(out[4]))
 
 
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_HALF_LOG_2_OVER_PI = 0.5 * math.log(2.0 / math.pi)
+
+#: priors the direct compile implements: PyMC name -> (code, its parameters in order); all
+#: are on the positive half-line, sampled on log scale (PyMC's log transform)
+PRIOR_KINDS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "LogNormal": (0, ("mu", "sigma")), "Gamma": (1, ("alpha", "beta")),
+    "HalfNormal": (2, ("sigma",)), "Exponential": (3, ("lam",))}
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _log_prior(kind: int, u: float, p0: float, p1: float
+               ) -> tuple[float, float]:  # pragma: no cover - compiled
+    """ln p(theta) + ln|dtheta/du| at theta = e^u (PyMC's log-transformed density, its
+    normalising constants included) and its derivative in u, for :data:`PRIOR_KINDS`."""
+    if kind == 0:  # LogNormal(mu, sigma): the -ln theta of the density cancels the Jacobian
+        z = (u - p0) / p1
+        return -0.5 * z * z - math.log(p1) - _HALF_LOG_2PI, -z / p1
+    t = math.exp(u)
+    if kind == 1:  # Gamma(alpha, beta), rate beta
+        return p0 * math.log(p1) - math.lgamma(p0) + p0 * u - p1 * t, p0 - p1 * t
+    if kind == 2:  # HalfNormal(sigma)
+        q = t / p0
+        return _HALF_LOG_2_OVER_PI - math.log(p0) - 0.5 * q * q + u, 1.0 - q * q
+    return math.log(p0) - p0 * t + u, 1.0 - p0 * t  # Exponential(lam)
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def direct_logp(x: np.ndarray, pos: Any, kinds: Any, pars: Any, ux: np.ndarray,
+                xi: np.ndarray, uT: np.ndarray, Ti: np.ndarray, utx: np.ndarray,
+                txi: np.ndarray, w: np.ndarray, modified: bool
+                ) -> tuple[float, np.ndarray]:  # pragma: no cover - compiled
+    """The model's log density on the sampler's scale and its gradient: x[pos[j]] = ln of
+    parameter j (r, alpha, a, b), prior j of kind ``kinds[j]`` with parameters
+    ``pars[2j], pars[2j+1]``, plus the weighted BG/NBD (MBG/NBD) log-likelihood."""
+    theta = np.empty(4)
+    for j in range(4):
+        theta[j] = math.exp(x[pos[j]])
+    out = bg_family_total_and_grad(theta[0], theta[1], theta[2], theta[3], ux, xi, uT, Ti,
+                                   utx, txi, w, modified)
+    grad = np.zeros(x.shape[0])
+    lp = out[0]
+    for j in range(4):
+        lp_j, d_j = _log_prior(kinds[j], x[pos[j]], pars[2 * j], pars[2 * j + 1])
+        lp += lp_j
+        g_j = out[1] if j == 0 else out[2] if j == 1 else out[3] if j == 2 else out[4]
+        grad[pos[j]] = d_j + g_j * theta[j]
+    return lp, grad
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectCompile:
+    """The fused model's sampler callbacks compiled directly, without a PyTensor graph.
+
+    The model (four log-transformed parameters, priors of :data:`PRIOR_KINDS`, the fused
+    likelihood as a potential) has a log density small enough to write out: the compiled
+    sampler's logp-and-gradient is :func:`direct_logp` and its trace expansion ``theta =
+    e^u``. A first compile is then the kernel's alone (bench/compile_measurements.md);
+    tests check both callbacks against PyMC's own compile of the same model.
+    :mod:`clvmodels.models.compiled` uses it (``register_direct``) where the model's layout
+    is the one described here, and PyTensor's numba compile otherwise.
+    """
+
+    modified: bool
+    data_names: tuple[str, ...]  # shared variables: ux, xi, uT, Ti, utx, txi, w
+    priors: tuple[tuple[str, int, float, float], ...]  # (parameter, kind, p0, p1)
+
+    @property
+    def version(self) -> str:
+        return f"direct|{KERNEL_VERSION}|{_source_digest()}"
+
+    def _register(self, src: str, name: str) -> Any:
+        from pytensor.link.numba.cache import compile_numba_function_src
+
+        env = {"np": np, "math": math, "direct_logp": direct_logp}
+        key = hashlib.sha256(f"{self.version}|{src}".encode()).hexdigest()
+        fn = compile_numba_function_src(src, name, env, cache_key=key)
+        return numba.njit(nogil=True, error_model="numpy")(fn)
+
+    def logp_inner(self, free: list[str], n_dim: int) -> Any:
+        """``inner(x, *data) -> (logp, grad)`` for the free values ``free`` (None where they
+        are not the four parameters' log-transformed values)."""
+        names = [f"{p}_log__" for p, *_ in self.priors]
+        if sorted(free) != sorted(names) or n_dim != len(free):
+            return None
+        pos = tuple(free.index(n) for n in names)
+        kinds = tuple(k for _, k, _, _ in self.priors)
+        pars = tuple(v for *_, p0, p1 in self.priors for v in (p0, p1))
+        data = ", ".join(f"d{i}" for i in range(len(self.data_names)))
+        src = (f"def clv_direct_logp(x, {data}):\n"
+               f"    return direct_logp(x, {pos!r}, {kinds!r}, {pars!r}, {data}, "
+               f"{self.modified!r})\n")
+        return self._register(src, "clv_direct_logp")
+
+    def expand_inner(self, names: list[str], slices: list[slice], n_dim: int,
+                     n_expanded: int) -> Any:
+        """``inner(x) -> (trace values,)``: the free values, then each parameter ``e^u``
+        (None unless every other trace entry is such a parameter)."""
+        lines = [f"    out = np.empty({n_expanded})", f"    for i in range({n_dim}):",
+                 "        out[i] = x[i]"]
+        index = {n: sl.start for n, sl in zip(names, slices, strict=True)}
+        for name, sl in zip(names, slices, strict=True):
+            if sl.start < n_dim:
+                continue
+            source = f"{name}_log__"
+            if sl.stop - sl.start != 1 or source not in index or index[source] >= n_dim:
+                return None
+            lines.append(f"    out[{sl.start}] = math.exp(x[{index[source]}])")
+        src = "def clv_direct_expand(x):\n" + "\n".join([*lines, "    return (out,)"]) + "\n"
+        return self._register(src, "clv_direct_expand")
+
+
+def direct_compile(priors: dict[str, Any], data_names: list[str], *, modified: bool
+                   ) -> DirectCompile | None:
+    """The direct compile of a fused model with these prior specs (None where a prior is
+    not of :data:`PRIOR_KINDS` in its usual parametrisation)."""
+    out = []
+    for name in ("r", "alpha", "a", "b"):
+        spec = dict(priors[name])
+        kind = PRIOR_KINDS.get(str(spec.pop("dist", "")))
+        if kind is None or set(spec) != set(kind[1]):
+            return None
+        values = [float(spec[k]) for k in kind[1]] + [0.0]
+        positive = values[1:2] if kind[0] == 0 else values[:len(kind[1])]  # all but mu
+        if not all(math.isfinite(v) for v in values) or any(v <= 0 for v in positive):
+            return None  # PyMC's own graph then says what such a prior means
+        out.append((name, kind[0], values[0], values[1]))
+    return DirectCompile(modified=modified, data_names=tuple(data_names), priors=tuple(out))
+
+
 def _source_digest() -> str:
     """sha256 of the kernels' source: the numba cache key changes with the code."""
     parts = [inspect.getsource(f) for f in (_digamma, bg_family_total_and_grad.py_func,
-                                            _bg_op.py_func, _mbg_op.py_func)]
+                                            _bg_op.py_func, _mbg_op.py_func,
+                                            _log_prior.py_func, direct_logp.py_func)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -284,14 +417,23 @@ def factored_columns(x: np.ndarray, tx: np.ndarray, T: np.ndarray
 
 
 def fused_total(params: dict[str, Any], columns: dict[str, np.ndarray], weights: np.ndarray,
-                inputs: Any, *, modified: bool) -> Any:
+                inputs: Any, *, modified: bool, priors: dict[str, Any] | None = None,
+                model: Any = None) -> Any:
     """The weighted log-likelihood total of a PyMC model as one :func:`bg_family_loglik_op`
     node; the data enter through ``inputs`` (:class:`~clvmodels.models.compiled.DataInputs`)
-    so that any data set of these columns gives the same graph."""
+    so that any data set of these columns gives the same graph. With the model's ``priors``
+    (specs) and ``model``, the model's sampler is compiled directly where they allow it
+    (:class:`DirectCompile`)."""
     cols = factored_columns(columns["x"], columns["tx"], columns["T"])
     data = [inputs.add(cols["ux"], "x"), inputs.index(cols["xi"]),
             inputs.add(cols["uT"], "T"), inputs.index(cols["Ti"]),
             inputs.add(cols["utx"], "tx"), inputs.index(cols["txi"]),
             inputs.add(np.asarray(weights, dtype=float), "weights")]
     out = bg_family_loglik_op(modified)(*(params[n] for n in ("r", "alpha", "a", "b")), *data)
+    if priors is not None and model is not None:
+        from clvmodels.models.compiled import register_direct
+
+        direct = direct_compile(priors, [v.name for v in data], modified=modified)
+        if direct is not None:
+            register_direct(model, direct)
     return out[0]

@@ -96,6 +96,7 @@ __all__ = [
     "clear_session_cache",
     "compile_nutpie",
     "disk_cache",
+    "register_direct",
     "structure_key",
 ]
 
@@ -106,6 +107,17 @@ _STATS = {"hits": 0, "disk_hits": 0, "misses": 0}
 _LOCK = threading.RLock()
 #: the data inputs of each PyMC model built by BayesianModel._build_model
 _INPUTS: weakref.WeakKeyDictionary[Any, DataInputs] = weakref.WeakKeyDictionary()
+#: models whose sampler callbacks are compiled directly (e.g. bg_fused.DirectCompile)
+_DIRECT: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def register_direct(model: pm.Model, recipe: Any) -> None:
+    """Compile ``model``'s sampler callbacks with ``recipe`` instead of PyTensor's numba
+    backend (:func:`_direct_functions`). ``recipe`` has ``version`` (part of the structure
+    key), ``data_names`` (the shared variables its logp reads, in order),
+    ``logp_inner(free_names, n_dim)`` and ``expand_inner(names, slices, n_dim,
+    n_expanded)`` — each a numba function registered for caching, or None to fall back."""
+    _DIRECT[model] = recipe
 
 
 def cache_enabled() -> bool:
@@ -212,6 +224,9 @@ def structure_key(model: pm.Model, inputs: DataInputs) -> str:
     h.update(repr(sorted(dims.items())).encode())
     h.update(repr([(n, v.ndim, str(v.dtype)) for n, v in inputs.variables.items()]).encode())
     h.update(repr([v.name for v in model.free_RVs]).encode())
+    direct = _DIRECT.get(model)
+    if direct is not None:
+        h.update(f"|{direct.version}".encode())
     h.update(f"{pymc.__version__}|{pytensor.__version__}|{nutpie.__version__}|"
              f"{_DIGAMMA_VERSION}|{_ALLOC_VERSION}|fastmath={pytensor.config.numba__fastmath}".encode())
     return h.hexdigest()
@@ -462,26 +477,32 @@ def _compile_numba_cached(model: pm.Model, key: str, where: Path) -> Any:
     point_fn = nc._wrap_with_lock(make_initial_point_fn(
         model=model, overrides=None, default_strategy="support_point",
         jitter_rvs=set(model.free_RVs), return_transformed=True))
-    n_dim, n_expanded, logp_pt, expand_pt, initial_point_fn, shape_info = nc._make_functions(
-        model, mode="NUMBA", compute_grad=True, join_expanded=True,
-        pymc_initial_point_fn=point_fn, var_names=None)
-    logp_fn, expand_fn = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
+    direct = _direct_functions(model, point_fn)
+    if direct is not None:
+        (n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info, logp_names,
+         expand_names, shared_vars) = direct
+        logp_pt = expand_pt = None
+    else:
+        n_dim, n_expanded, logp_pt, expand_pt, initial_point_fn, shape_info = (
+            nc._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+                               pymc_initial_point_fn=point_fn, var_names=None))
+        logp_fn, expand_fn = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
+        logp_names = [v.name for v in logp_pt.get_shared()]
+        expand_names = [v.name for v in expand_pt.get_shared()]
+        shared_vars = {}
+        for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
+            if var.name in shared_vars and shared_vars[var.name] is not var:
+                return None
+            shared_vars[var.name] = var
     if None in [CACHED_SRC_FUNCTIONS.get(f.py_func) for f in (logp_fn, expand_fn)]:
         return None
-    shared_data: dict[str, np.ndarray] = {}
-    shared_vars: dict[str, Any] = {}
-    for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
-        if var.name in shared_vars and shared_vars[var.name] is not var:
-            return None
-        shared_data[var.name] = np.array(var.get_value(), order="C", copy=True)
-        shared_vars[var.name] = var
+    shared_data = {name: np.array(var.get_value(), order="C", copy=True)
+                   for name, var in shared_vars.items()}
     for val in shared_data.values():
         val.flags.writeable = False
     if not all(name.isidentifier() for name in shared_vars):
         return None
     user_data = nc.make_user_data(shared_vars, shared_data)
-    logp_names = [v.name for v in logp_pt.get_shared()]
-    expand_names = [v.name for v in expand_pt.get_shared()]
     tag = _wrapper_tag(key, user_data.dtype, n_dim, n_expanded, logp_names, expand_names)
     logp_c = _c_wrapper("logp", tag, n_dim, n_expanded, logp_fn, logp_names, shared_data,
                         user_data.dtype)
@@ -511,6 +532,39 @@ def _compile_numba_cached(model: pm.Model, key: str, where: Path) -> Any:
         initial_point_func=initial_point_fn, shared_data=shared_data, user_data=user_data,
         n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_pt,
         expand_func=expand_pt)
+
+
+def _direct_functions(model: pm.Model, point_fn: Any) -> tuple[Any, ...] | None:
+    """What ``nutpie.compile_pymc._make_functions`` gives, for a model registered with
+    :func:`register_direct`: the layout of the free values and the trace, and the
+    recipe's two inner functions (no PyTensor graph is rewritten or compiled). None when
+    the model has no recipe or the recipe declines this layout."""
+    import nutpie.compile_pymc as nc
+
+    recipe = _DIRECT.get(model)
+    inputs = _INPUTS.get(model)
+    if recipe is None or inputs is None:
+        return None
+    shapes = nc._compute_shapes(model)
+    free = [model.rvs_to_values[v].name for v in model.free_RVs]
+    rest = [v.name for v in model.unobserved_value_vars if v.name not in free]
+    names, slices, layout, count = [*free, *rest], [], [], 0
+    for name in names:
+        shape = tuple(int(d) for d in shapes[name])
+        slices.append(slice(count, count + math.prod(shape)))
+        layout.append(shape)
+        count += math.prod(shape)
+    n_dim = slices[len(free) - 1].stop if free else 0
+    logp_fn = recipe.logp_inner(free, n_dim)
+    expand_fn = recipe.expand_inner(names, slices, n_dim, count)
+    missing = [n for n in recipe.data_names if n not in inputs.variables]
+    if logp_fn is None or expand_fn is None or missing:
+        return None
+    initial_point_fn = nc._rv_dict_to_flat_array_wrapper(
+        point_fn, names=free, shapes=layout[:len(free)])
+    shared_vars = {n: inputs.variables[n] for n in recipe.data_names}
+    return (n_dim, count, logp_fn, expand_fn, initial_point_fn, (names, slices, layout),
+            list(recipe.data_names), [], shared_vars)
 
 
 def _load_by_key(model: pm.Model, inputs: DataInputs, key: str, where: Path) -> Any:
