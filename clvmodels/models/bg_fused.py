@@ -22,6 +22,11 @@ distinct t_x; only the bracket's log-sum-exp is per row. The gradient is
 The numpy implementation (``perform``, used outside numba) is the maximum-likelihood hot path
 :func:`~clvmodels.models.bgnbd.bg_family_value_and_grad`; tests check the two against each
 other, against the factored PyMC graph and against finite differences.
+
+With the node, the model's whole log density is four log-transformed parameters, their
+priors and the kernel; where the priors are of :data:`PRIOR_KINDS` the sampler's callbacks
+are compiled from :func:`direct_logp` without any PyTensor graph (:class:`DirectCompile`,
+used by :mod:`clvmodels.models.compiled`): a first compile is then mostly the kernel's.
 """
 
 from __future__ import annotations

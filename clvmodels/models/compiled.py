@@ -45,6 +45,13 @@ Two levels
   the rewritten graph differs between processes for one model (its rewrites name the fused
   loops' temporaries and choose which of two equal-length index arrays gives a shape in an
   order that depends on object ids), so a lookup by it missed in some processes.
+* **Direct compile, on a miss**: a model registered with :func:`register_direct` (the
+  Bayesian BG/NBD and MBG/NBD without segments or covariates, whose likelihood is one fused
+  node and whose priors are of the kinds :mod:`clvmodels.models.bg_fused` writes out) gets
+  its two callbacks' inner functions from that recipe — its compiled kernel and priors, and
+  ``theta = e^u`` for the trace — instead of PyTensor's numba compile of the logp graph
+  (a cold CDNOW compile 2.6 s instead of 7–14 s; bench/compile_measurements.md). Cached
+  and loaded like any other structure; the recipe's version is part of the key.
 * **Below that, on a miss**: PyTensor compiles the logp-and-gradient graph with numba and
   caches each op's machine code on disk keyed on the op (which, with the data as inputs,
   no longer contains the data). ``psi`` (the gradient of ``gammaln``) calls scipy through
