@@ -32,6 +32,7 @@ used by :mod:`clvmodels.models.compiled`): a first compile is then mostly the ke
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import math
@@ -297,12 +298,19 @@ def direct_compile(priors: dict[str, Any], data_names: list[str], *, modified: b
     return DirectCompile(modified=modified, data_names=tuple(data_names), priors=tuple(out))
 
 
+@functools.cache
 def _source_digest() -> str:
-    """sha256 of the kernels' source: the numba cache key changes with the code."""
-    parts = [inspect.getsource(f) for f in (_digamma, bg_family_total_and_grad.py_func,
-                                            _bg_op.py_func, _mbg_op.py_func,
-                                            _log_prior.py_func, direct_logp.py_func)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    """sha256 of the kernels' source (their bytecode and constants where the source is not
+    installed): the numba cache keys change with the code."""
+    funcs = (_digamma, bg_family_total_and_grad.py_func, _bg_op.py_func, _mbg_op.py_func,
+             _log_prior.py_func, direct_logp.py_func)
+    h = hashlib.sha256()
+    for f in funcs:
+        try:
+            h.update(inspect.getsource(f).encode())
+        except (OSError, TypeError):
+            h.update(f.__code__.co_code + repr(f.__code__.co_consts).encode())
+    return h.hexdigest()
 
 
 _N_PARAMS = 4
