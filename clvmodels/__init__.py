@@ -14,7 +14,12 @@ from clvmodels.contract import contract_summary
 from clvmodels.covariates import join_customers
 from clvmodels.evaluation import BacktestResult, ModelComparison, backtest, compare_models
 from clvmodels.models import registry as _registry
-from clvmodels.models.base import ConvergenceWarning, IdentificationError, NotFittedError
+from clvmodels.models.base import (
+    ConvergenceWarning,
+    IdentificationError,
+    IdentificationWarning,
+    NotFittedError,
+)
 from clvmodels.models.lr_test import lr_test
 from clvmodels.models.persistence import ModelFileError, load_model
 from clvmodels.rfm import (
@@ -36,6 +41,7 @@ __all__ = [
     "CompressedRFM",
     "ConvergenceWarning",
     "IdentificationError",
+    "IdentificationWarning",
     "ModelComparison",
     "ModelFileError",
     "NotFittedError",

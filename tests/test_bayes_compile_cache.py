@@ -200,9 +200,8 @@ def _pymc_log_likelihood(model: object) -> np.ndarray:
     """PyMC's pointwise log-likelihood of the fitted model's PyMC graph (chain, draw, row)."""
     import pymc as pm
 
-    # the factored graph: the fused BG/NBD node (bg_fused) is a potential, not a pointwise
-    # likelihood PyMC could evaluate per row
-    pm_model = model._build_model(model._rows_from_idata(), fused=False)
+    pm_model = model._pymc_model()  # the factored graph where sampling used the fused node
+    assert [v.name for v in pm_model.observed_RVs] == ["likelihood"]
     ll = pm.compute_log_likelihood(model.idata_, model=pm_model,
                                    var_names=["likelihood"], extend_inferencedata=False,
                                    progressbar=False)

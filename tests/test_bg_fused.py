@@ -358,3 +358,57 @@ def test_cache_off_compiles_the_fused_node_with_pytensor(monkeypatch: pytest.Mon
     for k in ("r", "alpha", "a", "b"):
         assert abs(fits[0].params_[k] - fits[1].params_[k]) < 0.5 * float(sd[k])
     compiled.clear_session_cache()
+
+
+@pytest.mark.parametrize("priors", [None, {"r": {"dist": "Normal", "mu": 1.0, "sigma": 1.0}}])
+def test_structure_key_follows_the_compiled_code(priors: dict | None,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any change of this module's code (its digest, taken at import) changes the structure
+    key — with the direct compile and with PyTensor's compile of the fused node alike — so
+    an on-disk sampler of older code is never loaded."""
+    from clvmodels.models import bg_fused, compiled
+    from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
+
+    def key() -> str:
+        model = BayesianBetaGeo(priors=priors)
+        rows = model._rows(_data(10, n=100), fitting=True)
+        model.priors_ = validate_priors(model.priors, model._default_priors(rows))
+        pm_model = model._build_model(rows)
+        assert (pm_model in compiled._DIRECT) == (priors is None)
+        return compiled.structure_key(pm_model, compiled._INPUTS[pm_model])
+
+    before = key()
+    assert key() == before
+    monkeypatch.setattr(bg_fused, "_DIGEST", "0" * 64)
+    assert key() != before
+
+
+def test_digest_covers_the_module_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest is of the loaded code: stable across processes (hash seeds) and changed by
+    a change in any function or method of the module."""
+    import subprocess
+    import sys
+
+    from clvmodels.models import bg_fused
+
+    code = "import clvmodels.models.bg_fused as b; print(b._DIGEST)"
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+                           check=True).stdout.strip() for seed in ("1", "2")}
+    assert seen == {bg_fused._DIGEST}
+    assert bg_fused._module_digest() == bg_fused._DIGEST
+
+    def factored_columns(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> dict:
+        return {"changed": x}
+
+    factored_columns.__module__ = bg_fused.__name__
+    with monkeypatch.context() as m:
+        m.setattr(bg_fused, "factored_columns", factored_columns)
+        assert bg_fused._module_digest() != bg_fused._DIGEST
+
+    def expand_inner(self: object, *args: object) -> None:
+        return None
+
+    with monkeypatch.context() as m:
+        m.setattr(bg_fused.DirectCompile, "expand_inner", expand_inner)
+        assert bg_fused._module_digest() != bg_fused._DIGEST

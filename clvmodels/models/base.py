@@ -30,6 +30,7 @@ __all__ = [
     "BaseModel",
     "ConvergenceWarning",
     "IdentificationError",
+    "IdentificationWarning",
     "NotFittedError",
     "check_counts",
     "check_horizon",
@@ -48,6 +49,11 @@ class ConvergenceWarning(UserWarning):
 
 class IdentificationError(ValidationError):
     """The data cannot identify the model's parameters (e.g. nobody ever repeated)."""
+
+
+class IdentificationWarning(UserWarning):
+    """A Bayesian fit on data that cannot identify the parameters: the posterior is
+    (mostly) the prior (the maximum-likelihood twin raises :class:`IdentificationError`)."""
 
 
 #: every registered model class by class name (``load_model`` reads the class a file names)
@@ -185,6 +191,28 @@ class BaseModel(CovariateLinks):
             ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
             return f"{type(self).__name__}({ps})"
         return f"{type(self).__name__}(unfitted)"
+
+    def _identifiability_problem(self, d: UniqueRows) -> str:
+        """Why the data cannot identify the parameters ("" when they can). Families add
+        their own rules by overriding and calling this."""
+        if d.n_customers < 2:
+            return f"only {d.n_customers} customer(s); at least 2 are needed"
+        if self.data_kind in ("continuous", "discrete"):
+            if float(np.dot(d.w, d.x)) == 0:
+                return ("no customer made a repeat purchase (every frequency is 0), so the "
+                        "purchase and drop-out processes cannot be told apart")
+            if np.all(d.T == 0):
+                return "every customer has T = 0: no time was observed after a first purchase"
+            repeaters = float(np.sum(d.w[d.x > 0]))
+            if repeaters < 2:
+                return ("only one customer made repeat purchases: a single customer cannot "
+                        "tell the spread of purchase rates and drop-out across customers")
+        if self.data_kind == "contractual" and float(np.dot(d.w, d.churned)) == 0:
+            return ("no customer churned, so the churn distribution cannot be estimated "
+                    "(every fit would push the churn probability to 0)")
+        if self.data_kind == "spend" and np.ptp(d.m) == 0:  # one value (no sort needed)
+            return "every repeat buyer has the same monetary_value: no spread to estimate"
+        return ""
 
 
 def rfm_arrays(

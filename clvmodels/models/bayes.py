@@ -33,6 +33,7 @@ import copy
 import logging
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -511,6 +512,14 @@ standardize_covariates, unseen_levels
         rows = self._rows(rfm, fitting=True, weights=weights)
         if rows.n_rows == 0:
             raise ValidationError("no customers to fit on")
+        problem = self._identifiability_problem(rows)
+        if problem:  # the MLE twin raises; a posterior exists, but it is the prior's
+            from clvmodels.models.base import IdentificationWarning
+
+            warnings.warn(f"{type(self).__name__}: the data cannot identify the parameters: "
+                          f"{problem}. The posterior will be (mostly) the prior; the "
+                          f"maximum-likelihood fit refuses such data.",
+                          IdentificationWarning, stacklevel=2)
         layout = self.covariate_layout_
         if layout is not None:
             from clvmodels.models.base import IdentificationError

@@ -111,11 +111,16 @@ class BayesianSummaries:
         return np.broadcast_to(ll, (s, n))
 
     def _pymc_model(self) -> pm.Model:
-        """The PyMC model of the fit (built again from ``constant_data`` after loading)."""
+        """The PyMC model of the fit with its pointwise likelihood as the observed variable
+        ``likelihood`` (built again from ``constant_data`` after loading). Where sampling
+        used the fused likelihood node (a potential: :mod:`clvmodels.models.bg_fused`) this
+        is the same model with the factored likelihood graph."""
         model = getattr(self, "_model", None)
-        if model is None:
-            rows = self._rows_from_idata()
-            model = self._model = self._build_model(rows)
+        if model is None or not model.observed_RVs:
+            rows = getattr(self, "_fit_rows", None)
+            if rows is None:
+                rows = self._rows_from_idata()
+            model = self._model = self._build_model(rows, fused=False)
         return model
 
     def _rows_from_idata(self) -> UniqueRows:

@@ -32,9 +32,7 @@ used by :mod:`clvmodels.models.compiled`): a first compile is then mostly the ke
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import inspect
 import math
 from types import SimpleNamespace
 from typing import Any
@@ -54,7 +52,9 @@ KERNEL_VERSION = "1"
 _psi = numba.njit(nogil=True, error_model="numpy")(_digamma)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+# no cache=True: numba's own cache would not see a change of _digamma (another file); the
+# kernel is stored linked into the compiled callbacks, under keys holding _DIGEST
+@numba.njit(nogil=True, error_model="numpy")
 def bg_family_total_and_grad(r: float, alpha: float, a: float, b: float, ux: np.ndarray,
                              xi: np.ndarray, uT: np.ndarray, Ti: np.ndarray,
                              utx: np.ndarray, txi: np.ndarray, w: np.ndarray,
@@ -237,7 +237,7 @@ class DirectCompile:
 
     @property
     def version(self) -> str:
-        return f"direct|{KERNEL_VERSION}|{_source_digest()}"
+        return f"direct|{KERNEL_VERSION}|{_DIGEST}"
 
     def _register(self, src: str, name: str) -> Any:
         from pytensor.link.numba.cache import compile_numba_function_src
@@ -298,18 +298,35 @@ def direct_compile(priors: dict[str, Any], data_names: list[str], *, modified: b
     return DirectCompile(modified=modified, data_names=tuple(data_names), priors=tuple(out))
 
 
-@functools.cache
-def _source_digest() -> str:
-    """sha256 of the kernels' source (their bytecode and constants where the source is not
-    installed): the numba cache keys change with the code."""
-    funcs = (_digamma, bg_family_total_and_grad.py_func, _bg_op.py_func, _mbg_op.py_func,
-             _log_prior.py_func, direct_logp.py_func)
-    h = hashlib.sha256()
-    for f in funcs:
-        try:
-            h.update(inspect.getsource(f).encode())
-        except (OSError, TypeError):
-            h.update(f.__code__.co_code + repr(f.__code__.co_consts).encode())
+def _code_digest(obj: Any) -> bytes:
+    """The bytecode, constants and names of a function's code (and of nested code)."""
+    code = obj.__code__ if hasattr(obj, "__code__") else obj
+    parts = [code.co_code, repr(code.co_names).encode()]
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            parts.append(_code_digest(const))
+        else:  # a frozenset's repr follows the string hash seed: sort it
+            parts.append(repr(sorted(map(repr, const)) if isinstance(const, frozenset)
+                              else const).encode())
+    return b"|".join(parts)
+
+
+def _module_digest() -> str:
+    """sha256 of what the compiled code depends on, taken once, at import, from the code
+    actually loaded: every function and method of this module (the kernels, the priors, the
+    generated sources' templates) and the digamma it calls. Part of the Op's printed form
+    (hence of every structure key) and of every numba cache key here."""
+    h = hashlib.sha256(_code_digest(_digamma))
+    for name, obj in sorted(globals().items()):
+        obj = getattr(obj, "py_func", obj)
+        if isinstance(obj, type) and obj.__module__ == __name__:
+            for attr, member in sorted(vars(obj).items()):
+                member = getattr(member, "fget", member)
+                if hasattr(member, "__code__"):
+                    h.update(f"{name}.{attr}".encode() + _code_digest(member))
+        elif hasattr(obj, "__code__") and getattr(obj, "__module__", None) == __name__:
+            h.update(name.encode() + _code_digest(obj))
+    h.update(repr(sorted(PRIOR_KINDS.items())).encode())
     return h.hexdigest()
 
 
@@ -341,7 +358,7 @@ def _op_class() -> Any:
 
         def __init__(self, modified: bool) -> None:
             self.modified = bool(modified)
-            self.version = KERNEL_VERSION
+            self.version = f"{KERNEL_VERSION}|{_DIGEST[:16]}"
 
         def make_node(self, *inputs: Any) -> Apply:
             if len(inputs) != _N_PARAMS + _N_DATA:
@@ -378,7 +395,7 @@ def _op_class() -> Any:
             outs = self(*inputs)
             return [g_total * d for d in outs[1:]] + [DisconnectedType()()] * _N_DATA
 
-    key = hashlib.sha256(f"clvmodels.bg_fused|{KERNEL_VERSION}|{_source_digest()}"
+    key = hashlib.sha256(f"clvmodels.bg_fused|{KERNEL_VERSION}|{_DIGEST}"
                          .encode()).hexdigest()
 
     @nbasic.register_funcify_and_cache_key(BGFamilyLogLikOp)
@@ -450,3 +467,7 @@ def fused_total(params: dict[str, Any], columns: dict[str, np.ndarray], weights:
         if direct is not None:
             register_direct(model, direct)
     return out[0]
+
+
+#: see :func:`_module_digest`
+_DIGEST = _module_digest()

@@ -456,28 +456,6 @@ class MLEModel(BaseModel):
     #: |log parameter| beyond which an estimate is taken to have run to 0 or infinity
     _BOUNDARY_LOG: ClassVar[float] = 16.0
 
-    def _identifiability_problem(self, d: UniqueRows) -> str:
-        """Why the data cannot identify the parameters ("" when they can). Families add
-        their own rules by overriding and calling this."""
-        if d.n_customers < 2:
-            return f"only {d.n_customers} customer(s); at least 2 are needed"
-        if self.data_kind in ("continuous", "discrete"):
-            if float(np.dot(d.w, d.x)) == 0:
-                return ("no customer made a repeat purchase (every frequency is 0), so the "
-                        "purchase and drop-out processes cannot be told apart")
-            if np.all(d.T == 0):
-                return "every customer has T = 0: no time was observed after a first purchase"
-            repeaters = float(np.sum(d.w[d.x > 0]))
-            if repeaters < 2:
-                return ("only one customer made repeat purchases: a single customer cannot "
-                        "tell the spread of purchase rates and drop-out across customers")
-        if self.data_kind == "contractual" and float(np.dot(d.w, d.churned)) == 0:
-            return ("no customer churned, so the churn distribution cannot be estimated "
-                    "(every fit would push the churn probability to 0)")
-        if self.data_kind == "spend" and np.ptp(d.m) == 0:  # one value (no sort needed)
-            return "every repeat buyer has the same monetary_value: no spread to estimate"
-        return ""
-
     #: |coefficient × largest |design value|| beyond which a coefficient has run off
     _BOUNDARY_EFFECT: ClassVar[float] = 25.0
 
