@@ -61,6 +61,22 @@ def test_bayesian_fit_warns_and_names_the_reason() -> None:
     text = str(found[0].message)
     assert "no customer made a repeat purchase" in text and "prior" in text
     assert np.all(np.isfinite(model.params_.to_numpy()))
+    # one chain: the summary's R-hat is NaN, and ArviZ's shape-check log line is kept quiet
+    import logging
+
+    import arviz as az
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    az_log = az._log
+    az_log.addHandler(handler)
+    az_log.cache.clear()
+    try:
+        summary = model.summary()
+    finally:
+        az_log.removeHandler(handler)
+    assert records == [] and summary["r_hat"].isna().all()
 
 
 def test_identifiable_data_do_not_warn() -> None:

@@ -8,6 +8,7 @@ parameter names and, for LOO, its likelihood hook ``_loglik``.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -168,10 +169,20 @@ class BayesianSummaries:
         self._check_fitted()
         import arviz as az
 
-        with warnings.catch_warnings(), arviz_numpy_kernels():
-            warnings.simplefilter("ignore")
-            out = az.summary(self.idata_, var_names=self._summary_vars(), hdi_prob=hdi_prob,
-                             round_to="none")
+        # one chain: ArviZ logs that R-hat's shape check failed (its R-hat is NaN, shown so),
+        # through its own logger object (not registered with logging)
+        arviz_log = getattr(az, "_log", None)
+        if not isinstance(arviz_log, logging.Logger):
+            arviz_log = logging.getLogger("arviz")
+        level = arviz_log.level
+        arviz_log.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings(), arviz_numpy_kernels():
+                warnings.simplefilter("ignore")
+                out = az.summary(self.idata_, var_names=self._summary_vars(),
+                                 hdi_prob=hdi_prob, round_to="none")
+        finally:
+            arviz_log.setLevel(level)
         out = self._relabel(out)
         ci = self._interval_table(0.05, self._summary_vars())
         shared = pd.DataFrame({"estimate": out["mean"], "se": out["sd"],
