@@ -216,7 +216,7 @@ def test_partial_centring_is_the_same_prior(hier, weight) -> None:
     m.time_unit_ = "W"
     m.centering_ = pd.DataFrame(weight, index=[str(s) for s in m.segment_labels_],
                                 columns=list(m.latents))
-    with m._build_model(rows):
+    with m._build_model(rows, fused=False):  # the likelihood as an observed variable
         prior = pm.sample_prior_predictive(draws=4000, var_names=["r", "a"], random_seed=5)
     rng = np.random.default_rng(6)  # the reference: u ~ Normal(mu, sigma) drawn directly
     mu = rng.normal(0.0, 2.0, 4000)

@@ -364,7 +364,7 @@ standardize_covariates, unseen_levels
 
     def _fused_total(self, params: dict[str, Any], rows: UniqueRows, inputs: Any) -> Any:
         """The weighted log-likelihood total as one fused PyTensor node, or None (the
-        factored graph is built). Only for models without segments or covariates."""
+        factored graph is built). Not called for models with covariates."""
         return None
 
     def _build_model(self, rows: UniqueRows, *, fused: bool = True) -> pm.Model:
@@ -431,7 +431,7 @@ standardize_covariates, unseen_levels
         with pm.Model(coords=coords) as model:
             params = self._declare_params(inputs)
             total = (self._fused_total(params, rows, inputs)
-                     if fused and factored and not hier and not groups else None)
+                     if fused and factored and not groups else None)
             if total is not None:  # one node: a fast first compile (bg_fused)
                 pm.Potential("likelihood", total)
                 inputs.register(model)

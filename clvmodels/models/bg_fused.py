@@ -42,8 +42,9 @@ import numpy as np
 
 from clvmodels.models.compiled import _digamma
 
-__all__ = ["KERNEL_VERSION", "PRIOR_KINDS", "DirectCompile", "bg_family_loglik_op",
-           "bg_family_total_and_grad", "direct_compile", "direct_logp", "fused_total",
+__all__ = ["DATA_ORDER", "KERNEL_VERSION", "PRIOR_KINDS", "DirectCompile",
+           "bg_family_loglik_op", "bg_family_total_and_grad", "bg_segments_total_and_grad",
+           "direct_compile", "direct_logp", "factored_columns", "fused_total",
            "numpy_total_and_grad"]
 
 #: changes with the kernel: part of the Op's printed form, hence of the structure key
@@ -55,60 +56,60 @@ _psi = numba.njit(nogil=True, error_model="numpy")(_digamma)
 # no cache=True: numba's own cache would not see a change of _digamma (another file); the
 # kernel is stored linked into the compiled callbacks, under keys holding _DIGEST
 @numba.njit(nogil=True, error_model="numpy")
-def bg_family_total_and_grad(r: float, alpha: float, a: float, b: float, ux: np.ndarray,
-                             xi: np.ndarray, uT: np.ndarray, Ti: np.ndarray,
-                             utx: np.ndarray, txi: np.ndarray, w: np.ndarray,
-                             modified: bool) -> tuple[float, float, float, float, float
-                                                      ]:  # pragma: no cover - compiled
+def bg_segments_total_and_grad(r: np.ndarray, alpha: np.ndarray, a: np.ndarray,
+                               b: np.ndarray, ux: np.ndarray, xseg: np.ndarray,
+                               xi: np.ndarray, uT: np.ndarray, Tseg: np.ndarray,
+                               Ti: np.ndarray, utx: np.ndarray, txseg: np.ndarray,
+                               txi: np.ndarray, w: np.ndarray, modified: bool
+                               ) -> tuple[float, np.ndarray]:  # pragma: no cover - compiled
     """Weighted total sum_i w_i LL_i (FHL 2005 eq. 6; MBG: Batislam et al. 2007 eq. 6) and
-    its gradient with respect to (r, alpha, a, b).
+    its gradient with respect to each segment's (r, alpha, a, b), shape (4, S).
 
-    ``ux, uT, utx``: distinct values of x, T and t_x; ``xi, Ti, txi``: each row's position
-    in them; ``w``: each row's weight (customers it stands for).
+    Segment s has parameters ``r[s], alpha[s], a[s], b[s]``. ``ux`` holds the distinct
+    (segment, x) pairs' x and ``xseg`` their segment; ``xi`` each row's pair; likewise
+    ``uT, Tseg, Ti`` and ``utx, txseg, txi``; ``w`` each row's weight (customers it stands
+    for). A row's three pairs share its segment.
     """
     j = 1.0 if modified else 0.0
     nT, ntx, nx, n = uT.shape[0], utx.shape[0], ux.shape[0], w.shape[0]
     lat = np.empty(nT)
     iat = np.empty(nT)
     for k in range(nT):
-        v = alpha + uT[k]
+        v = alpha[Tseg[k]] + uT[k]
         lat[k] = math.log(v)
         iat[k] = 1.0 / v
     latx = np.empty(ntx)
     iatx = np.empty(ntx)
     for k in range(ntx):
-        v = alpha + utx[k]
+        v = alpha[txseg[k]] + utx[k]
         latx[k] = math.log(v)
         iatx[k] = 1.0 / v
-    # per distinct x: ln(a / (s - 1)) and 1 / (s - 1) where the second term is present
-    log_c = np.empty(nx)
+    # per (segment, x): ln(a / (s - 1)) and 1 / (s - 1) where the second term is present
+    log_c = np.zeros(nx)
     inv_s1 = np.zeros(nx)
     present = np.empty(nx, dtype=np.bool_)
-    log_a = math.log(a)
     for k in range(nx):
         present[k] = modified or ux[k] > 0.0
         if present[k]:
-            s1 = b + ux[k] + j - 1.0
-            log_c[k] = log_a - math.log(s1)
+            q = xseg[k]
+            s1 = b[q] + ux[k] + j - 1.0
+            log_c[k] = math.log(a[q]) - math.log(s1)
             inv_s1[k] = 1.0 / s1
-        else:
-            log_c[k] = 0.0
     wx = np.zeros(nx)
+    w_d = np.zeros(nx)  # sum of w * (share of the second term), per (segment, x)
+    grad = np.zeros((4, r.shape[0]))
     total = 0.0
-    g_r = 0.0
-    g_alpha = 0.0
-    w_d = 0.0  # sum of w * (share of the second term)
-    g_b = 0.0
     for i in range(n):
         k = xi[i]
+        q = xseg[k]
         wi = w[i]
         wx[k] += wi
-        rx = r + ux[k]
+        rx = r[q] + ux[k]
         t = Ti[i]
         lc = -rx * lat[t]
         if present[k]:
-            q = txi[i]
-            ld = log_c[k] - rx * latx[q]
+            m = txi[i]
+            ld = log_c[k] - rx * latx[m]
             if ld <= lc:
                 e = math.exp(ld - lc)
                 ll = lc + math.log1p(e)
@@ -119,53 +120,68 @@ def bg_family_total_and_grad(r: float, alpha: float, a: float, b: float, ux: np.
                 wd = 1.0 / (1.0 + e)
             wc = 1.0 - wd
             total += wi * ll
-            g_r -= wi * (wc * lat[t] + wd * latx[q])
-            g_alpha -= wi * rx * (wc * iat[t] + wd * iatx[q])
-            w_d += wi * wd
-            g_b -= wi * wd * inv_s1[k]
+            grad[0, q] -= wi * (wc * lat[t] + wd * latx[m])
+            grad[1, q] -= wi * rx * (wc * iat[t] + wd * iatx[m])
+            w_d[k] += wi * wd
         else:
             total += wi * lc
-            g_r -= wi * lat[t]
-            g_alpha -= wi * rx * iat[t]
-    # the terms in x alone
-    log_alpha = math.log(alpha)
-    lg_r, lg_ab, lg_b = math.lgamma(r), math.lgamma(a + b), math.lgamma(b)
-    psi_r, psi_ab, psi_b = _psi(r), _psi(a + b), _psi(b)
-    g_a = w_d / a
+            grad[0, q] -= wi * lat[t]
+            grad[1, q] -= wi * rx * iat[t]
+    # the terms in x alone, per (segment, x)
     for k in range(nx):
         wk = wx[k]
         if wk == 0.0:
             continue
+        q = xseg[k]
+        rq, aq, bq, alq = r[q], a[q], b[q], alpha[q]
         x = ux[k]
-        s = b + x + j
-        total += wk * (math.lgamma(r + x) - lg_r + r * log_alpha + lg_ab + math.lgamma(s)
-                       - lg_b - math.lgamma(a + s))
-        psi_as = _psi(a + s)
-        g_r += wk * (_psi(r + x) - psi_r + log_alpha)
-        g_alpha += wk * r / alpha
-        g_a += wk * (psi_ab - psi_as)
-        g_b += wk * (psi_ab + _psi(s) - psi_b - psi_as)
-    return total, g_r, g_alpha, g_a, g_b
+        s = bq + x + j
+        log_alpha = math.log(alq)
+        total += wk * (math.lgamma(rq + x) - math.lgamma(rq) + rq * log_alpha
+                       + math.lgamma(aq + bq) + math.lgamma(s) - math.lgamma(bq)
+                       - math.lgamma(aq + s))
+        psi_as = _psi(aq + s)
+        psi_ab = _psi(aq + bq)
+        grad[0, q] += wk * (_psi(rq + x) - _psi(rq) + log_alpha)
+        grad[1, q] += wk * rq / alq
+        grad[2, q] += wk * (psi_ab - psi_as) + w_d[k] / aq
+        grad[3, q] += wk * (psi_ab + _psi(s) - _psi(bq) - psi_as) - w_d[k] * inv_s1[k]
+    return total, grad
 
 
 @numba.njit(nogil=True, error_model="numpy")
-def _bg_op(r: Any, alpha: Any, a: Any, b: Any, ux: Any, xi: Any, uT: Any, Ti: Any,
-           utx: Any, txi: Any, w: Any) -> Any:  # pragma: no cover - compiled
-    """:class:`BGFamilyLogLik` in PyTensor's numba backend (0-d arrays in and out)."""
-    out = bg_family_total_and_grad(r.item(), alpha.item(), a.item(), b.item(), ux, xi, uT,
-                                   Ti, utx, txi, w, False)
-    return (np.array(out[0]), np.array(out[1]), np.array(out[2]), np.array(out[3]),
-            np.array(out[4]))
+def bg_family_total_and_grad(r: float, alpha: float, a: float, b: float, ux: np.ndarray,
+                             xi: np.ndarray, uT: np.ndarray, Ti: np.ndarray,
+                             utx: np.ndarray, txi: np.ndarray, w: np.ndarray,
+                             modified: bool) -> tuple[float, float, float, float, float
+                                                      ]:  # pragma: no cover - compiled
+    """:func:`bg_segments_total_and_grad` for one segment: the total and d/d(r, alpha, a,
+    b), with ``ux, uT, utx`` the distinct values of x, T, t_x."""
+    total, g = bg_segments_total_and_grad(
+        np.full(1, r), np.full(1, alpha), np.full(1, a), np.full(1, b), ux,
+        np.zeros(ux.shape[0], np.int64), xi, uT, np.zeros(uT.shape[0], np.int64), Ti, utx,
+        np.zeros(utx.shape[0], np.int64), txi, w, modified)
+    return total, g[0, 0], g[1, 0], g[2, 0], g[3, 0]
 
 
 @numba.njit(nogil=True, error_model="numpy")
-def _mbg_op(r: Any, alpha: Any, a: Any, b: Any, ux: Any, xi: Any, uT: Any, Ti: Any,
-            utx: Any, txi: Any, w: Any) -> Any:  # pragma: no cover - compiled
+def _bg_op(r: Any, alpha: Any, a: Any, b: Any, ux: Any, xseg: Any, xi: Any, uT: Any,
+           Tseg: Any, Ti: Any, utx: Any, txseg: Any, txi: Any,
+           w: Any) -> Any:  # pragma: no cover - compiled
+    """:class:`BGFamilyLogLik` in PyTensor's numba backend (arrays in, 0-d total out)."""
+    total, g = bg_segments_total_and_grad(r, alpha, a, b, ux, xseg, xi, uT, Tseg, Ti, utx,
+                                          txseg, txi, w, False)
+    return np.array(total), g[0].copy(), g[1].copy(), g[2].copy(), g[3].copy()
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _mbg_op(r: Any, alpha: Any, a: Any, b: Any, ux: Any, xseg: Any, xi: Any, uT: Any,
+            Tseg: Any, Ti: Any, utx: Any, txseg: Any, txi: Any,
+            w: Any) -> Any:  # pragma: no cover - compiled
     """As :func:`_bg_op`, MBG/NBD."""
-    out = bg_family_total_and_grad(r.item(), alpha.item(), a.item(), b.item(), ux, xi, uT,
-                                   Ti, utx, txi, w, True)
-    return (np.array(out[0]), np.array(out[1]), np.array(out[2]), np.array(out[3]),
-            np.array(out[4]))
+    total, g = bg_segments_total_and_grad(r, alpha, a, b, ux, xseg, xi, uT, Tseg, Ti, utx,
+                                          txseg, txi, w, True)
+    return np.array(total), g[0].copy(), g[1].copy(), g[2].copy(), g[3].copy()
 
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -197,24 +213,25 @@ def _log_prior(kind: int, u: float, p0: float, p1: float
 
 @numba.njit(nogil=True, error_model="numpy")
 def direct_logp(x: np.ndarray, pos: Any, kinds: Any, pars: Any, ux: np.ndarray,
-                xi: np.ndarray, uT: np.ndarray, Ti: np.ndarray, utx: np.ndarray,
-                txi: np.ndarray, w: np.ndarray, modified: bool
+                xseg: np.ndarray, xi: np.ndarray, uT: np.ndarray, Tseg: np.ndarray,
+                Ti: np.ndarray, utx: np.ndarray, txseg: np.ndarray, txi: np.ndarray,
+                w: np.ndarray, modified: bool
                 ) -> tuple[float, np.ndarray]:  # pragma: no cover - compiled
     """The model's log density on the sampler's scale and its gradient: x[pos[j]] = ln of
     parameter j (r, alpha, a, b), prior j of kind ``kinds[j]`` with parameters
-    ``pars[2j], pars[2j+1]``, plus the weighted BG/NBD (MBG/NBD) log-likelihood."""
-    theta = np.empty(4)
+    ``pars[2j], pars[2j+1]``, plus the weighted BG/NBD (MBG/NBD) log-likelihood (one
+    segment)."""
+    theta = np.empty((4, 1))
     for j in range(4):
-        theta[j] = math.exp(x[pos[j]])
-    out = bg_family_total_and_grad(theta[0], theta[1], theta[2], theta[3], ux, xi, uT, Ti,
-                                   utx, txi, w, modified)
+        theta[j, 0] = math.exp(x[pos[j]])
+    total, g = bg_segments_total_and_grad(theta[0], theta[1], theta[2], theta[3], ux, xseg,
+                                          xi, uT, Tseg, Ti, utx, txseg, txi, w, modified)
     grad = np.zeros(x.shape[0])
-    lp = out[0]
+    lp = total
     for j in range(4):
         lp_j, d_j = _log_prior(kinds[j], x[pos[j]], pars[2 * j], pars[2 * j + 1])
         lp += lp_j
-        g_j = out[1] if j == 0 else out[2] if j == 1 else out[3] if j == 2 else out[4]
-        grad[pos[j]] = d_j + g_j * theta[j]
+        grad[pos[j]] = d_j + g[j, 0] * theta[j, 0]
     return lp, grad
 
 
@@ -232,7 +249,7 @@ class DirectCompile:
     """
 
     modified: bool
-    data_names: tuple[str, ...]  # shared variables: ux, xi, uT, Ti, utx, txi, w
+    data_names: tuple[str, ...]  # shared variables: ux, xseg, xi, uT, Tseg, Ti, utx, txseg, txi, w
     priors: tuple[tuple[str, int, float, float], ...]  # (parameter, kind, p0, p1)
 
     @property
@@ -331,7 +348,9 @@ def _module_digest() -> str:
 
 
 _N_PARAMS = 4
-_N_DATA = 7
+_N_DATA = 10
+#: the data inputs' kinds: ux, xseg, xi, uT, Tseg, Ti, utx, txseg, txi, w
+_DATA_KINDS = ("f", "i", "i", "f", "i", "i", "f", "i", "i", "f")
 _OP_CLASS: list[Any] = []
 
 
@@ -348,10 +367,11 @@ def _op_class() -> Any:
     class BGFamilyLogLikOp(Op):
         """Weighted BG/NBD (or MBG/NBD) log-likelihood total and its gradient.
 
-        Inputs ``r, alpha, a, b`` (float64 scalars) and the data ``ux, xi, uT, Ti, utx,
-        txi, w`` (see :func:`bg_family_total_and_grad`); outputs the total and its four
-        partial derivatives. Its gradient is the last four outputs times the total's
-        output gradient (first derivatives only).
+        Inputs ``r, alpha, a, b`` (float64 vectors, one value per segment) and the data
+        ``ux, xseg, xi, uT, Tseg, Ti, utx, txseg, txi, w`` (see
+        :func:`bg_segments_total_and_grad`); outputs the total and its gradient with respect
+        to each parameter vector. Its gradient is those outputs times the total's output
+        gradient (first derivatives only).
         """
 
         __props__ = ("modified", "version")
@@ -365,16 +385,17 @@ def _op_class() -> Any:
                 raise TypeError(f"{type(self).__name__} takes {_N_PARAMS + _N_DATA} inputs")
             params = [pt.cast(pt.as_tensor_variable(v), "float64") for v in inputs[:_N_PARAMS]]
             data = [pt.as_tensor_variable(v) for v in inputs[_N_PARAMS:]]
-            kinds = ("f", "i", "f", "i", "f", "i", "f")
+            kinds = _DATA_KINDS
             for p in params:
-                if p.ndim != 0:
-                    raise TypeError("BG/NBD parameters must be scalars")
+                if p.ndim != 1:
+                    raise TypeError("BG/NBD parameters must be vectors (one value per segment)")
             for v, kind in zip(data, kinds, strict=True):
                 if v.ndim != 1 or np.dtype(v.dtype).kind != kind:
                     raise TypeError(f"data input {v} must be a vector of kind {kind!r}")
             data = [pt.cast(v, "float64" if k == "f" else "int64")
                     for v, k in zip(data, kinds, strict=True)]
-            outputs = [pt.scalar(dtype="float64") for _ in range(1 + _N_PARAMS)]
+            outputs = [pt.scalar(dtype="float64"),
+                       *(pt.vector(dtype="float64", shape=p.type.shape) for p in params)]
             return Apply(self, [*params, *data], outputs)
 
         def perform(self, node: Any, inputs: Any, output_storage: Any) -> None:
@@ -416,51 +437,84 @@ def _levels(values: np.ndarray, index: np.ndarray, w: np.ndarray
     return values, index, np.bincount(index, weights=w, minlength=len(values))
 
 
-def numpy_total_and_grad(r: Any, alpha: Any, a: Any, b: Any, ux: np.ndarray, xi: np.ndarray,
-                         uT: np.ndarray, Ti: np.ndarray, utx: np.ndarray, txi: np.ndarray,
-                         w: np.ndarray, *, modified: bool) -> tuple[float, ...]:
-    """The same total and gradient as :func:`bg_family_total_and_grad`, in numpy — the
-    maximum-likelihood hot path :func:`~clvmodels.models.bgnbd.bg_family_value_and_grad`."""
+def numpy_total_and_grad(r: Any, alpha: Any, a: Any, b: Any, ux: np.ndarray,
+                         xseg: np.ndarray, xi: np.ndarray, uT: np.ndarray, Tseg: np.ndarray,
+                         Ti: np.ndarray, utx: np.ndarray, txseg: np.ndarray, txi: np.ndarray,
+                         w: np.ndarray, *, modified: bool) -> tuple[Any, ...]:
+    """The same total and per-segment gradients as :func:`bg_segments_total_and_grad`, in
+    numpy: the maximum-likelihood hot path
+    :func:`~clvmodels.models.bgnbd.bg_family_value_and_grad` on each segment's rows."""
     from clvmodels.models.bgnbd import bg_family_value_and_grad
 
+    r, alpha, a, b = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (r, alpha, a, b))
     xi, Ti, txi = (np.asarray(v, dtype=np.int64) for v in (xi, Ti, txi))
     w = np.asarray(w, dtype=float)
-    levels = {"x": _levels(np.asarray(ux, dtype=float), xi, w),
-              "T": _levels(np.asarray(uT, dtype=float), Ti, w),
-              "tx": _levels(np.asarray(utx, dtype=float), txi, w)}
-    d = SimpleNamespace(levels=levels.__getitem__, x=levels["x"][0][xi], w=w,
-                        n_customers=float(w.sum()))
-    total, grad = bg_family_value_and_grad(float(r), float(alpha), float(a), float(b), d,
-                                           modified=modified)
-    return (total, *(float(g) for g in grad))
+    ux, uT, utx = (np.asarray(v, dtype=float) for v in (ux, uT, utx))
+    row_seg = np.asarray(xseg, dtype=np.int64)[xi]
+    total, grad = 0.0, np.zeros((4, len(r)))
+    for q in range(len(r)):
+        rows = np.flatnonzero(row_seg == q)
+        if len(rows) == 0:
+            continue
+        wq = w[rows]
+        levels = {}
+        for name, u, idx in (("x", ux, xi), ("T", uT, Ti), ("tx", utx, txi)):
+            used, inverse = np.unique(idx[rows], return_inverse=True)
+            levels[name] = _levels(u[used], inverse.reshape(-1), wq)
+        d = SimpleNamespace(levels=levels.__getitem__, x=ux[xi[rows]], w=wq,
+                            n_customers=float(wq.sum()))
+        value, g = bg_family_value_and_grad(float(r[q]), float(alpha[q]), float(a[q]),
+                                            float(b[q]), d, modified=modified)
+        total += value
+        grad[:, q] = g
+    return (total, *grad)
 
 
-def factored_columns(x: np.ndarray, tx: np.ndarray, T: np.ndarray
-                     ) -> dict[str, np.ndarray]:
-    """The kernel's data from per-row ``x, t_x, T``: distinct values and each row's code."""
+def _pairs(codes: np.ndarray, values: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (segment, value) pairs: their values, segments, and each row's pair."""
+    keys = np.column_stack([codes.astype(float), np.asarray(values, dtype=float)])
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return uniq[:, 1].copy(), uniq[:, 0].astype(np.int64), inverse.reshape(-1).astype(np.int64)
+
+
+def factored_columns(x: np.ndarray, tx: np.ndarray, T: np.ndarray,
+                     segment: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The kernel's data from per-row ``x, t_x, T`` (and segment codes): for each column
+    the distinct (segment, value) pairs ``u<name>``, their segments ``<name>seg`` and each
+    row's pair ``<name>i``."""
+    codes = (np.zeros(len(np.asarray(x)), dtype=np.int64) if segment is None
+             else np.asarray(segment, dtype=np.int64))
     out: dict[str, np.ndarray] = {}
     for name, values in (("x", x), ("T", T), ("tx", tx)):
-        uniq, inverse = np.unique(np.asarray(values, dtype=float), return_inverse=True)
-        out[f"u{name}"] = uniq
-        out[f"{name}i"] = inverse.reshape(-1).astype(np.int64)
+        out[f"u{name}"], out[f"{name}seg"], out[f"{name}i"] = _pairs(codes, values)
     return out
 
 
+#: the kernel's data inputs, in order (names of :func:`factored_columns`'s arrays)
+DATA_ORDER = ("ux", "xseg", "xi", "uT", "Tseg", "Ti", "utx", "txseg", "txi")
+
+
 def fused_total(params: dict[str, Any], columns: dict[str, np.ndarray], weights: np.ndarray,
-                inputs: Any, *, modified: bool, priors: dict[str, Any] | None = None,
-                model: Any = None) -> Any:
+                inputs: Any, *, modified: bool, segment: np.ndarray | None = None,
+                priors: dict[str, Any] | None = None, model: Any = None) -> Any:
     """The weighted log-likelihood total of a PyMC model as one :func:`bg_family_loglik_op`
     node; the data enter through ``inputs`` (:class:`~clvmodels.models.compiled.DataInputs`)
-    so that any data set of these columns gives the same graph. With the model's ``priors``
-    (specs) and ``model``, the model's sampler is compiled directly where they allow it
-    (:class:`DirectCompile`)."""
-    cols = factored_columns(columns["x"], columns["tx"], columns["T"])
-    data = [inputs.add(cols["ux"], "x"), inputs.index(cols["xi"]),
-            inputs.add(cols["uT"], "T"), inputs.index(cols["Ti"]),
-            inputs.add(cols["utx"], "tx"), inputs.index(cols["txi"]),
-            inputs.add(np.asarray(weights, dtype=float), "weights")]
-    out = bg_family_loglik_op(modified)(*(params[n] for n in ("r", "alpha", "a", "b")), *data)
-    if priors is not None and model is not None:
+    so that any data set of these columns gives the same graph. ``params`` are scalars, or
+    one value per segment with ``segment`` each row's segment code (hierarchical). With the
+    model's ``priors`` (specs) and ``model``, a model without segments has its sampler
+    compiled directly where the priors allow it (:class:`DirectCompile`)."""
+    import pytensor.tensor as pt
+
+    cols = factored_columns(columns["x"], columns["tx"], columns["T"], segment)
+    data = [inputs.add(cols[n], n[1:] if n.startswith("u") else n) for n in DATA_ORDER]
+    data.append(inputs.add(np.asarray(weights, dtype=float), "weights"))
+    scalar = all(pt.as_tensor_variable(params[n]).ndim == 0 for n in ("r", "alpha", "a", "b"))
+    vectors = [pt.as_tensor_variable(params[n]) for n in ("r", "alpha", "a", "b")]
+    if scalar:
+        vectors = [v[None] for v in vectors]
+    out = bg_family_loglik_op(modified)(*vectors, *data)
+    if scalar and segment is None and priors is not None and model is not None:
         from clvmodels.models.compiled import register_direct
 
         direct = direct_compile(priors, [v.name for v in data], modified=modified)
