@@ -1,12 +1,13 @@
 """The BG/NBD and MBG/NBD log-likelihood of a PyMC model as one fused operation.
 
-A Bayesian BG/NBD without segments or covariates has four scalar parameters and a
-likelihood that is a sum over the unique rows; the factored PyMC graph of it
+A Bayesian BG/NBD without covariates has four parameters (per segment, when hierarchical)
+and a likelihood that is a sum over the unique rows; the factored PyMC graph of it
 (:mod:`clvmodels.models.factored`) becomes ~100 nodes after PyTensor's rewriting — gathers,
 their gradients' scatters, fused elementwise loops — which numba compiles as ~300 functions:
 ~90 % of a first (cold) compile, measured (``bench/compile_measurements.md``). Here the
-weighted total and its gradient are one operation (:func:`bg_family_loglik_op`), computed by one
-compiled loop (:func:`bg_family_total_and_grad`): the graph around it is the four priors.
+weighted total and its gradient are one operation (:func:`bg_family_loglik_op`), computed by
+one compiled loop (:func:`bg_segments_total_and_grad`): the graph around it is the priors
+(and, when hierarchical, the segment latents).
 
 The formula is FHL (2005) eq. (6) in Hardie's overflow-safe form (note 027), the same as
 :func:`clvmodels.models.bgnbd.bg_family_log_likelihood`; with s = b + x (BG) or b + x + 1
@@ -15,16 +16,17 @@ The formula is FHL (2005) eq. (6) in Hardie's overflow-safe form (note 027), the
     LL = lnG(r+x) - lnG(r) + r ln(alpha) + lnG(a+b) + lnG(s) - lnG(b) - lnG(a+s)
          + ln[(alpha+T)^-(r+x) + D (a/(s-1)) (alpha+t_x)^-(r+x)]
 
-The lnG / psi terms depend on x alone and are evaluated once per distinct x (weighted by
-the rows' total weight), ln(alpha + T) once per distinct T and ln(alpha + t_x) once per
-distinct t_x; only the bracket's log-sum-exp is per row. The gradient is
-:func:`~clvmodels.models.bgnbd.bg_family_log_likelihood_grad`'s, accumulated in the same pass.
+The lnG / psi terms depend on x alone and are evaluated once per distinct (segment, x)
+(weighted by the rows' total weight), ln(alpha + T) once per distinct (segment, T) and
+ln(alpha + t_x) once per distinct (segment, t_x); only the bracket's log-sum-exp is per row.
+The gradient is :func:`~clvmodels.models.bgnbd.bg_family_log_likelihood_grad`'s, accumulated
+in the same pass.
 The numpy implementation (``perform``, used outside numba) is the maximum-likelihood hot path
 :func:`~clvmodels.models.bgnbd.bg_family_value_and_grad`; tests check the two against each
 other, against the factored PyMC graph and against finite differences.
 
-With the node, the model's whole log density is four log-transformed parameters, their
-priors and the kernel; where the priors are of :data:`PRIOR_KINDS` the sampler's callbacks
+Without segments, the model's whole log density is then four log-transformed parameters,
+their priors and the kernel; where the priors are of :data:`PRIOR_KINDS` the sampler's callbacks
 are compiled from :func:`direct_logp` without any PyTensor graph (:class:`DirectCompile`,
 used by :mod:`clvmodels.models.compiled`): a first compile is then mostly the kernel's.
 """
