@@ -127,25 +127,28 @@ def _data(seed: int, n: int = 400) -> pd.DataFrame:
                           random_seed=seed + 100)
 
 
+def _logp_dlogp(mode: str, *models: object) -> tuple[list, list[int]]:
+    """Each model's compiled (logp, dlogp) function and its number of nodes."""
+    import pytensor
+
+    funcs = [pytensor.function(m.value_vars, [m.logp(), m.dlogp()], mode=mode,
+                               on_unused_input="ignore") for m in models]
+    return funcs, [len(f.maker.fgraph.apply_nodes) for f in funcs]
+
+
 @pytest.mark.parametrize("mode", ["FAST_RUN", "NUMBA"])
 @pytest.mark.parametrize("name", ["BayesianBetaGeo", "BayesianModifiedBetaGeo"])
 def test_fused_model_equals_factored_graph(name: str, mode: str) -> None:
     """The PyMC model's logp and gradient with the fused node (numpy ``perform`` under the C
     backend, the compiled kernel under numba) equal the factored graph's at random points,
     and the node leaves a fraction of the graph to compile."""
-    import pytensor
 
     from clvmodels.models import bayes_bgnbd
 
     fused, factored = _pymc_models(getattr(bayes_bgnbd, name), _data(5))
     assert "likelihood" in fused.named_vars and not fused.observed_RVs
     assert [v.name for v in factored.observed_RVs] == ["likelihood"]
-    funcs, sizes = [], []
-    for m in (fused, factored):
-        f = pytensor.function(m.value_vars, [m.logp(), m.dlogp()], mode=mode,
-                              on_unused_input="ignore")
-        funcs.append(f)
-        sizes.append(len(f.maker.fgraph.apply_nodes))
+    funcs, sizes = _logp_dlogp(mode, fused, factored)
     assert sizes[0] * 3 < sizes[1], sizes
     rng = np.random.default_rng(0)
     start = fused.initial_point()
@@ -451,7 +454,6 @@ def test_hierarchical_fused_model_equals_factored_graph(parametrization: str) ->
     """Hierarchical BG/NBD (one parameter set per segment): the model with the fused node
     has the factored graph's logp and gradient at random points (C backend and numba), with
     a fraction of its nodes; no direct compile (its priors are the hierarchy's)."""
-    import pytensor
 
     from clvmodels.models import compiled
     from clvmodels.models.bayes_bgnbd import BayesianBetaGeo
@@ -471,12 +473,7 @@ def test_hierarchical_fused_model_equals_factored_graph(parametrization: str) ->
     points = [[start[n] + rng.normal(0, 0.5, np.shape(start[n])) for n in names]
               for _ in range(5)]
     for mode in ("FAST_RUN", "NUMBA"):
-        funcs, sizes = [], []
-        for m in (fused, factored):
-            f = pytensor.function(m.value_vars, [m.logp(), m.dlogp()], mode=mode,
-                                  on_unused_input="ignore")
-            funcs.append(f)
-            sizes.append(len(f.maker.fgraph.apply_nodes))
+        funcs, sizes = _logp_dlogp(mode, fused, factored)
         assert sizes[0] * 2 < sizes[1], sizes
         for point in points:
             (lp_f, g_f), (lp_r, g_r) = (f(*point) for f in funcs)

@@ -55,6 +55,19 @@ KERNEL_VERSION = "1"
 _psi = numba.njit(nogil=True, error_model="numpy")(_digamma)
 
 
+@numba.njit(nogil=True, error_model="numpy")
+def _log_and_inverse(alpha: np.ndarray, seg: np.ndarray, u: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """ln(alpha_s + u) and 1 / (alpha_s + u) for each (segment s, value u) pair."""
+    out = np.empty(u.shape[0])
+    inv = np.empty(u.shape[0])
+    for k in range(u.shape[0]):
+        v = alpha[seg[k]] + u[k]
+        out[k] = math.log(v)
+        inv[k] = 1.0 / v
+    return out, inv
+
+
 # no cache=True: numba's own cache would not see a change of _digamma (another file); the
 # kernel is stored linked into the compiled callbacks, under keys holding _DIGEST
 @numba.njit(nogil=True, error_model="numpy")
@@ -73,19 +86,9 @@ def bg_segments_total_and_grad(r: np.ndarray, alpha: np.ndarray, a: np.ndarray,
     for). A row's three pairs share its segment.
     """
     j = 1.0 if modified else 0.0
-    nT, ntx, nx, n = uT.shape[0], utx.shape[0], ux.shape[0], w.shape[0]
-    lat = np.empty(nT)
-    iat = np.empty(nT)
-    for k in range(nT):
-        v = alpha[Tseg[k]] + uT[k]
-        lat[k] = math.log(v)
-        iat[k] = 1.0 / v
-    latx = np.empty(ntx)
-    iatx = np.empty(ntx)
-    for k in range(ntx):
-        v = alpha[txseg[k]] + utx[k]
-        latx[k] = math.log(v)
-        iatx[k] = 1.0 / v
+    nx, n = ux.shape[0], w.shape[0]
+    lat, iat = _log_and_inverse(alpha, Tseg, uT)
+    latx, iatx = _log_and_inverse(alpha, txseg, utx)
     # per (segment, x): ln(a / (s - 1)) and 1 / (s - 1) where the second term is present
     log_c = np.zeros(nx)
     inv_s1 = np.zeros(nx)
