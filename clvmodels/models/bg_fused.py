@@ -170,23 +170,25 @@ def bg_family_total_and_grad(r: float, alpha: float, a: float, b: float, ux: np.
 
 
 @numba.njit(nogil=True, error_model="numpy")
-def _bg_op(r: Any, alpha: Any, a: Any, b: Any, ux: Any, xseg: Any, xi: Any, uT: Any,
-           Tseg: Any, Ti: Any, utx: Any, txseg: Any, txi: Any,
-           w: Any) -> Any:  # pragma: no cover - compiled
-    """:class:`BGFamilyLogLik` in PyTensor's numba backend (arrays in, 0-d total out)."""
+def _op_outputs(modified: bool, r: Any, alpha: Any, a: Any, b: Any, ux: Any, xseg: Any,
+                xi: Any, uT: Any, Tseg: Any, Ti: Any, utx: Any, txseg: Any, txi: Any,
+                w: Any) -> Any:  # pragma: no cover - compiled
+    """:class:`BGFamilyLogLik`'s outputs in PyTensor's numba backend (0-d total, vectors)."""
     total, g = bg_segments_total_and_grad(r, alpha, a, b, ux, xseg, xi, uT, Tseg, Ti, utx,
-                                          txseg, txi, w, False)
+                                          txseg, txi, w, modified)
     return np.array(total), g[0].copy(), g[1].copy(), g[2].copy(), g[3].copy()
 
 
 @numba.njit(nogil=True, error_model="numpy")
-def _mbg_op(r: Any, alpha: Any, a: Any, b: Any, ux: Any, xseg: Any, xi: Any, uT: Any,
-            Tseg: Any, Ti: Any, utx: Any, txseg: Any, txi: Any,
-            w: Any) -> Any:  # pragma: no cover - compiled
-    """As :func:`_bg_op`, MBG/NBD."""
-    total, g = bg_segments_total_and_grad(r, alpha, a, b, ux, xseg, xi, uT, Tseg, Ti, utx,
-                                          txseg, txi, w, True)
-    return np.array(total), g[0].copy(), g[1].copy(), g[2].copy(), g[3].copy()
+def _bg_op(*inputs: Any) -> Any:  # pragma: no cover - compiled
+    """The Op for the BG/NBD (``modified`` a compile-time constant)."""
+    return _op_outputs(False, *inputs)
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _mbg_op(*inputs: Any) -> Any:  # pragma: no cover - compiled
+    """The Op for the MBG/NBD."""
+    return _op_outputs(True, *inputs)
 
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
